@@ -1,0 +1,93 @@
+"""Prefect tasks for dial-out legs: start, stop, send DTMF."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.logging import get_run_logger
+
+from ._shared import client_for
+from .credentials import DailyCredentials
+from .errors import DailyError
+from .models import Acknowledged, DialOutStarted, SendDtmf, StartDialOut
+from .ratelimit import DEFAULT, DIALOUT_START
+from .retries import RETRY_POLICY, paced_call
+
+
+@task(name="daily-start-dial-out", **RETRY_POLICY)
+async def start_dial_out(
+    room: str,
+    dial_out: StartDialOut | dict[str, Any],
+    credentials: DailyCredentials | None = None,
+) -> DialOutStarted:
+    """Call a SIP URI (or phone number) from the room; returns the leg's ``sessionId``.
+
+    Paced at Daily's call-start class (~1/s, 5 per 5 s) across every process sharing the
+    Prefect server. The outcome arrives later as ``dialout.*`` webhooks.
+
+    When an attempt fails in a way that may have reached Daily (5xx, read timeout) and the
+    request carries a ``userId``, the room's presence is checked before the retry: a leg with
+    that ``userId`` already there is returned (``recovered=True``) instead of calling twice.
+
+    Example:
+        ```python
+        leg = await start_dial_out("standup", {"sipUri": "sip:123@bridge.example.com",
+                                               "displayName": "Webex bridge", "userId": "t-1"},
+                                   credentials=creds)
+        print(leg.session_id)
+        ```
+    """
+    request = dial_out if isinstance(dial_out, StartDialOut) else StartDialOut.model_validate(dial_out)
+    client = client_for(credentials)
+    try:
+        return await paced_call(DIALOUT_START, lambda: client.start_dial_out(room, request))
+    except DailyError as exc:
+        if not (getattr(exc, "maybe_applied", False) and request.user_id):
+            raise
+        try:
+            presence = await paced_call(
+                DEFAULT, lambda: client.get_room_presence(room, user_id=request.user_id)
+            )
+        except DailyError:
+            raise exc from None
+        for person in presence.data:
+            if person.user_id == request.user_id:
+                get_run_logger().warning(
+                    "dial-out start answered %s but leg %s is up; not dialing again", exc, person.id
+                )
+                return DialOutStarted(ok=True, sessionId=person.id, recovered=True)
+        raise
+
+
+@task(name="daily-stop-dial-out", **RETRY_POLICY)
+async def stop_dial_out(
+    room: str, session_id: str, credentials: DailyCredentials | None = None
+) -> Acknowledged:
+    """Hang up a dial-out leg (``dialOut/stop``); Daily then sends ``dialout.stopped``.
+
+    Example:
+        ```python
+        await stop_dial_out("standup", leg.session_id, credentials=creds)
+        ```
+    """
+    return await paced_call(DEFAULT, lambda: client_for(credentials).stop_dial_out(room, session_id))
+
+
+@task(name="daily-send-dtmf", **RETRY_POLICY)
+async def send_dtmf(
+    room: str,
+    session_id: str,
+    tones: str,
+    digit_duration_ms: int | None = None,
+    credentials: DailyCredentials | None = None,
+) -> Acknowledged:
+    """Send DTMF tones (``0-9 A-D * #``, at most 20) into an answered dial-out leg.
+
+    Example:
+        ```python
+        await send_dtmf("standup", leg.session_id, "123456#", credentials=creds)
+        ```
+    """
+    body = SendDtmf(session_id=session_id, tones=tones, digit_duration_ms=digit_duration_ms)
+    return await paced_call(DEFAULT, lambda: client_for(credentials).send_dtmf(room, body))
