@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+pytest_plugins = ["tests._prefect_server"]
+
 TEST_API_KEY = "test-key-0123456789"
 
 
