@@ -1,12 +1,21 @@
 """Pacing Daily calls below Daily's published rate limits.
 
-Each Daily rate class is a token bucket: ``burst`` calls at once, refilled at ``per_second``,
-sized so that no sliding window Daily measures can overflow (burst + rate x window <= allowance).
-When a Prefect API server is configured the buckets are Prefect global concurrency limits used
-through ``rate_limit``, so every process and worker shares them; otherwise (ephemeral Prefect,
-plain scripts) an in-process bucket does the same job for one process.
+Each Daily rate class is a set of windows ("5 per 5 s", "20 per 1 s and 100 per 5 s"). Two layers:
 
-``DAILY_RATE_LIMIT_SCALE`` scales every bucket (2 = twice as fast, for accounts whose limits
+* an in-process window limiter per class does the pacing: a call waits until it fits every
+  window, each made 5 % longer than Daily's. It allows Daily's bursts (5 dial-outs at once)
+  and stays inside the rule whether Daily counts sliding windows, fixed windows or tokens;
+* when a Prefect API server is configured, a Prefect global concurrency limit per class
+  (limit = the burst, slot decay = Daily's average rate) that every process and worker takes a
+  slot from, so several campaigns together still keep Daily's average rate.
+
+Why not the global limit alone: Prefect's server decays slots as ``floor(rate x seconds since
+the row last changed)`` and every denial changes the row, so pollers keep resetting the clock;
+measured on Prefect 3.9.1, a 0.9/s limit with four waiters let a call through only every ~2 s.
+With the local limiter in front, one process never asks faster than the limit, so the shared
+one only bites when several processes together exceed it.
+
+``DAILY_RATE_LIMIT_SCALE`` scales every count (2 = twice the allowance, for accounts whose limits
 Daily raised; 0 = no pacing, for a stand-in started with rate limits off).
 """
 
@@ -15,35 +24,49 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger("daily_sip.ratelimit")
 
 
 @dataclass(frozen=True)
 class RateClass:
-    """One of Daily's rate-limit classes, as a token bucket."""
+    """One of Daily's rate-limit classes: every ``(count, seconds)`` window must hold."""
 
     key: str
-    burst: int
-    per_second: float
+    windows: tuple[tuple[int, float], ...]
     allowance: str  # Daily's own words, for docs and the CLI
 
     @property
     def limit_name(self) -> str:
         return f"daily-api-{self.key}"
 
+    @property
+    def burst(self) -> int:
+        return min(count for count, _ in self.windows)
 
-# Daily: "~1 req/s, or 5 per 5 s" for starting SIP/PSTN calls -> 1 + 1.0 x 4 s fits 5 in 5 s
-# when calls are spaced by the bucket; measured with benchmarks/campaign_makespan.py.
-DIALOUT_START = RateClass("dialout-start", burst=1, per_second=1.0, allowance="5 per 5 s (~1/s)")
-# Daily: "~2 req/s, or 50 per 30 s" for DELETE /rooms/:name -> 5 + 1.5 x 30 = 50.
-ROOM_DELETE = RateClass("room-delete", burst=5, per_second=1.5, allowance="50 per 30 s (~2/s)")
-# Daily: "20 req/s, or 100 per 5 s" for everything else -> 10 + 18 x 5 = 100.
-DEFAULT = RateClass("default", burst=10, per_second=18.0, allowance="100 per 5 s (20/s)")
+    @property
+    def average_per_second(self) -> float:
+        return min(count / seconds for count, seconds in self.windows)
+
+
+# Daily: "~1 req/s, or 5 per 5 s window (bursts allowed within the window)" for starting SIP calls.
+DIALOUT_START = RateClass("dialout-start", ((5, 5.0),), "5 per 5 s (~1/s)")
+# Daily: "~2 req/s, or 50 per 30 s" for DELETE /rooms/:name; both are kept.
+ROOM_DELETE = RateClass("room-delete", ((2, 1.0), (50, 30.0)), "50 per 30 s (~2/s)")
+# Daily: "20 req/s, or 100 per 5 s" for everything else; both are kept.
+DEFAULT = RateClass("default", ((20, 1.0), (100, 5.0)), "100 per 5 s (20/s)")
 RATE_CLASSES = (DIALOUT_START, ROOM_DELETE, DEFAULT)
+
+# Each local window is this much longer than Daily's, for clock skew and network jitter: a window
+# limiter with margin stays inside Daily's rule whether Daily counts in sliding windows, fixed
+# windows or a token bucket of the same size.
+WINDOW_MARGIN = 0.05
 
 
 def rate_scale() -> float:
@@ -58,34 +81,40 @@ def rate_scale() -> float:
     return scale
 
 
-def scaled(rate: RateClass, scale: float) -> tuple[int, float]:
-    return max(1, round(rate.burst * scale)), rate.per_second * scale
+def scaled(rate: RateClass, scale: float) -> tuple[tuple[int, float], ...]:
+    """The local windows: counts scaled, each window a little longer than Daily's."""
+    return tuple((max(1, round(n * scale)), w * (1 + WINDOW_MARGIN)) for n, w in rate.windows)
 
 
-class TokenBucket:
-    """In-process limiter with the same shape as a Prefect rate limit with slot decay."""
+def shared_limit(rate: RateClass, scale: float) -> tuple[int, float]:
+    """(limit, slot decay per second) of the Prefect global limit for this class."""
+    return max(1, round(rate.burst * scale)), rate.average_per_second * scale
 
-    def __init__(self, burst: int, per_second: float) -> None:
-        self.capacity = float(burst)
-        self.per_second = per_second
-        self.tokens = float(burst)
-        self.updated = time.monotonic()
+
+class WindowLimiter:
+    """In-process limiter: at most ``count`` calls in any ``seconds`` window, for each window."""
+
+    def __init__(self, windows: tuple[tuple[int, float], ...]) -> None:
+        self.windows = windows
+        self._calls: deque[float] = deque(maxlen=max(n for n, _ in windows))
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
         async with self._lock:
             while True:
                 now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
+                wait = 0.0
+                for count, seconds in self.windows:
+                    if len(self._calls) >= count:
+                        wait = max(wait, self._calls[-count] + seconds - now)
+                if wait <= 0:
+                    self._calls.append(now)
                     return
-                await asyncio.sleep((1 - self.tokens) / self.per_second)
+                await asyncio.sleep(wait)
 
 
-# Buckets hold an asyncio.Lock, which belongs to one event loop.
-_local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, TokenBucket]] = (
+# Limiters hold an asyncio.Lock, which belongs to one event loop.
+_local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, WindowLimiter]] = (
     weakref.WeakKeyDictionary()
 )
 _ensured: set[tuple[str, float]] = set()
@@ -109,36 +138,78 @@ async def ensure_rate_limits(scale: float | None = None) -> list[str]:
     names = []
     async with get_client() as client:
         for rate in RATE_CLASSES:
-            burst, per_second = scaled(rate, scale)
+            limit, decay = shared_limit(rate, scale)
             await client.upsert_global_concurrency_limit_by_name(
-                rate.limit_name, limit=burst, slot_decay_per_second=per_second
+                rate.limit_name, limit=limit, slot_decay_per_second=decay
             )
             names.append(rate.limit_name)
     return names
 
 
+# Prefect answers 503 while SQLite is locked by another writer; such a lock lasts milliseconds.
+_BUSY_RETRY_SECONDS = 0.05
+_BUSY_RETRIES = 100
+_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+async def _take_global_slot(rate: RateClass) -> None:
+    """One slot of the Prefect global limit, waiting out 423s as the server's Retry-After says.
+
+    The same request ``prefect.concurrency.asyncio.rate_limit`` makes, sent directly: inside a
+    task run, that function's acquisition service took ~2.1 s per call on Prefect 3.9.1, and
+    Prefect's client waits ~2 s before retrying the 503 a busy SQLite server gives; here a 503
+    is retried after 50 ms (measured with benchmarks/client_overhead.py).
+    """
+    import httpx
+
+    from ._prefect_api import prefect_api_connection
+
+    loop = asyncio.get_running_loop()
+    entry = _http.get(loop)
+    if entry is None:
+        api_url, headers, verify = prefect_api_connection()
+        client = httpx.AsyncClient(headers=headers, verify=verify, timeout=httpx.Timeout(10.0))
+        entry = _http[loop] = (api_url, client)
+    api_url, client = entry
+    body = {"names": [rate.limit_name], "slots": 1, "mode": "rate_limit"}
+    busy = 0
+    while True:
+        response = await client.post(f"{api_url}/v2/concurrency_limits/increment", json=body)
+        if response.status_code == 423:
+            await asyncio.sleep(float(response.headers.get("Retry-After") or 1 / rate.average_per_second))
+            continue
+        if response.status_code == 503 and busy < _BUSY_RETRIES:
+            busy += 1
+            await asyncio.sleep(_BUSY_RETRY_SECONDS * (1 + random.random()))
+            continue
+        response.raise_for_status()
+        if not response.json():
+            raise LookupError(f"global concurrency limit {rate.limit_name} does not exist")
+        return
+
+
 async def pace(rate: RateClass) -> None:
-    """Wait until one more call of this class fits Daily's limit."""
+    """Wait until one more call of this class fits Daily's limit; send the request right after.
+
+    The shared slot is taken first and the local window last, so nothing with a variable delay
+    (the Prefect API round trip) sits between the local window and the request it admits.
+    """
     global _prefect_broken
     scale = rate_scale()
     if scale == 0:
         return
     api_url = _prefect_api_url()
     if api_url and not _prefect_broken:
-        from prefect.concurrency.asyncio import rate_limit
-
         try:
             if (api_url, scale) not in _ensured:
                 await ensure_rate_limits(scale)
                 _ensured.add((api_url, scale))
-            await rate_limit(rate.limit_name, strict=True)
-            return
-        except Exception as exc:  # server gone or refusing: keep pacing in-process, say so once
+            await _take_global_slot(rate)
+        except Exception as exc:  # server gone or refusing: the local window still paces; say it once
             _prefect_broken = True
-            logger.warning("Prefect rate limits unavailable (%s); pacing in this process only", exc)
-    loop = asyncio.get_running_loop()
-    buckets = _local.setdefault(loop, {})
-    bucket = buckets.get(rate.key)
-    if bucket is None:
-        bucket = buckets[rate.key] = TokenBucket(*scaled(rate, scale))
-    await bucket.acquire()
+            logger.warning("Prefect global rate limits unavailable (%s); pacing in this process only", exc)
+    limiters = _local.setdefault(asyncio.get_running_loop(), {})
+    limiter = limiters.get(rate.key)
+    if limiter is None or limiter.windows != scaled(rate, scale):
+        limiter = limiters[rate.key] = WindowLimiter(scaled(rate, scale))
+    await limiter.acquire()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import task
+from pydantic import SecretStr
 
-from ._shared import client_for
+from ._shared import client_for, resolve_credentials
 from .credentials import DailyCredentials
 from .models import Webhook, WebhookSettings
 from .ratelimit import DEFAULT
@@ -78,3 +79,58 @@ async def delete_webhook(uuid: str, credentials: DailyCredentials | None = None)
         ```
     """
     return await paced_call(DEFAULT, lambda: client_for(credentials).delete_webhook(uuid))
+
+
+# What a campaign listens to; the domain's single webhook keeps any other types it already had.
+CAMPAIGN_EVENT_TYPES = [
+    "dialout.connected", "dialout.answered", "dialout.stopped", "dialout.error", "dialout.warning",
+    "dialin.ready", "dialin.connected", "dialin.stopped", "dialin.error", "dialin.warning",
+    "meeting.started", "meeting.ended",
+]
+
+
+@task(name="daily-ensure-webhook", **RETRY_POLICY)
+async def ensure_webhook(
+    url: str,
+    secret: SecretStr | str | None = None,
+    event_types: list[str] | None = None,
+    retry_type: str = "exponential",
+    credentials: DailyCredentials | None = None,
+) -> Webhook:
+    """Point the domain's Daily webhook at ``url``, signed with ``secret``; revive it if FAILED.
+
+    Creates the webhook when the domain has none; updates it when its URL, secret or event
+    types differ or Daily marked it FAILED; otherwise leaves it alone. ``secret`` defaults to the
+    credentials' ``webhook_secret``. ``exponential`` retries avoid the circuit breaker's
+    3-strikes FAILED state.
+
+    Example:
+        ```python
+        hook = await ensure_webhook("https://hooks.example.com/webhook", credentials=creds)
+        assert not hook.failed
+        ```
+    """
+    creds = resolve_credentials(credentials)
+    if secret is None:
+        secret = creds.webhook_secret
+    secret_value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    client = client_for(creds)
+    hooks = await paced_call(DEFAULT, client.list_webhooks)
+    wanted = list(event_types or CAMPAIGN_EVENT_TYPES)
+    if hooks:
+        wanted += [t for t in hooks[0].event_types or [] if t not in wanted]
+    settings = WebhookSettings(url=url, hmac=secret_value, event_types=wanted, retry_type=retry_type)
+    if not hooks:
+        return await paced_call(DEFAULT, lambda: client.create_webhook(settings))
+    hook = hooks[0]
+    current_secret = hook.hmac.get_secret_value() if hook.hmac else None
+    up_to_date = (
+        hook.url == url
+        and not hook.failed
+        and (secret_value is None or current_secret == secret_value)
+        and set(wanted) <= set(hook.event_types or wanted)
+        and (hook.retry_type or retry_type) == retry_type
+    )
+    if up_to_date:
+        return hook
+    return await paced_call(DEFAULT, lambda: client.update_webhook(hook.uuid, settings))

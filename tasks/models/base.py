@@ -21,7 +21,21 @@ class DailyRequest(BaseModel):
     def to_body(self) -> dict[str, Any]:
         """The JSON body, with Daily's field names.
 
-        Only fields the caller set are sent (an explicit ``None`` is kept, because
-        ``"sip": null`` is how Daily turns SIP off).
+        Only fields with a value are sent, except an explicit ``"sip": null``, which is how
+        Daily turns SIP off.
         """
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        return _drop_nulls(self.model_dump(mode="json", by_alias=True, exclude_unset=True))
+
+
+# Properties whose null is a command to Daily rather than "not given".
+NULL_MEANS_OFF = frozenset({"sip"})
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _drop_nulls(v) for k, v in value.items() if v is not None or k in NULL_MEANS_OFF
+        }
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value

@@ -1,0 +1,78 @@
+"""What one Daily call costs: bare client vs. the same call as a Prefect task, and the pacing.
+
+Starts a Prefect server and the stand-in (rate limits off at the stand-in, so only our own
+pacing shapes the numbers), then times N calls of GET /rooms/:name each way. Prints wall and
+client-CPU milliseconds per call (CPU = time.process_time of this process, all threads).
+
+    .venv/bin/python benchmarks/client_overhead.py [N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flows.local_stack import STANDIN_DEV_KEY, LocalStack
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+
+
+def line(label: str, walls: list[float], cpus: list[float]) -> None:
+    walls_ms = sorted(w * 1000 for w in walls)
+    p95 = walls_ms[int(len(walls_ms) * 0.95) - 1]
+    print(f"{label:<44} wall p50 {statistics.median(walls_ms):7.2f} ms  p95 "
+          f"{p95:7.2f} ms   CPU {1000 * sum(cpus) / len(cpus):6.2f} ms/call")
+
+
+async def measure(label: str, call) -> None:
+    await call()  # warm-up: connections, imports, limit creation
+    walls, cpus = [], []
+    for _ in range(N):
+        w0, c0 = time.perf_counter(), time.process_time()
+        await call()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    line(label, walls, cpus)
+
+
+async def main(daily_url: str) -> None:
+    from prefect import flow
+    from prefect.concurrency.asyncio import rate_limit
+
+    from tasks import DailyClient, DailyCredentials
+    from tasks.ratelimit import DEFAULT, ensure_rate_limits
+    from tasks.rooms import get_room
+
+    creds = DailyCredentials(api_key=STANDIN_DEV_KEY, api_url=daily_url)
+    async with DailyClient(STANDIN_DEV_KEY, daily_url) as client:
+        room = await client.create_room("bench-room")
+        await measure("bare DailyClient.get_room", lambda: client.get_room(room.name))
+
+    await ensure_rate_limits(1.0)
+
+    @flow
+    async def bench_flow(scale: str) -> None:
+        os.environ["DAILY_RATE_LIMIT_SCALE"] = scale
+        label = "task get_room, no pacing" if scale == "0" else "task get_room, paced via Prefect GCL"
+        await measure(label, lambda: get_room(room.name, credentials=creds))
+
+    await bench_flow("0")
+    await bench_flow("1")
+    # Last: calling faster than the limit piles up denied slots, which lengthens later waits.
+    await measure("prefect.concurrency rate_limit() alone", lambda: rate_limit(DEFAULT.limit_name))
+
+
+if __name__ == "__main__":
+    with LocalStack(workdir=Path(".bench")) as stack:
+        api_url, _, secs = stack.prefect_server()
+        os.environ["PREFECT_API_URL"] = api_url
+        os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+        daily_url = stack.standin(rate_limit_scale=0)
+        print(f"prefect server healthy after {secs:.1f} s; {N} calls each\n")
+        asyncio.run(main(daily_url))
