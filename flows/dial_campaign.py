@@ -36,6 +36,8 @@ END_CONFIRM_SECONDS = 10.0
 # A start refused for the session limit (a leg that just ended is not counted out yet) is retried.
 SESSION_LIMIT_RETRY_SECONDS = 2.0
 ENDED = ("dialout.stopped", "dialout.error")
+# How long a `stopped` that came before any `answered` waits for an `answered` overtaken in transit.
+REORDER_GRACE_SECONDS = 1.5
 
 
 def _now() -> datetime:
@@ -59,6 +61,14 @@ async def _next(queue: asyncio.Queue[DailyEvent], deadline: float) -> DailyEvent
         return await asyncio.wait_for(queue.get(), remaining)
     except TimeoutError:
         return None
+
+
+async def _answered_soon(queue: asyncio.Queue[DailyEvent]) -> DailyEvent | None:
+    deadline = asyncio.get_running_loop().time() + REORDER_GRACE_SECONDS
+    while (event := await _next(queue, deadline)) is not None:
+        if event.type == "dialout.answered":
+            return event
+    return None
 
 
 async def _until_ended(queue: asyncio.Queue[DailyEvent], deadline: float) -> DailyEvent | None:
@@ -172,6 +182,11 @@ class _Campaign:
                 result.stopped_at = _at(event)
                 return True
             elif event.type == "dialout.stopped":
+                # Deliveries can arrive out of order: an `answered` sent just before may still come.
+                late = await _answered_soon(queue)
+                if late is not None:
+                    result.status, result.answered_at = "answered", _at(late)
+                    return self._ended_after_answer(event, result)
                 result.status, result.stopped_at = "rejected", _at(event)
                 result.detail = "far end ended the call before answering"
                 return True
@@ -193,8 +208,8 @@ class _Campaign:
         if ended is not None:
             return self._ended_after_answer(ended, result)
         result.detail = (
-            f"hung up after {hold.hold_seconds:.0f} s" if hold.mode == "hang_up_after"
-            else f"hung up at the {hold.max_seconds:.0f} s maximum"
+            f"hung up after {hold.hold_seconds:g} s" if hold.mode == "hang_up_after"
+            else f"hung up at the {hold.max_seconds:g} s maximum"
         )
         return False
 

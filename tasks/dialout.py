@@ -9,7 +9,7 @@ from prefect.logging import get_run_logger
 
 from ._shared import client_for
 from .credentials import DailyCredentials
-from .errors import DailyError
+from .errors import DailyError, DailyNotFoundError
 from .models import Acknowledged, DialOutStarted, SendDtmf, StartDialOut
 from .ratelimit import DEFAULT, DIALOUT_START
 from .retries import RETRY_POLICY, paced_call
@@ -66,12 +66,20 @@ async def stop_dial_out(
 ) -> Acknowledged:
     """Hang up a dial-out leg (``dialOut/stop``); Daily then sends ``dialout.stopped``.
 
+    A leg that already ended ("No dialout to stop") is not an error: the result then has
+    ``already_stopped=True``. Any other 404 (unknown room, room not hosting a call) still raises.
+
     Example:
         ```python
         await stop_dial_out("standup", leg.session_id, credentials=creds)
         ```
     """
-    return await paced_call(DEFAULT, lambda: client_for(credentials).stop_dial_out(room, session_id))
+    try:
+        return await paced_call(DEFAULT, lambda: client_for(credentials).stop_dial_out(room, session_id))
+    except DailyNotFoundError as exc:
+        if "no dialout to stop" not in (exc.info or "").lower():
+            raise
+        return Acknowledged(ok=True, already_stopped=True)
 
 
 @task(name="daily-send-dtmf", **RETRY_POLICY)
