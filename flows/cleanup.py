@@ -32,7 +32,7 @@ class Ledger(BaseModel):
 
     @property
     def variable_name(self) -> str:
-        return f"daily_campaign_{self.flow_run_id.replace('-', '_')}"
+        return ledger_variable(self.flow_run_id)
 
 
 def ledger_variable(flow_run_id: str) -> str:

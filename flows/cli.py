@@ -91,6 +91,14 @@ def run(
     except CampaignFileError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    if not os.environ.get("PREFECT_API_URL"):
+        typer.echo(
+            "PREFECT_API_URL is not set. The campaign learns outcomes from the receiver's Prefect events, "
+            "which need a running Prefect server (ephemeral mode cannot carry them between processes). "
+            "Start one (`prefect server start`) and export PREFECT_API_URL=http://127.0.0.1:4200/api, "
+            "or try `daily-sip demo`.", err=True,
+        )
+        raise typer.Exit(2)
     state, report = asyncio.run(_run_flow(campaign, credentials_block, webhook_url))
     raise typer.Exit(_finish(state, report, json_out, _ui_url()))
 

@@ -23,7 +23,7 @@ from pydantic import Field
 from tasks import DailyCredentials, DailyError, DailyNotFoundError, DailyRequestError
 from tasks.dialout import send_dtmf, start_dial_out, stop_dial_out
 from tasks.models import DialOutCodecs, StartDialOut
-from tasks.rooms import create_room, get_room
+from tasks.rooms import create_room, get_room, update_room
 from tasks.webhooks import ensure_webhook
 
 from .campaign import Campaign, Target
@@ -281,8 +281,6 @@ async def _provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger
     if campaign.dial_in.enabled:
         ledger.restore["sip"] = {k: v for k, v in prior_sip.items() if k in known_sip} if prior_sip else None
     await save_ledger(ledger)
-    from tasks.rooms import update_room
-
     return await update_room(campaign.room, properties=props, credentials=creds)
 
 
@@ -388,6 +386,11 @@ async def dial_campaign(
                 report.error = f"campaign deadline of {campaign.deadline_seconds:.0f} s reached"
             finally:
                 watcher.cancel()
+            if len(report.dialin_ready) < len(report.dialin_endpoints):
+                logger.warning(
+                    "only %d of %d SIP dial-in endpoints reported dialin.ready; callers may not get in",
+                    len(report.dialin_ready), len(report.dialin_endpoints),
+                )
             report.events_received, report.duplicate_events = len(router.latencies), router.duplicates
             if router.latencies:
                 lat = sorted(router.latencies)
