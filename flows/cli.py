@@ -13,6 +13,8 @@ import typer
 
 from daily_emulator.cli import emulator
 from flows.receiver import receiver
+from flows.serve import serve
+from flows.setup import setup
 
 app = typer.Typer(
     name="daily-sip",
@@ -22,6 +24,8 @@ app = typer.Typer(
 )
 app.command("emulator", help="Run the offline Daily stand-in (rooms, SIP, dial-out, webhooks).")(emulator)
 app.command("receiver", help="Run the webhook receiver: Daily webhooks in, Prefect events out.")(receiver)
+app.command("setup")(setup)
+app.command("serve")(serve)
 
 JsonOut = Annotated[Path | None, typer.Option(help="Also write the report as JSON to this file.")]
 
@@ -56,7 +60,9 @@ def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
 
 
 def _ui_url() -> str | None:
-    api = os.environ.get("PREFECT_API_URL", "")
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api.url or ""
     return api.removesuffix("/api") if api.startswith("http") else None
 
 
@@ -91,7 +97,9 @@ def run(
     except CampaignFileError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    if not os.environ.get("PREFECT_API_URL"):
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
         typer.echo(
             "PREFECT_API_URL is not set. The campaign learns outcomes from the receiver's Prefect events, "
             "which need a running Prefect server (ephemeral mode cannot carry them between processes). "

@@ -17,7 +17,7 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 from prefect.context import FlowRunContext
-from prefect.states import Completed, Failed
+from prefect.states import Cancelled, Completed, Failed
 from pydantic import Field
 
 from tasks import DailyCredentials, DailyError, DailyNotFoundError, DailyRequestError
@@ -30,6 +30,7 @@ from .campaign import Campaign, Target
 from .cleanup import Ledger, clean_up, clean_up_interrupted_run, credentials_for, drop_ledger, save_ledger
 from .listener import DailyEvent, EventRouter, RoomListener
 from .report import CampaignReport, TargetResult, outcome_of_error
+from .room_lock import room_lock
 
 # How long to wait for Daily to confirm a hang-up before freeing the leg's slot anyway.
 END_CONFIRM_SECONDS = 10.0
@@ -38,6 +39,8 @@ SESSION_LIMIT_RETRY_SECONDS = 2.0
 ENDED = ("dialout.stopped", "dialout.error")
 # How long a `stopped` that came before any `answered` waits for an `answered` overtaken in transit.
 REORDER_GRACE_SECONDS = 1.5
+# How often a run checks whether someone asked Prefect to cancel it.
+CANCEL_POLL_SECONDS = 1.0
 
 
 def _now() -> datetime:
@@ -302,6 +305,28 @@ async def _await_ready(campaign: Campaign, creds: DailyCredentials, room: str) -
         await asyncio.sleep(1.0)
 
 
+async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio.Event) -> None:
+    """Cancel the flow body when the run turns CANCELLING (e.g. "Cancel" in the UI).
+
+    A worker or `serve` kills a cancelled run's process and then runs the on_cancellation hook;
+    a run started in-process (`daily-sip run`, a notebook) has nobody to do that, so it would keep
+    dialing. Cancelling the body here makes its own cleanup run instead.
+    """
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        while True:
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            try:
+                run = await client.read_flow_run(run_id)
+            except Exception:  # a blip in the API must not end the campaign
+                continue
+            if run.state and (run.state.is_cancelling() or run.state.is_cancelled()):
+                asked.set()
+                body.cancel()
+                return
+
+
 async def _publish(report: CampaignReport) -> None:
     with contextlib.suppress(Exception):
         await acreate_table_artifact(
@@ -362,7 +387,15 @@ async def dial_campaign(
                     delete_room=campaign.delete_created_room, credentials_block=credentials_block)
     router = EventRouter()
     work: _Campaign | None = None
+    cancel_asked = asyncio.Event()
+    cancel_watch = (
+        asyncio.create_task(_watch_for_cancel(run_id, asyncio.current_task(), cancel_asked))
+        if context and context.flow_run else None
+    )
+    held = contextlib.AsyncExitStack()
     try:
+        if campaign.room:
+            await held.enter_async_context(room_lock(campaign.room, campaign.deadline_seconds, logger))
         if webhook_url:
             await ensure_webhook(webhook_url, credentials=creds)
         async with RoomListener(room_name, router):
@@ -402,13 +435,19 @@ async def dial_campaign(
         report.error = str(exc)
         logger.error("campaign stopped: %s", exc)
     except BaseException as exc:
-        # Cancelled or interrupted: record it, clean up below, then let it propagate.
-        report.error = f"interrupted ({type(exc).__name__})"
+        # Cancelled or interrupted: record it, clean up below, then let it propagate, unless it
+        # is our own answer to a cancel request: then the run ends Cancelled with its report.
+        asked = isinstance(exc, asyncio.CancelledError) and cancel_asked.is_set()
+        report.error = "cancelled on request" if asked else f"interrupted ({type(exc).__name__})"
         for t in report.targets:
             if t.status == "unknown":
                 t.status = "canceled"
-        raise
+        if not asked:
+            raise
+        asyncio.current_task().uncancel()
     finally:
+        if cancel_watch:
+            cancel_watch.cancel()
         if ledger.created_room or ledger.restore:
             live = work.live if work else set()
             report.cleanup = await asyncio.shield(clean_up(ledger, creds, live))
@@ -420,6 +459,9 @@ async def dial_campaign(
                 t.status, t.detail = "canceled", t.detail or "not finished when the campaign stopped"
         await _publish(report)
         logger.info("%s\n%s", report.message, report.table())
+        await held.aclose()  # the room is free for the next campaign once it is cleaned up
+    if cancel_asked.is_set():
+        return Cancelled(message=f"cancelled on request; {report.message}", data=report)
     if report.success:
         return Completed(message=report.message, data=report)
     return Failed(message=report.message, data=report)

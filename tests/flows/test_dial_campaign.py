@@ -176,6 +176,62 @@ async def test_cancelled_run_hangs_up_and_removes_the_room(stack):
     assert not [leg for leg in stack.legs() if leg["room"] == room and leg["active"]]
 
 
+async def _answered_leg_room(stack) -> str:
+    for _ in range(200):
+        up = [leg for leg in stack.legs() if leg["state"] == "answered" and leg["active"]]
+        if up:
+            return up[0]["room"]
+        await asyncio.sleep(0.05)
+    pytest.fail("no leg came up")
+
+
+async def test_cancel_requested_through_prefect_stops_an_in_process_run(stack):
+    """`prefect flow-run cancel` (or Cancel in the UI) on a run nobody supervises, e.g. `daily-sip run`."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    c = campaign("sip:a@b.example.com", "sip:c@b.example.com",
+                 after_answer={"mode": "stay", "max_seconds": 120})
+    flow_task = asyncio.create_task(run(stack, c))
+    room = await _answered_leg_room(stack)
+    run_id = next(r for r in await _flow_runs() if room.endswith(str(r.id).replace("-", "")[:8])).id
+    async with get_client() as client:
+        await client.set_flow_run_state(run_id, Cancelling(message="test"), force=True)
+    state, report = await asyncio.wait_for(flow_task, 30)
+    assert state.is_cancelled(), state
+    assert report.error == "cancelled on request"
+    assert {t.status for t in report.targets} <= {"answered", "canceled"}
+    assert room not in {r["name"] for r in stack.rooms()}
+    assert not [leg for leg in stack.legs() if leg["room"] == room and leg["active"]]
+    async with get_client() as client:
+        assert (await client.read_flow_run(run_id)).state.is_cancelled()
+
+
+async def _flow_runs():
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    async with get_client() as client:
+        return await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
+
+
+async def test_two_campaigns_into_one_room_take_turns(stack):
+    async with httpx.AsyncClient(headers=stack.emulator.headers()) as http:
+        r = await http.post(f"{stack.emulator.base_url}/rooms", json={"name": "shared-room"})
+        assert r.status_code == 200
+    c = campaign("sip:a@b.example.com", "sip:c@b.example.com", room="shared-room",
+                 after_answer={"mode": "hang_up_after", "hold_seconds": 1.5})
+    (s1, r1), (s2, r2) = await asyncio.gather(run(stack, c), run(stack, c))
+    assert s1.is_completed() and s2.is_completed(), (s1, s2)
+    first, second = sorted((r1, r2), key=lambda r: min(t.connected_at for t in r.targets))
+    # Every leg of the second campaign came up after the first had hung up all of its own.
+    assert max(t.stopped_at for t in first.targets) <= min(t.connected_at for t in second.targets)
+    room = next(r for r in stack.rooms() if r["name"] == "shared-room")
+    assert not room["sip_enabled"] and room["legs_up"] == 0
+
+
 def test_bad_campaign_is_rejected_before_any_request(stack, tmp_path):
     before = stack.requests_total()
     bad = tmp_path / "bad.yaml"
