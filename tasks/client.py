@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from .errors import DailyNotFoundError, DailyTransportError, api_error_for
+from .errors import DailyError, DailyNotFoundError, DailyTransportError, api_error_for
 from .models import (
     Acknowledged,
     CreateRoom,
@@ -46,6 +46,7 @@ from .models import (
 
 DEFAULT_API_URL = "https://api.daily.co/v1"
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+MAX_PAGE_SIZE = 100  # Daily answers at most 100 rooms per GET /rooms, whatever `limit` says
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,7 +66,10 @@ def _retry_after(response: httpx.Response) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):  # neither seconds nor an HTTP date: ignore it
+            return None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
@@ -116,6 +120,13 @@ class DailyClient:
             params = {k: v for k, v in params.items() if v is not None}
         try:
             response = await self._http.request(method, path, json=json, params=params, headers=headers)
+        except httpx.LocalProtocolError as exc:
+            # Never sent (e.g. an empty key or one with a newline); h11's message repeats the
+            # offending header, which is the Authorization header, so it is not passed on.
+            raise DailyError(
+                f"{method} {path}: request could not be sent ({type(exc).__name__}: a header value "
+                "is invalid; check the API key for an empty value, spaces or a newline)"
+            ) from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise DailyTransportError(
                 f"{type(exc).__name__}: {exc}", method=method, path=path, maybe_applied=False
@@ -202,6 +213,7 @@ class DailyClient:
 
     async def iter_rooms(self, *, page_size: int = 100) -> AsyncIterator[Room]:
         """Every room of the domain, following ``starting_after`` cursors page by page."""
+        page_size = min(page_size, MAX_PAGE_SIZE)  # else a full page of 100 looks like the last one
         cursor: str | None = None
         while True:
             page = await self.list_rooms(limit=page_size, starting_after=cursor)

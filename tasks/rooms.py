@@ -7,6 +7,7 @@ from typing import Any
 from prefect import task
 
 from ._shared import client_for
+from .client import MAX_PAGE_SIZE
 from .credentials import DailyCredentials
 from .models import DeletedRoom, Room, RoomProperties
 from .ratelimit import DEFAULT, ROOM_DELETE
@@ -107,6 +108,7 @@ async def list_rooms(
         ```
     """
     client = client_for(credentials)
+    page_size = min(page_size, MAX_PAGE_SIZE)  # else a full page of 100 looks like the last one
     rooms: list[Room] = []
     cursor: str | None = None
     while max_rooms is None or len(rooms) < max_rooms:
