@@ -601,8 +601,29 @@ def receiver(
             help="Reject deliveries whose X-Webhook-Timestamp is further than this from now (s).",
         ),
     ] = 300,
+    credentials_block: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Take the secret from this saved DailyCredentials block (`daily-sip setup` saves "
+            "`daily`) instead of --secret / DAILY_WEBHOOK_SECRET.",
+        ),
+    ] = None,
 ) -> None:
     """Receive Daily webhooks on http://HOST:PORT/webhook and emit them as Prefect events."""
+    if credentials_block:
+        from tasks import DailyCredentials
+
+        try:
+            block = DailyCredentials.load(credentials_block)
+        except ValueError as exc:
+            typer.echo(f"receiver: cannot load credentials block {credentials_block!r}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if block.webhook_secret is None:
+            typer.echo(f"receiver: block {credentials_block!r} has no webhook_secret; run "
+                       "`daily-sip setup` (it generates one)", err=True)
+            raise typer.Exit(2)
+        secret = block.webhook_secret.get_secret_value()
     if secret is None:
         secret = os.environ.get(SECRET_ENVVAR) or None
     try:

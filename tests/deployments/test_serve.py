@@ -70,3 +70,23 @@ async def test_served_adhoc_deployment_runs_a_campaign(served):
     print(f"serve: deployment run -> {run.state.type.value} in {time.monotonic() - t0:.1f} s")
     assert run.state.is_completed(), (run.state, log.read_text()[-3000:])
     assert run.state.message == "1/2 bridges answered; busy 1"
+
+
+def test_receiver_takes_its_secret_from_the_block_setup_saved(served):
+    import httpx
+
+    from tests.receiver.helpers import dumps, envelope, new_secret, signed
+
+    env = {k: v for k, v in os.environ.items() if k != "DAILY_WEBHOOK_SECRET"}
+    cmd = [str(BIN / "daily-sip"), "receiver", "--port", "0", "--credentials-block", "daily"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        body = dumps(envelope("dialout.answered", "block-room"))
+        good = httpx.post(url, content=body, headers=signed(os.environ["DAILY_WEBHOOK_SECRET"], body))
+        forged = httpx.post(url, content=body, headers=signed(new_secret(), body))
+        assert (good.status_code, forged.status_code) == (200, 401)
+    finally:
+        stop_process(proc)
