@@ -102,10 +102,8 @@ async def _save_block(name: str, api_key: str | None, api_url: str | None,
     lines.append(f"credentials block daily-credentials/{name}: {verb} (API {block.api_url}; {secret_note})")
     if generated:
         lines.append(
-            "  The receiver needs this secret (DAILY_WEBHOOK_SECRET); it is stored in the block, not "
-            "shown here. To export it:\n"
-            f"    export DAILY_WEBHOOK_SECRET=\"$(python -c \"from tasks import DailyCredentials; "
-            f"print(DailyCredentials.load('{name}').webhook_secret.get_secret_value())\")\""
+            "  The receiver needs this secret; it is stored in the block, not shown here. Start the "
+            f"receiver with it: daily-sip receiver --credentials-block {name}"
         )
     return lines
 
