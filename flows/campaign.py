@@ -53,7 +53,8 @@ class Target(_Form):
     )
     headers: dict[str, str] = Field(
         default_factory=dict, title="SIP X- headers",
-        description="Custom headers for the INVITE; names must start with 'X-'.",
+        description='Custom headers for the INVITE, as JSON, e.g. {"X-Campaign": "monday-standup"}; '
+        "names must start with 'X-'.",
         examples=[{"X-Campaign": "monday-standup"}],
     )
 
@@ -71,8 +72,13 @@ class Target(_Form):
 class DialIn(_Form):
     """SIP dial-in endpoints turned on for the campaign room."""
 
-    enabled: bool = Field(default=True, description="Turn SIP dial-in on while the campaign runs.")
-    display_name: DisplayName = Field(default="SIP caller", title="Dial-in display name")
+    enabled: bool = Field(
+        default=True, title="Enabled", description="Turn SIP dial-in on while the campaign runs."
+    )
+    display_name: DisplayName = Field(
+        default="SIP caller", title="Dial-in display name",
+        description="Name shown in the room for people who dial in.",
+    )
     num_endpoints: int = Field(
         default=1, ge=1, le=20, title="Dial-in endpoints",
         description="How many SIP addresses callers can dial. Each counts against the session limit.",
@@ -83,23 +89,39 @@ class AfterAnswer(_Form):
     """What to do with a leg once the bridge answers."""
 
     mode: Literal["hang_up_after", "stay"] = Field(
-        default="hang_up_after",
-        description="'hang_up_after': hang up after the hold time. "
-        "'stay': stay until the far end leaves, at most max_seconds.",
+        default="hang_up_after", title="Mode",
+        description="hang_up_after: hang up once the hold time has passed. "
+        "stay: stay on until the far end leaves, at most the maximum call length.",
     )
-    hold_seconds: float = Field(default=30.0, gt=0, le=86400, title="Hold time (s)")
-    max_seconds: float = Field(default=3600.0, gt=0, le=86400, title="Maximum call length (s)")
+    hold_seconds: float = Field(
+        default=30.0, gt=0, le=86400, title="Hold time (s)",
+        description="hang_up_after: seconds to stay on the call after it is answered.",
+    )
+    max_seconds: float = Field(
+        default=3600.0, gt=0, le=86400, title="Maximum call length (s)",
+        description="stay: hang up after this many seconds at the latest.",
+    )
 
 
 class Redial(_Form):
     """When and how to try a target again."""
 
-    attempts: int = Field(default=1, ge=1, le=10, description="Total attempts per target, first included.")
-    backoff_seconds: float = Field(default=10.0, ge=0, le=3600, title="First backoff (s)")
-    backoff_multiplier: float = Field(default=2.0, ge=1, le=10)
+    attempts: int = Field(
+        default=1, ge=1, le=10, title="Attempts",
+        description="Total attempts per target, the first included (1 = no redial).",
+    )
+    backoff_seconds: float = Field(
+        default=10.0, ge=0, le=3600, title="First backoff (s)",
+        description="Seconds to wait before the second attempt.",
+    )
+    backoff_multiplier: float = Field(
+        default=2.0, ge=1, le=10, title="Backoff multiplier",
+        description="Each further wait is the previous one times this.",
+    )
     outcomes: list[Literal["busy", "no_answer", "rejected", "failed"]] = Field(
         default_factory=lambda: ["busy", "no_answer", "failed"], title="Redial on",
         description="Outcomes that earn another attempt.",
+        json_schema_extra={"default": ["busy", "no_answer", "failed"]},  # the form shows it preselected
     )
 
 
@@ -110,7 +132,10 @@ class Success(_Form):
         default=1.0, ge=0, le=1, title="Answered fraction",
         description="Share of targets that must answer (1.0 = all).",
     )
-    min_answered: int = Field(default=0, ge=0, description="And at least this many answered.")
+    min_answered: int = Field(
+        default=0, ge=0, title="Minimum answered",
+        description="And at least this many targets must answer (0 = no minimum).",
+    )
 
     def required(self, n_targets: int) -> int:
         return max(self.min_answered, math.ceil(self.min_answered_fraction * n_targets - 1e-9))
@@ -121,42 +146,55 @@ class Campaign(_Form):
 
     model_config = ConfigDict(extra="forbid", title="Campaign")
 
-    name: str = Field(default="campaign", min_length=1, max_length=80, description="Shown in reports.")
+    name: str = Field(
+        default="campaign", min_length=1, max_length=80, title="Campaign name",
+        description="Shown in the run's report and in the names of rooms it creates.",
+    )
     targets: list[Target] = Field(
-        min_length=1, max_length=500, description="The bridges to dial, in order.",
+        min_length=1, max_length=500, title="Targets",
+        description="The bridges to dial, in order: add one item per bridge; only its SIP URI is required.",
         examples=[[{"sip_uri": "sip:123456789@zoomcrc.com", "display_name": "Zoom bridge"}]],
     )
     room: RoomName | None = Field(
-        default=None, description="Existing room to use; leave empty to create a fresh one."
+        default=None, title="Room",
+        description="Name of an existing Daily room to put on the bridges; "
+        "None (the default) creates a fresh room for the run.",
     )
     delete_created_room: bool = Field(
-        default=True, description="Delete the room afterwards if this campaign created it."
+        default=True, title="Delete created room",
+        description="Delete the room afterwards if this campaign created it.",
     )
     dial_in: DialIn = Field(default_factory=DialIn, title="SIP dial-in")
-    video: bool = Field(default=False, description="Send and receive video on the SIP legs.")
+    video: bool = Field(default=False, title="Video", description="Send and receive video on the SIP legs.")
     audio_codecs: AudioCodecList = Field(
-        default_factory=lambda: ["OPUS", "G722", "PCMU", "PCMA"],
+        default_factory=lambda: ["OPUS", "G722", "PCMU", "PCMA"], title="Audio codecs",
         description="Audio codecs, preferred first (Daily transcodes from the first one if needed).",
+        json_schema_extra={"default": ["OPUS", "G722", "PCMU", "PCMA"]},  # the form shows it preselected
     )
     video_codecs: VideoCodecList = Field(
-        default_factory=lambda: ["H264", "VP8"], description="Video codecs, preferred first."
+        default_factory=lambda: ["H264", "VP8"], title="Video codecs",
+        description="Video codecs, preferred first; used when Video is on.",
+        json_schema_extra={"default": ["H264", "VP8"]},  # the form shows it preselected
     )
     ring_timeout_seconds: float = Field(
         default=45.0, gt=0, le=600, title="Ring timeout (s)",
         description="Give up on a leg that has not answered after this long (outcome no_answer).",
     )
-    after_answer: AfterAnswer = Field(default_factory=AfterAnswer)
-    redial: Redial = Field(default_factory=Redial)
-    success: Success = Field(default_factory=Success)
+    after_answer: AfterAnswer = Field(default_factory=AfterAnswer, title="After answer")
+    redial: Redial = Field(default_factory=Redial, title="Redial")
+    success: Success = Field(default_factory=Success, title="Success")
     session_limit: int = Field(
         default=5, ge=1, le=100, title="Session limit",
         description="Your account's max_sip_pstn_sessions_per_room (Daily's default is 5).",
     )
     max_concurrent_legs: int | None = Field(
-        default=None, ge=1,
-        description="Cap on simultaneous legs; default: session limit minus dial-in endpoints.",
+        default=None, ge=1, title="Max concurrent legs",
+        description="Cap on simultaneous legs; None (the default) = session limit minus dial-in endpoints.",
     )
-    ready_timeout_seconds: float = Field(default=60.0, gt=0, le=600, title="Ready timeout (s)")
+    ready_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, title="Ready timeout (s)",
+        description="How long to wait for the room's SIP dial-in endpoints before dialing anyone.",
+    )
     deadline_seconds: float = Field(
         default=3600.0, gt=0, le=86400, title="Campaign deadline (s)",
         description="Hard stop for the whole campaign; legs still up are hung up.",

@@ -349,11 +349,13 @@ async def dial_campaign(
     campaign: Campaign,
     credentials_block: str | None = Field(
         default=None,
+        title="Credentials block",
         description="Saved DailyCredentials block; empty = DAILY_API_KEY / DAILY_API_URL from the "
         "environment.",
     ),
     webhook_url: str | None = Field(
         default=None,
+        title="Webhook receiver URL",
         description="Public URL of the webhook receiver; when set, the domain's Daily webhook is "
         "pointed at it.",
     ),

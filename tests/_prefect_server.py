@@ -110,6 +110,8 @@ def start_prefect_server(timeout: float | None = None) -> PrefectServer:
     for _attempt in range(3):  # a free port can be taken between probe and bind
         port = _free_port()
         api_url = f"http://127.0.0.1:{port}/api"
+        # The UI asks the server where its API is; without this it is told 127.0.0.1:4200.
+        env["PREFECT_UI_API_URL"] = api_url
         started = time.perf_counter()
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(

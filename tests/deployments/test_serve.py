@@ -50,14 +50,9 @@ def test_list_shows_what_would_be_served(prefect_server):
 async def test_served_adhoc_deployment_runs_a_campaign(served):
     _stack, proc, log = served
     deadline = time.monotonic() + 90
-    while True:  # serving has begun once the deployment points at no work pool
-        async with get_client() as client:
-            try:
-                dep = await client.read_deployment_by_name("dial-campaign/adhoc")
-                if dep.work_pool_name is None and "being served" in log.read_text(errors="replace"):
-                    break
-            except Exception:
-                pass
+    # Serving has begun once it says so (the deployment may still name the work pool a previous
+    # `prefect deploy` gave it; the serving process picks up its runs by deployment id anyway).
+    while "being served" not in log.read_text(errors="replace"):
         assert proc.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         await asyncio.sleep(1)

@@ -1,0 +1,154 @@
+"""The Prefect UI shows the campaign form for `dial-campaign/adhoc` (Run > Custom run).
+
+The ad hoc deployment of deployments/prefect.yaml is registered on the session Prefect server
+(`flows.serve.build_deployments`, the same code `daily-sip serve` uses; applying it again only
+updates it, so `prefect deploy` in another module may come first or after), then headless
+Chromium opens its custom-run page in both UIs the server ships: the default (V2, under /v2)
+and the classic one (V1). The test waits for the form, asserts each campaign field is there under
+its title, adds one target so its SIP URI field shows, and saves a screenshot under
+test-artifacts/ (or $UI_SCREENSHOT_DIR) to look at.
+
+Needs Debian's `chromium`; without it the test is skipped locally and fails on CI (CI set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows.campaign import AfterAnswer, Campaign, DialIn, Redial, Success, Target
+
+from .ui_browser import Chromium, Page, launch_chromium
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT_NAME = "prefect-ui-adhoc-custom-run.png"
+# The run page of a deployment, per UI (the V1 route is its router's deployment/:deploymentId/run,
+# V2's is /deployments/deployment/$id/run under the server's /v2 base).
+UIS = {
+    "v2": ("/v2/deployments/deployment/{id}/run", SCREENSHOT_NAME),
+    "v1": ("/deployments/deployment/{id}/run", SCREENSHOT_NAME.replace("prefect-ui-", "prefect-ui-v1-")),
+}
+FORM_SECTIONS = (Campaign, DialIn, AfterAnswer, Redial, Success)  # the form before any target
+API_ERRORS = ("Can't connect to Server API", "Something went wrong")
+
+# Decided before any fixture runs, so a local run without Chromium does not start a server.
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None and not os.environ.get("CI"),
+    reason="chromium is not installed (Debian: apt-get install chromium); CI installs it",
+)
+
+
+def _titles(model: type) -> dict[str, str]:
+    return {name: field.title or name for name, field in model.model_fields.items()}
+
+
+def _labels(text: str) -> set[str]:
+    """The page's lines, as field labels: both UIs print a label on its own line, "(Optional)" added."""
+    return {line.strip().removesuffix(" (Optional)") for line in text.splitlines()}
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Chromium]:
+    if shutil.which("chromium") is None:  # only with CI set (else the test is skipped)
+        pytest.fail("chromium is not installed; .ci/run installs it (apt-get install chromium)")
+    with launch_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+async def adhoc_deployment_id(prefect_server) -> str:
+    from prefect import get_client
+
+    from flows.serve import build_deployments
+
+    [deployment] = await build_deployments(names=["adhoc"])
+    await deployment.aapply()
+    async with get_client() as client:
+        return str((await client.read_deployment_by_name("dial-campaign/adhoc")).id)
+
+
+async def _point_ui_at_server(page: Page, prefect_server) -> None:
+    """Make the page's UI call this server's API.
+
+    The UI asks the server for its API URL (/ui-settings). That is PREFECT_UI_API_URL, which
+    `prefect server start --port N` leaves at its default, port 4200, unless the server's
+    environment sets it; then every API call of the page fails. Serve the right URL instead.
+    """
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        settings = (await http.get(f"{prefect_server.ui_url}/ui-settings")).json()
+    if settings.get("api_url") != prefect_server.api_url:
+        await page.serve_json("/ui-settings", {**settings, "api_url": prefect_server.api_url})
+
+
+async def _wait_for_texts(page: Page, url: str, texts: dict[str, int], within: float) -> str:
+    """Poll until the page shows each of `texts` at least that many times; its text then.
+
+    Fails at once when the UI shows an API error.
+
+    The forms render in steps (the V1 one fills nested sections in after the first paint), so
+    "rendered" means: every expected title is there.
+    """
+    probe = f"""(() => {{
+        const text = document.body ? document.body.innerText : '';
+        const error = {json.dumps(API_ERRORS)}.find(e => text.includes(e));
+        const missing = Object.entries({json.dumps(texts)}).filter(([t, n]) => text.split(t).length - 1 < n);
+        return error ? {{error}} : (missing.length ? null : {{ok: true}});
+    }})()"""
+    try:
+        state = await page.wait_for(probe, within=within)
+    except TimeoutError:
+        text = await page.text()
+        missing = {t: n for t, n in texts.items() if text.count(t) < n}
+        pytest.fail(f"{url}: after {within:.0f} s the page still lacks (text: times) {missing}:\n{text}")
+    if "error" in state:
+        pytest.fail(f"{url}: the UI shows {state['error']!r}:\n{await page.text()}\n{page.console}")
+    return await page.text()
+
+
+@needs_chromium
+@pytest.mark.timeout(600)  # a fresh server and a browser on a busy 2-core machine
+@pytest.mark.parametrize("ui", list(UIS))
+async def test_custom_run_page_shows_the_campaign_form(ui, chromium, prefect_server, adhoc_deployment_id):
+    route, screenshot_name = UIS[ui]
+    url = prefect_server.ui_url + route.format(id=adhoc_deployment_id)
+    # Every field of the form, under the title it has there (nested sections included).
+    form_titles = [title for model in FORM_SECTIONS for title in _titles(model).values()]
+    target_titles = list(_titles(Target).values())
+    shots = Path(os.environ.get("UI_SCREENSHOT_DIR") or REPO / "test-artifacts")
+    async with chromium.page(width=1400, height=2200) as page:
+        await _point_ui_at_server(page, prefect_server)
+        await page.navigate(url)
+        try:
+            text = await _wait_for_texts(page, url, dict.fromkeys([*form_titles, "Submit"], 1), within=90)
+            assert {"Targets", "Video", "Audio codecs", "Video codecs"} <= _labels(text)
+            assert not set(form_titles) - _labels(text), f"not shown as a field label:\n{text}"
+
+            # The targets list starts empty; one "Add item" adds a target's fields, SIP URI first.
+            assert await page.click_text("Add item"), f"{url}: no 'Add item' button\n{text}"
+            one_more = {title: text.count(title) + 1 for title in target_titles}
+            text = await _wait_for_texts(page, url, one_more, within=30)
+            assert text.count("SIP URI") == one_more["SIP URI"]
+            assert not set(target_titles) - _labels(text), f"not shown as a field label:\n{text}"
+        finally:
+            try:
+                path = await page.screenshot(shots / screenshot_name)
+                print(f"\n[{ui}] screenshot of {url}: {path}")
+            except Exception as exc:  # keep the assertion's message, not the screenshot's
+                print(f"\n[{ui}] no screenshot: {exc!r}")
+        assert not [line for line in page.console if line.startswith("exception")], page.console
+
+
+def test_form_defaults_are_the_model_defaults():
+    """A default the form shows (json_schema_extra, for default_factory fields) is the real one."""
+    for model in (*FORM_SECTIONS, Target):
+        for name, field in model.model_fields.items():
+            assert field.title, f"{model.__name__}.{name} has no title for the form"
+            shown = (field.json_schema_extra or {}).get("default")
+            if shown is not None:
+                assert shown == field.get_default(call_default_factory=True), f"{model.__name__}.{name}"
