@@ -63,8 +63,8 @@ class Deployed:
     def record(self, name: str, seconds: float) -> None:
         self.timings[name] = round(seconds, 1)
         TIMINGS.parent.mkdir(exist_ok=True)
-        TIMINGS.write_text(json.dumps({"prefect deploy": round(self.deploy_seconds, 1), **self.timings},
-                                      indent=2))
+        figures = {"prefect deploy --all (5 deployments)": round(self.deploy_seconds, 1), **self.timings}
+        TIMINGS.write_text(json.dumps(figures, indent=2))
 
     def worker_tail(self) -> str:
         return self.worker_log.read_text(errors="replace")[-4000:]

@@ -83,7 +83,6 @@ async def test_deployments_are_registered_as_declared(deployed):
     assert "daily.meeting.started -> dial-campaign/standup-meeting" in automations
     trigger = automations["daily.meeting.started -> dial-campaign/standup-meeting"].trigger
     assert trigger.match.model_dump()["prefect.resource.id"] == "daily.room.standup"
-    deployed.record("prefect deploy (all deployments)", deployed.deploy_seconds)
 
 
 async def test_adhoc_run_with_param_completes_with_the_report(deployed):
@@ -124,8 +123,10 @@ async def test_event_triggers_a_campaign_from_its_payload(deployed):
 
 async def test_scheduler_creates_and_runs_the_scheduled_campaign(deployed):
     run = await _wait_for_run(deployed, "e2e-interval", within=300)
-    deployed.record("schedule: scheduled time -> run Completed",
-                    (run.end_time - run.expected_start_time).total_seconds())
+    # The worker prefetches runs a few seconds ahead, so a run may start before its slot.
+    deployed.record("schedule: run start minus scheduled time",
+                    (run.start_time - run.expected_start_time).total_seconds())
+    deployed.record("schedule: run start -> Completed", (run.end_time - run.start_time).total_seconds())
     try:
         assert run.auto_scheduled, "the run was not created by the scheduler"
         assert run.state.type.value == "COMPLETED", (run.state, deployed.worker_tail())
