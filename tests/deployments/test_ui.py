@@ -73,17 +73,11 @@ async def adhoc_deployment_id(prefect_server) -> str:
         return str((await client.read_deployment_by_name("dial-campaign/adhoc")).id)
 
 
-async def _point_ui_at_server(page: Page, prefect_server) -> None:
-    """Make the page's UI call this server's API.
-
-    The UI asks the server for its API URL (/ui-settings). That is PREFECT_UI_API_URL, which
-    `prefect server start --port N` leaves at its default, port 4200, unless the server's
-    environment sets it; then every API call of the page fails. Serve the right URL instead.
-    """
+async def _assert_ui_uses_this_server(prefect_server) -> None:
+    """The UI learns its API URL from /ui-settings; the fixture sets PREFECT_UI_API_URL for it."""
     async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
         settings = (await http.get(f"{prefect_server.ui_url}/ui-settings")).json()
-    if settings.get("api_url") != prefect_server.api_url:
-        await page.serve_json("/ui-settings", {**settings, "api_url": prefect_server.api_url})
+    assert settings.get("api_url") == prefect_server.api_url, settings
 
 
 async def _wait_for_texts(page: Page, url: str, texts: dict[str, int], within: float) -> str:
@@ -121,8 +115,8 @@ async def test_custom_run_page_shows_the_campaign_form(ui, chromium, prefect_ser
     form_titles = [title for model in FORM_SECTIONS for title in _titles(model).values()]
     target_titles = list(_titles(Target).values())
     shots = Path(os.environ.get("UI_SCREENSHOT_DIR") or REPO / "test-artifacts")
+    await _assert_ui_uses_this_server(prefect_server)
     async with chromium.page(width=1400, height=2200) as page:
-        await _point_ui_at_server(page, prefect_server)
         await page.navigate(url)
         try:
             text = await _wait_for_texts(page, url, dict.fromkeys([*form_titles, "Submit"], 1), within=90)

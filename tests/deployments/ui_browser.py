@@ -105,8 +105,6 @@ class Page:
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _pending: dict[int, asyncio.Future] = field(default_factory=dict)
     console: list[str] = field(default_factory=list)  # console messages and uncaught exceptions
-    _replies: dict[str, bytes] = field(default_factory=dict)  # URL suffix -> JSON body to serve
-    _tasks: set[asyncio.Task] = field(default_factory=set)
     viewport: tuple[int, int] = (0, 0)
 
     async def _read(self) -> None:
@@ -119,11 +117,7 @@ class Page:
                         fut.set_result(msg)
                     continue
                 params = msg.get("params", {})
-                if msg.get("method") == "Fetch.requestPaused":
-                    task = asyncio.create_task(self._answer(params))  # not here: we are the reader
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                elif msg.get("method") == "Runtime.consoleAPICalled":
+                if msg.get("method") == "Runtime.consoleAPICalled":
                     text = " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
                     self.console.append(f"console.{params.get('type')}: {text}"[:500])
                 elif msg.get("method") == "Runtime.exceptionThrown":
@@ -144,23 +138,6 @@ class Page:
         if "error" in reply:
             raise BrowserError(f"{method}: {reply['error']}")
         return reply.get("result", {})
-
-    async def serve_json(self, url_suffix: str, body: Any) -> None:
-        """Answer every request whose URL (query removed) ends with `url_suffix` with `body` as JSON."""
-        self._replies[url_suffix] = json.dumps(body).encode()
-        patterns = [{"urlPattern": f"*{suffix}*", "requestStage": "Request"} for suffix in self._replies]
-        await self.send("Fetch.enable", patterns=patterns)
-
-    async def _answer(self, params: dict) -> None:
-        url = params["request"]["url"].split("?", 1)[0]
-        body = next((b for suffix, b in self._replies.items() if url.endswith(suffix)), None)
-        with contextlib.suppress(BrowserError, TimeoutError):
-            if body is None:
-                await self.send("Fetch.continueRequest", requestId=params["requestId"])
-            else:
-                await self.send("Fetch.fulfillRequest", requestId=params["requestId"], responseCode=200,
-                                responseHeaders=[{"name": "Content-Type", "value": "application/json"}],
-                                body=base64.b64encode(body).decode())
 
     async def evaluate(self, expression: str) -> Any:
         """The JSON value of a JavaScript expression (promises are awaited)."""
