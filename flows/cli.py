@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from daily_emulator.cli import emulator
+from flows.prefect_api import require_prefect_server
 from flows.receiver import receiver
 from flows.serve import serve
 from flows.setup import setup
@@ -97,16 +98,11 @@ def run(
     except CampaignFileError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    from prefect.settings import get_current_settings
-
-    if not get_current_settings().api.url:
-        typer.echo(
-            "PREFECT_API_URL is not set. The campaign learns outcomes from the receiver's Prefect events, "
-            "which need a running Prefect server (ephemeral mode cannot carry them between processes). "
-            "Start one (`prefect server start`) and export PREFECT_API_URL=http://127.0.0.1:4200/api, "
-            "or try `daily-sip demo`.", err=True,
-        )
-        raise typer.Exit(2)
+    require_prefect_server(
+        "the campaign learns outcomes from the receiver's Prefect events, which need a running "
+        "Prefect server (ephemeral mode cannot carry them between processes)",
+        ", or try `daily-sip demo`",
+    )
     state, report = asyncio.run(_run_flow(campaign, credentials_block, webhook_url))
     raise typer.Exit(_finish(state, report, json_out, _ui_url()))
 

@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from flows.prefect_api import require_prefect_server
+
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_PREFECT_FILE = PROJECT_DIR / "deployments" / "prefect.yaml"
 FLOW_ENTRYPOINT = "flows/dial_campaign.py:dial_campaign"
-WEBHOOK_URL_VARIABLE = "daily_webhook_url"
 
 
 # --------------------------------------------------------------------------- deploy-time steps
@@ -237,13 +238,7 @@ def serve(
     Same names, schedules, triggers, concurrency limits and parameters as `prefect deploy --all
     --prefect-file deployments/prefect.yaml`; flow runs execute here, with this environment.
     """
-    from prefect.settings import get_current_settings
-
-    if not get_current_settings().api.url:
-        typer.echo("PREFECT_API_URL is not set: schedules, triggers and Daily events need a running "
-                   "Prefect server (e.g. `prefect server start`, then export PREFECT_API_URL="
-                   "http://127.0.0.1:4200/api).", err=True)
-        raise typer.Exit(2)
+    require_prefect_server("schedules, triggers and Daily events need a running Prefect server")
     from prefect.flows import aserve
 
     async def main() -> None:

@@ -25,9 +25,10 @@ from typing import Annotated
 
 import typer
 
+from flows.prefect_api import require_prefect_server
 from flows.room_lock import ensure_room_limit
+from flows.serve import PROJECT_DIR
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_CAMPAIGNS_DIR = PROJECT_DIR / "deployments" / "campaigns"
 WEBHOOK_URL_VARIABLE = "daily_webhook_url"
 
@@ -195,13 +196,8 @@ def setup(
         help="Create room limits for the rooms the campaign files here name.")] = DEFAULT_CAMPAIGNS_DIR,
 ) -> None:
     """Store the Daily credentials block, the rate limits, the work pool and the room limits (idempotent)."""
-    from prefect.settings import get_current_settings
-
-    if not get_current_settings().api.url:
-        typer.echo("PREFECT_API_URL is not set: there is no Prefect server to set up (Prefect's temporary "
-                   "local server forgets everything at exit). Start one (`prefect server start`) and "
-                   "export PREFECT_API_URL=http://127.0.0.1:4200/api.", err=True)
-        raise typer.Exit(2)
+    require_prefect_server("there is no Prefect server to set up (Prefect's temporary local server "
+                           "forgets everything at exit)")
     lines = asyncio.run(run_setup(
         api_key=api_key, api_url=api_url, webhook_secret=webhook_secret, webhook_url=webhook_url,
         block_name=block_name, work_pool=work_pool, rooms=room, campaigns_dir=campaigns_dir,
