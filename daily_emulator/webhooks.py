@@ -206,9 +206,6 @@ class Dispatcher:
         hook = self.registry.hooks.get(hook_uuid)
         if hook is None:
             return
-        if hook.state == "FAILED":
-            self._record_fault(hook_uuid, event, "skipped", "webhook FAILED")
-            return
         attempts = 1 if duplicate or hook.retry_type != "exponential" else EXPONENTIAL_ATTEMPTS
         for n in range(attempts):
             hook = self.registry.hooks.get(hook_uuid)
