@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 import yaml
@@ -50,6 +52,18 @@ def cli(*args: str, timeout: float = 180, check: bool = True, env: dict | None =
         raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
                              f"{done.stderr[-3000:]}")
     return done
+
+
+def run_adhoc(campaign: dict, *extra: str, timeout: float = 60, check: bool = True) -> UUID:
+    """`prefect deployment run dial-campaign/adhoc --param campaign=...`; the new run's id.
+
+    With ``--watch`` the exit code is the run's outcome: pass ``check=False`` and look at the run.
+    """
+    done = cli("prefect", "deployment", "run", "dial-campaign/adhoc", *extra,
+               "--param", f"campaign={json.dumps(campaign)}", timeout=timeout, check=check)
+    found = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
+    assert found, f"no flow run created:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return UUID(found.group(1))
 
 
 @dataclass

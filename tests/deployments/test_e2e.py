@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from uuid import UUID
 
@@ -18,7 +17,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 from prefect.client.schemas.objects import FlowRun
 
-from .conftest import QUICK_CAMPAIGN, Deployed, cli
+from .conftest import QUICK_CAMPAIGN, Deployed, cli, run_adhoc
 
 pytestmark = pytest.mark.timeout(600)
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
@@ -87,9 +86,7 @@ async def test_deployments_are_registered_as_declared(deployed):
 
 async def test_adhoc_run_with_param_completes_with_the_report(deployed):
     t0 = time.monotonic()
-    done = cli("prefect", "deployment", "run", "dial-campaign/adhoc",
-               "--param", f"campaign={json.dumps(QUICK_CAMPAIGN)}", timeout=60)
-    run_id = UUID(re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1))
+    run_id = run_adhoc(QUICK_CAMPAIGN)
     run = await _wait_for_run(deployed, "adhoc", predicate=lambda r: r.id == run_id)
     deployed.record("ad hoc: deployment run -> Completed", time.monotonic() - t0)
     assert run.state.type.value == "COMPLETED", (run.state, deployed.worker_tail())
@@ -142,9 +139,7 @@ async def test_cancelling_a_deployed_run_hangs_up_and_removes_its_room(deployed)
                "targets": [{"sip_uri": "sip:stays-1@e2e.example.com"},
                            {"sip_uri": "sip:stays-2@e2e.example.com"}],
                "after_answer": {"mode": "stay", "max_seconds": 600}}
-    done = cli("prefect", "deployment", "run", "dial-campaign/adhoc",
-               "--param", f"campaign={json.dumps(staying)}", timeout=60)
-    run_id = UUID(re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1))
+    run_id = run_adhoc(staying)
     tag = run_id.hex[:8]
     deadline = time.monotonic() + 120
     while not [leg for leg in deployed.stack.legs()

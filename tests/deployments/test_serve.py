@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
 import subprocess
 import time
 from collections.abc import Iterator
-from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -17,7 +14,7 @@ from prefect.client.orchestration import get_client
 from tests.conftest import stop_process
 from tests.flows.conftest import start_stack, stop_stack
 
-from .conftest import BIN, QUICK_CAMPAIGN, REPO, cli
+from .conftest import BIN, QUICK_CAMPAIGN, REPO, cli, run_adhoc
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -57,9 +54,7 @@ async def test_served_adhoc_deployment_runs_a_campaign(served):
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         await asyncio.sleep(1)
     t0 = time.monotonic()
-    done = cli("prefect", "deployment", "run", "dial-campaign/adhoc", "--watch", "--watch-timeout", "120",
-               "--param", f"campaign={json.dumps(QUICK_CAMPAIGN)}", timeout=150, check=False)
-    run_id = UUID(re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1))
+    run_id = run_adhoc(QUICK_CAMPAIGN, "--watch", "--watch-timeout", "120", timeout=150, check=False)
     async with get_client() as client:
         run = await client.read_flow_run(run_id)
     print(f"serve: deployment run -> {run.state.type.value} in {time.monotonic() - t0:.1f} s")
