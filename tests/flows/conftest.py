@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from flows.local_stack import new_webhook_secret
 from tests.conftest import EmulatorProcess, launch_emulator, stop_process
+from tests.receiver.helpers import launch_receiver
 
 FAST = {"rate_limit_scale": 0, "connect_delay": 0.05, "answer_delay": 0.1, "ring_timeout": 1.5,
         "hangup_after": 0.5}
@@ -36,16 +38,11 @@ class CampaignStack:
 def start_stack(prefect_api_url: str, **emulator_flags) -> CampaignStack:
     secret = new_webhook_secret()
     emu = launch_emulator(**{**FAST, **emulator_flags})
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "flows.receiver", "--port", "0"], stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "DAILY_WEBHOOK_SECRET": secret, "PREFECT_API_URL": prefect_api_url},
-    )
-    webhook_url = receiver.stdout.readline().strip()
-    assert webhook_url.startswith("http"), "receiver did not start"
+    receiver = launch_receiver(Path(tempfile.mkdtemp(prefix="campaign-receiver-")),
+                               api_url=prefect_api_url, secret=secret)
     os.environ.update(DAILY_API_KEY=emu.api_key, DAILY_API_URL=emu.base_url,
                       DAILY_WEBHOOK_SECRET=secret, DAILY_RATE_LIMIT_SCALE="0")
-    return CampaignStack(emu, webhook_url, receiver)
+    return CampaignStack(emu, receiver.url, receiver.proc)
 
 
 def stop_stack(stack: CampaignStack) -> None:
