@@ -17,9 +17,7 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flows.local_stack import STANDIN_DEV_KEY, LocalStack, new_webhook_secret
+from daily_sip.local_stack import STANDIN_DEV_KEY, LocalStack, new_webhook_secret
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 HOLD = 2.0
@@ -33,8 +31,8 @@ def _start_offsets(legs: list[dict]) -> list[float]:
 
 
 async def main(daily_url: str, webhook_url: str) -> None:
-    from flows.campaign import Campaign
-    from flows.dial_campaign import dial_campaign
+    from daily_sip.flows.campaign import Campaign
+    from daily_sip.flows.dial_campaign import dial_campaign
 
     campaign = Campaign(
         name="bench",

@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flows.local_stack import STANDIN_DEV_KEY, LocalStack
+from daily_sip.local_stack import STANDIN_DEV_KEY, LocalStack
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 
@@ -45,9 +43,9 @@ async def main(daily_url: str) -> None:
     from prefect import flow
     from prefect.concurrency.asyncio import rate_limit
 
-    from tasks import DailyClient, DailyCredentials
-    from tasks.ratelimit import DEFAULT, ensure_rate_limits
-    from tasks.rooms import get_room
+    from daily_sip.tasks import DailyClient, DailyCredentials
+    from daily_sip.tasks.ratelimit import DEFAULT, ensure_rate_limits
+    from daily_sip.tasks.rooms import aget_room
 
     creds = DailyCredentials(api_key=STANDIN_DEV_KEY, api_url=daily_url)
     async with DailyClient(STANDIN_DEV_KEY, daily_url) as client:
@@ -60,7 +58,7 @@ async def main(daily_url: str) -> None:
     async def bench_flow(scale: str) -> None:
         os.environ["DAILY_RATE_LIMIT_SCALE"] = scale
         label = "task get_room, no pacing" if scale == "0" else "task get_room, paced via Prefect GCL"
-        await measure(label, lambda: get_room(room.name, credentials=creds))
+        await measure(label, lambda: aget_room(room.name, credentials=creds))
 
     await bench_flow("0")
     await bench_flow("1")

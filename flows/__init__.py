@@ -1,0 +1,12 @@
+"""The ``dial_campaign`` flow and its parts.
+
+* `campaign`: the campaign model (the flow's parameter, also read from YAML/JSON files);
+* `provision`: create or borrow the room, SIP on, wait until the dial-in endpoints are listed;
+* `legs`: the dialler, one dial-out leg per attempt, followed through Daily's webhooks;
+* `listener`: Daily events from Prefect (live subscription + history), routed per leg;
+* `report`: per-target outcomes and the campaign report;
+* `publish`: the report as Prefect artifacts;
+* `cleanup`: the ledger and the cleanup that turns off whatever the run turned on;
+* `room_lock`: one campaign at a time per borrowed room;
+* `dial_campaign`: the flow itself, the outline of all of the above.
+"""

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.models.validators import (
+from daily_sip.tasks.models.validators import (
     AudioCodecList,
     DisplayName,
     DtmfTones,

@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tasks import DailyCredentials, DailyError, DailyNotFoundError
-from tasks.dialout import stop_dial_out
-from tasks.presence import get_room_presence
-from tasks.rooms import delete_room, get_room, update_room
+from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError
+from daily_sip.tasks.dialout import astop_dial_out
+from daily_sip.tasks.presence import aget_room_presence
+from daily_sip.tasks.rooms import adelete_room, aget_room, aupdate_room
 
 logger = logging.getLogger("daily_sip.cleanup")
 
@@ -72,7 +72,7 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
     actions: list[str] = []
     to_stop = set(live_sessions)
     try:
-        presence = await get_room_presence(ledger.room, credentials=creds)
+        presence = await aget_room_presence(ledger.room, credentials=creds)
         to_stop |= {p.id for p in presence.data if (p.user_id or "").startswith(ledger.user_prefix)}
     except DailyNotFoundError:
         to_stop.clear()  # no room, no legs
@@ -81,7 +81,7 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
     hung_up = 0
     for session_id in sorted(to_stop):
         try:
-            await stop_dial_out(ledger.room, session_id, credentials=creds)
+            await astop_dial_out(ledger.room, session_id, credentials=creds)
             hung_up += 1
         except DailyNotFoundError:
             pass  # it ended on its own in the meantime
@@ -91,13 +91,13 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
         actions.append(f"hung up {hung_up} leg(s) still up")
 
     if ledger.created_room and ledger.delete_room:
-        result = await delete_room(ledger.room, credentials=creds)
+        result = await adelete_room(ledger.room, credentials=creds)
         actions.append("room already gone" if result.already_gone else f"deleted room {ledger.room}")
         return actions
     if ledger.restore:
         try:
-            await update_room(ledger.room, properties=ledger.restore, credentials=creds)
-            room = await get_room(ledger.room, credentials=creds)
+            await aupdate_room(ledger.room, properties=ledger.restore, credentials=creds)
+            room = await aget_room(ledger.room, credentials=creds)
         except DailyNotFoundError:
             actions.append("room already gone")
             return actions

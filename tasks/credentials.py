@@ -17,14 +17,13 @@ class DailyCredentials(CredentialsBlock):
     without Daily; leave the default for the real API. Nothing else changes.
 
     Example:
-        Save once, then load anywhere (the Prefect UI shows it under Blocks):
+        Load a saved block (``daily-sip setup`` saves one named ``daily``; in async code use
+        ``await DailyCredentials.aload("BLOCK_NAME")``):
         ```python
-        from tasks import DailyCredentials
+        from daily_sip.tasks import DailyCredentials
 
-        DailyCredentials(api_key="...", webhook_secret="c2VjcmV0...").save("daily", overwrite=True)
-        creds = await DailyCredentials.load("daily")
-        async with creds.get_client() as daily:
-            room = await daily.get_room("standup")
+        daily_credentials_block = DailyCredentials.load("BLOCK_NAME")
+        client = daily_credentials_block.get_client()  # async: `async with client: ...`
         ```
     """
 

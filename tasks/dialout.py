@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
 from prefect.logging import get_run_logger
 
 from ._shared import client_for
+from ._sync import daily_task, sync_twin
 from .credentials import DailyCredentials
 from .errors import DailyError, DailyNotFoundError
 from .models import Acknowledged, DialOutStarted, SendDtmf, StartDialOut
 from .ratelimit import DEFAULT, DIALOUT_START
-from .retries import RETRY_POLICY, paced_call
+from .retries import paced_call
 
 
-@task(name="daily-start-dial-out", **RETRY_POLICY)
-async def start_dial_out(
+@daily_task("daily-start-dial-out")
+async def astart_dial_out(
     room: str,
     dial_out: StartDialOut | dict[str, Any],
     credentials: DailyCredentials | None = None,
@@ -32,7 +32,7 @@ async def start_dial_out(
 
     Example:
         ```python
-        leg = await start_dial_out("standup", {"sipUri": "sip:123@bridge.example.com",
+        leg = await astart_dial_out("standup", {"sipUri": "sip:123@bridge.example.com",
                                                "displayName": "Webex bridge", "userId": "t-1"},
                                    credentials=creds)
         print(leg.session_id)
@@ -60,8 +60,8 @@ async def start_dial_out(
         raise
 
 
-@task(name="daily-stop-dial-out", **RETRY_POLICY)
-async def stop_dial_out(
+@daily_task("daily-stop-dial-out")
+async def astop_dial_out(
     room: str, session_id: str, credentials: DailyCredentials | None = None
 ) -> Acknowledged:
     """Hang up a dial-out leg (``dialOut/stop``); Daily then sends ``dialout.stopped``.
@@ -71,7 +71,7 @@ async def stop_dial_out(
 
     Example:
         ```python
-        await stop_dial_out("standup", leg.session_id, credentials=creds)
+        await astop_dial_out("standup", leg.session_id, credentials=creds)
         ```
     """
     try:
@@ -82,8 +82,8 @@ async def stop_dial_out(
         return Acknowledged(ok=True, already_stopped=True)
 
 
-@task(name="daily-send-dtmf", **RETRY_POLICY)
-async def send_dtmf(
+@daily_task("daily-send-dtmf")
+async def asend_dtmf(
     room: str,
     session_id: str,
     tones: str,
@@ -94,8 +94,13 @@ async def send_dtmf(
 
     Example:
         ```python
-        await send_dtmf("standup", leg.session_id, "123456#", credentials=creds)
+        await asend_dtmf("standup", leg.session_id, "123456#", credentials=creds)
         ```
     """
     body = SendDtmf(session_id=session_id, tones=tones, digit_duration_ms=digit_duration_ms)
     return await paced_call(DEFAULT, lambda: client_for(credentials).send_dtmf(room, body))
+
+
+start_dial_out = sync_twin(astart_dial_out)
+stop_dial_out = sync_twin(astop_dial_out)
+send_dtmf = sync_twin(asend_dtmf)

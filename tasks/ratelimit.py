@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import time
 import weakref
 from collections import deque
@@ -146,43 +145,44 @@ async def ensure_rate_limits(scale: float | None = None) -> list[str]:
     return names
 
 
-# Prefect answers 503 while SQLite is locked by another writer; such a lock lasts milliseconds.
-_BUSY_RETRY_SECONDS = 0.05
-_BUSY_RETRIES = 100
-_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+async def _prefect_client() -> Any:
+    """One long-lived Prefect client per event loop: a new one per call costs a TLS context."""
+    from prefect.client.orchestration import get_client
+
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = get_client()
+        await client.__aenter__()
+        _clients[loop] = client
+    return client
 
 
 async def _take_global_slot(rate: RateClass) -> None:
-    """One slot of the Prefect global limit, waiting out 423s as the server's Retry-After says.
+    """One slot of the Prefect global limit, waiting out refusals as the server's Retry-After says.
 
-    The same request ``prefect.concurrency.asyncio.rate_limit`` makes, sent directly: inside a
-    task run, that function's acquisition service took ~2.1 s per call on Prefect 3.9.1, and
-    Prefect's client waits ~2 s before retrying the 503 a busy SQLite server gives; here a 503
-    is retried after 50 ms (measured with benchmarks/client_overhead.py).
+    Taken with ``PrefectClient.increment_concurrency_slots`` in ``rate_limit`` mode, the request
+    ``prefect.concurrency.asyncio.rate_limit`` makes, without that function's acquisition
+    service (about 2 s per call inside a task run on Prefect 3.9). The client itself retries the
+    server's 503s.
     """
-    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
 
-    from ._prefect_api import prefect_api_connection
-
-    loop = asyncio.get_running_loop()
-    entry = _http.get(loop)
-    if entry is None:
-        api_url, headers, verify = prefect_api_connection()
-        client = httpx.AsyncClient(headers=headers, verify=verify, timeout=httpx.Timeout(10.0))
-        entry = _http[loop] = (api_url, client)
-    api_url, client = entry
-    body = {"names": [rate.limit_name], "slots": 1, "mode": "rate_limit"}
-    busy = 0
+    client = await _prefect_client()
     while True:
-        response = await client.post(f"{api_url}/v2/concurrency_limits/increment", json=body)
-        if response.status_code == 423:
-            await asyncio.sleep(float(response.headers.get("Retry-After") or 1 / rate.average_per_second))
+        try:
+            response = await client.increment_concurrency_slots(
+                names=[rate.limit_name], slots=1, mode="rate_limit"
+            )
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 423:  # 423 Locked: no slot free yet
+                raise
+            retry_after = exc.response.headers.get("Retry-After")
+            await asyncio.sleep(float(retry_after) if retry_after else 1 / rate.average_per_second)
             continue
-        if response.status_code == 503 and busy < _BUSY_RETRIES:
-            busy += 1
-            await asyncio.sleep(_BUSY_RETRY_SECONDS * (1 + random.random()))
-            continue
-        response.raise_for_status()
         if not response.json():
             raise LookupError(f"global concurrency limit {rate.limit_name} does not exist")
         return

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
-
 from ._shared import client_for
+from ._sync import daily_task, sync_twin
 from .client import MAX_PAGE_SIZE
 from .credentials import DailyCredentials
 from .models import DeletedRoom, Room, RoomProperties
 from .ratelimit import DEFAULT, ROOM_DELETE
-from .retries import RETRY_POLICY, paced_call
+from .retries import paced_call
 
 
-@task(name="daily-create-room", **RETRY_POLICY)
-async def create_room(
+@daily_task("daily-create-room")
+async def acreate_room(
     name: str | None = None,
     properties: RoomProperties | dict[str, Any] | None = None,
     privacy: str | None = None,
@@ -26,13 +25,13 @@ async def create_room(
     Example:
         ```python
         from prefect import flow
-        from tasks import DailyCredentials
-        from tasks.rooms import create_room
+        from daily_sip.tasks import DailyCredentials
+        from daily_sip.tasks.rooms import acreate_room
 
         @flow
         async def make_room():
             creds = await DailyCredentials.load("daily")
-            room = await create_room(properties={"enable_dialout": True}, credentials=creds)
+            room = await acreate_room(properties={"enable_dialout": True}, credentials=creds)
             return room.url
         ```
     """
@@ -42,21 +41,21 @@ async def create_room(
     )
 
 
-@task(name="daily-get-room", **RETRY_POLICY)
-async def get_room(name: str, credentials: DailyCredentials | None = None) -> Room:
+@daily_task("daily-get-room")
+async def aget_room(name: str, credentials: DailyCredentials | None = None) -> Room:
     """Read a room and its ``config`` (``GET /rooms/:name``), incl. ``config.sip_uri`` when SIP is on.
 
     Example:
         ```python
-        room = await get_room("standup", credentials=creds)
+        room = await aget_room("standup", credentials=creds)
         print(room.config.sip_uri.endpoint if room.sip_enabled else "SIP off")
         ```
     """
     return await paced_call(DEFAULT, lambda: client_for(credentials).get_room(name))
 
 
-@task(name="daily-update-room", **RETRY_POLICY)
-async def update_room(
+@daily_task("daily-update-room")
+async def aupdate_room(
     name: str,
     properties: RoomProperties | dict[str, Any] | None = None,
     privacy: str | None = None,
@@ -66,7 +65,7 @@ async def update_room(
 
     Example:
         ```python
-        await update_room("standup", {"enable_dialout": True,
+        await aupdate_room("standup", {"enable_dialout": True,
                                       "dialout_config": {"allow_room_start": True}},
                           credentials=creds)
         ```
@@ -77,8 +76,8 @@ async def update_room(
     )
 
 
-@task(name="daily-delete-room", **RETRY_POLICY)
-async def delete_room(name: str, credentials: DailyCredentials | None = None) -> DeletedRoom:
+@daily_task("daily-delete-room")
+async def adelete_room(name: str, credentials: DailyCredentials | None = None) -> DeletedRoom:
     """Delete a room (``DELETE /rooms/:name``); everyone in it is disconnected.
 
     A room that is already gone is not an error (``already_gone`` is True).
@@ -86,15 +85,15 @@ async def delete_room(name: str, credentials: DailyCredentials | None = None) ->
 
     Example:
         ```python
-        result = await delete_room("campaign-2026-11-24", credentials=creds)
+        result = await adelete_room("campaign-2026-11-24", credentials=creds)
         assert result.deleted
         ```
     """
     return await paced_call(ROOM_DELETE, lambda: client_for(credentials).delete_room(name))
 
 
-@task(name="daily-list-rooms", **RETRY_POLICY)
-async def list_rooms(
+@daily_task("daily-list-rooms")
+async def alist_rooms(
     page_size: int = 100, max_rooms: int | None = None, credentials: DailyCredentials | None = None
 ) -> list[Room]:
     """Every room of the domain, newest first, following Daily's pagination cursors.
@@ -103,7 +102,7 @@ async def list_rooms(
 
     Example:
         ```python
-        rooms = await list_rooms(credentials=creds)
+        rooms = await alist_rooms(credentials=creds)
         sip_rooms = [r.name for r in rooms if r.sip_enabled]
         ```
     """
@@ -120,3 +119,10 @@ async def list_rooms(
             break
         cursor = page.data[-1].id
     return rooms if max_rooms is None else rooms[:max_rooms]
+
+
+create_room = sync_twin(acreate_room)
+get_room = sync_twin(aget_room)
+update_room = sync_twin(aupdate_room)
+delete_room = sync_twin(adelete_room)
+list_rooms = sync_twin(alist_rooms)

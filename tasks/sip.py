@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
-
 from ._shared import client_for
+from ._sync import daily_task, sync_twin
 from .credentials import DailyCredentials
 from .models import Room, SipSettings
 from .ratelimit import DEFAULT
-from .retries import RETRY_POLICY, paced_call
+from .retries import paced_call
 
 
-@task(name="daily-enable-sip", **RETRY_POLICY)
-async def enable_sip(
+@daily_task("daily-enable-sip")
+async def aenable_sip(
     room: str,
     sip: SipSettings | dict[str, Any] | None = None,
     credentials: DailyCredentials | None = None,
@@ -26,7 +25,7 @@ async def enable_sip(
 
     Example:
         ```python
-        room = await enable_sip("standup", {"display_name": "Bridge", "num_endpoints": 2},
+        room = await aenable_sip("standup", {"display_name": "Bridge", "num_endpoints": 2},
                                 credentials=creds, enable_dialout=True)
         print(room.config.sip_uri.all_endpoints)
         ```
@@ -37,14 +36,18 @@ async def enable_sip(
     )
 
 
-@task(name="daily-disable-sip", **RETRY_POLICY)
-async def disable_sip(room: str, credentials: DailyCredentials | None = None) -> Room:
+@daily_task("daily-disable-sip")
+async def adisable_sip(room: str, credentials: DailyCredentials | None = None) -> Room:
     """Turn SIP dial-in off (``"sip": null``); ``config.sip_uri`` disappears.
 
     Example:
         ```python
-        room = await disable_sip("standup", credentials=creds)
+        room = await adisable_sip("standup", credentials=creds)
         assert not room.sip_enabled
         ```
     """
     return await paced_call(DEFAULT, lambda: client_for(credentials).disable_sip(room))
+
+
+enable_sip = sync_twin(aenable_sip)
+disable_sip = sync_twin(adisable_sip)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from prefect import task
-
 from ._shared import client_for
+from ._sync import daily_task, sync_twin
 from .credentials import DailyCredentials
 from .models import Acknowledged, SipCallTransfer, SipRefer
 from .ratelimit import DEFAULT
-from .retries import RETRY_POLICY, paced_call
+from .retries import paced_call
 
 
-@task(name="daily-sip-call-transfer", **RETRY_POLICY)
-async def sip_call_transfer(
+@daily_task("daily-sip-call-transfer")
+async def asip_call_transfer(
     room: str,
     session_id: str,
     to_end_point: str,
@@ -22,7 +21,7 @@ async def sip_call_transfer(
 
     Example:
         ```python
-        await sip_call_transfer("standup", leg.session_id, "sip:ops@pbx.example.com",
+        await asip_call_transfer("standup", leg.session_id, "sip:ops@pbx.example.com",
                                 credentials=creds)
         ```
     """
@@ -30,16 +29,20 @@ async def sip_call_transfer(
     return await paced_call(DEFAULT, lambda: client_for(credentials).sip_call_transfer(room, body))
 
 
-@task(name="daily-sip-refer", **RETRY_POLICY)
-async def sip_refer(
+@daily_task("daily-sip-refer")
+async def asip_refer(
     room: str, session_id: str, to_end_point: str, credentials: DailyCredentials | None = None
 ) -> Acknowledged:
     """Hand a leg off with a SIP REFER (both ends outside Daily's SIP network).
 
     Example:
         ```python
-        await sip_refer("standup", leg.session_id, "sip:desk@pbx.example.com", credentials=creds)
+        await asip_refer("standup", leg.session_id, "sip:desk@pbx.example.com", credentials=creds)
         ```
     """
     body = SipRefer(session_id=session_id, to_end_point=to_end_point)
     return await paced_call(DEFAULT, lambda: client_for(credentials).sip_refer(room, body))
+
+
+sip_call_transfer = sync_twin(asip_call_transfer)
+sip_refer = sync_twin(asip_refer)

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import task
 from pydantic import SecretStr
 
 from ._shared import client_for, resolve_credentials
+from ._sync import daily_task, sync_twin
 from .credentials import DailyCredentials
 from .models import Webhook, WebhookSettings
 from .ratelimit import DEFAULT
-from .retries import RETRY_POLICY, paced_call
+from .retries import paced_call
 
 
-@task(name="daily-create-webhook", **RETRY_POLICY)
-async def create_webhook(
+@daily_task("daily-create-webhook")
+async def acreate_webhook(
     settings: WebhookSettings | dict[str, Any], credentials: DailyCredentials | None = None
 ) -> Webhook:
     """Register the domain's webhook; Daily pings the URL first and fails unless it answers 200.
 
     Example:
         ```python
-        hook = await create_webhook({"url": "https://hooks.example.com/webhook",
+        hook = await acreate_webhook({"url": "https://hooks.example.com/webhook",
                                      "hmac": creds.webhook_secret.get_secret_value(),
                                      "retryType": "exponential"}, credentials=creds)
         ```
@@ -30,52 +30,52 @@ async def create_webhook(
     return await paced_call(DEFAULT, lambda: client_for(credentials).create_webhook(settings))
 
 
-@task(name="daily-list-webhooks", **RETRY_POLICY)
-async def list_webhooks(credentials: DailyCredentials | None = None) -> list[Webhook]:
+@daily_task("daily-list-webhooks")
+async def alist_webhooks(credentials: DailyCredentials | None = None) -> list[Webhook]:
     """The domain's webhooks (Daily allows one).
 
     Example:
         ```python
-        hooks = await list_webhooks(credentials=creds)
+        hooks = await alist_webhooks(credentials=creds)
         ```
     """
     return await paced_call(DEFAULT, lambda: client_for(credentials).list_webhooks())
 
 
-@task(name="daily-get-webhook", **RETRY_POLICY)
-async def get_webhook(uuid: str, credentials: DailyCredentials | None = None) -> Webhook:
+@daily_task("daily-get-webhook")
+async def aget_webhook(uuid: str, credentials: DailyCredentials | None = None) -> Webhook:
     """One webhook with its ``state`` and ``failedCount``.
 
     Example:
         ```python
-        hook = await get_webhook(hook.uuid, credentials=creds)
+        hook = await aget_webhook(hook.uuid, credentials=creds)
         if hook.failed: ...
         ```
     """
     return await paced_call(DEFAULT, lambda: client_for(credentials).get_webhook(uuid))
 
 
-@task(name="daily-update-webhook", **RETRY_POLICY)
-async def update_webhook(
+@daily_task("daily-update-webhook")
+async def aupdate_webhook(
     uuid: str, settings: WebhookSettings | dict[str, Any], credentials: DailyCredentials | None = None
 ) -> Webhook:
     """Change a webhook; posting it again re-activates one Daily marked FAILED.
 
     Example:
         ```python
-        await update_webhook(hook.uuid, {"url": hook.url}, credentials=creds)
+        await aupdate_webhook(hook.uuid, {"url": hook.url}, credentials=creds)
         ```
     """
     return await paced_call(DEFAULT, lambda: client_for(credentials).update_webhook(uuid, settings))
 
 
-@task(name="daily-delete-webhook", **RETRY_POLICY)
-async def delete_webhook(uuid: str, credentials: DailyCredentials | None = None) -> bool:
+@daily_task("daily-delete-webhook")
+async def adelete_webhook(uuid: str, credentials: DailyCredentials | None = None) -> bool:
     """Remove a webhook; delivery stops at once. False when it was already gone.
 
     Example:
         ```python
-        await delete_webhook(hook.uuid, credentials=creds)
+        await adelete_webhook(hook.uuid, credentials=creds)
         ```
     """
     return await paced_call(DEFAULT, lambda: client_for(credentials).delete_webhook(uuid))
@@ -89,8 +89,8 @@ CAMPAIGN_EVENT_TYPES = [
 ]
 
 
-@task(name="daily-ensure-webhook", **RETRY_POLICY)
-async def ensure_webhook(
+@daily_task("daily-ensure-webhook")
+async def aensure_webhook(
     url: str,
     secret: SecretStr | str | None = None,
     event_types: list[str] | None = None,
@@ -106,7 +106,7 @@ async def ensure_webhook(
 
     Example:
         ```python
-        hook = await ensure_webhook("https://hooks.example.com/webhook", credentials=creds)
+        hook = await aensure_webhook("https://hooks.example.com/webhook", credentials=creds)
         assert not hook.failed
         ```
     """
@@ -134,3 +134,11 @@ async def ensure_webhook(
     if up_to_date:
         return hook
     return await paced_call(DEFAULT, lambda: client.update_webhook(hook.uuid, settings))
+
+
+create_webhook = sync_twin(acreate_webhook)
+list_webhooks = sync_twin(alist_webhooks)
+get_webhook = sync_twin(aget_webhook)
+update_webhook = sync_twin(aupdate_webhook)
+delete_webhook = sync_twin(adelete_webhook)
+ensure_webhook = sync_twin(aensure_webhook)

@@ -1,7 +1,7 @@
 """Shared fixtures: real processes on 127.0.0.1 only.
 
 `start_emulator(**flags)` launches the offline Daily stand-in as its own process
-(`python -m daily_emulator ...`), waits for the base URL it prints on its first
+(`python -m daily_sip.standin ...`), waits for the base URL it prints on its first
 stdout line, and stops it at teardown. Flags map to its CLI options
 (`ring_timeout=0.5` -> `--ring-timeout 0.5`; `True` -> bare flag).
 """
@@ -57,7 +57,7 @@ def _flag_args(flags: dict) -> list[str]:
 
 
 def launch_emulator(api_key: str = TEST_API_KEY, **flags) -> EmulatorProcess:
-    cmd = [sys.executable, "-m", "daily_emulator", "--host", "127.0.0.1", "--port", "0",
+    cmd = [sys.executable, "-m", "daily_sip.standin", "--host", "127.0.0.1", "--port", "0",
            "--api-key", api_key, *_flag_args(flags)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

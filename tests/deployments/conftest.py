@@ -43,10 +43,10 @@ QUICK_CAMPAIGN = {
 }
 
 
-def cli(*args: str, timeout: float = 180, check: bool = True, env: dict | None = None
-        ) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 180, check: bool = True, env: dict | None = None,
+        cwd: Path = REPO) -> subprocess.CompletedProcess:
     exe = BIN / args[0]
-    done = subprocess.run([str(exe), *args[1:]], cwd=REPO, capture_output=True, text=True,
+    done = subprocess.run([str(exe), *args[1:]], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env or dict(os.environ))
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
@@ -84,24 +84,25 @@ class Deployed:
         return self.worker_log.read_text(errors="replace")[-4000:]
 
 
-def _prefect_file_with_test_schedule(tmp: Path) -> Path:
-    """deployments/prefect.yaml plus one deployment on a short interval, for the scheduler test.
+def _starter_with_test_schedule(tmp: Path) -> Path:
+    """`daily-sip init` into a fresh folder, plus one deployment on a short interval.
 
-    The campaign file and the schedule are the only differences from the shipped file.
+    The campaign file and the schedule are the only differences from the starter a user gets.
     """
-    campaign_file = tmp / "every-minute.yaml"
-    campaign_file.write_text(yaml.safe_dump({**QUICK_CAMPAIGN, "name": "e2e-scheduled"}))
-    data = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
+    cli("daily-sip", "init", str(tmp))
+    (tmp / "campaigns" / "every-minute.yaml").write_text(
+        yaml.safe_dump({**QUICK_CAMPAIGN, "name": "e2e-scheduled"}))
+    prefect_file = tmp / "prefect.yaml"
+    data = yaml.safe_load(prefect_file.read_text())
     scheduled = next(d for d in data["deployments"] if d["name"] == "weekday-standup")
+    step = "daily_sip.deployments.steps.campaign_from_file"
     test = {**scheduled, "name": "e2e-interval", "tags": ["e2e"],
-            "build": [scheduled["build"][0],
-                      {"flows.serve.campaign_from_file": {"id": "standup", "path": str(campaign_file)}}],
+            "build": [{step: {"id": "campaign", "path": "campaigns/every-minute.yaml"}}],
             # Starts a few seconds after deploy, then every 10 minutes (the test deletes it first).
             "schedules": [{"interval": 600, "anchor_date": _in_seconds(25), "timezone": "UTC"}]}
     data["deployments"].append(test)
-    out = tmp / "prefect.yaml"
-    out.write_text(yaml.safe_dump(data, sort_keys=False))
-    return out
+    prefect_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    return tmp
 
 
 def _in_seconds(seconds: float) -> str:
@@ -120,9 +121,10 @@ def deployed(prefect_server, tmp_path_factory) -> Iterator[Deployed]:
     cli("daily-sip", "setup", "--api-key", stack.emulator.api_key, "--api-url", stack.emulator.base_url,
         "--webhook-secret", secret, "--webhook-url", stack.webhook_url)
     # ... deploy ...
-    prefect_file = _prefect_file_with_test_schedule(tmp)
+    # ... write the starter and deploy it from its folder ...
+    project = _starter_with_test_schedule(tmp / "deployments")
     t0 = time.monotonic()
-    cli("prefect", "--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file))
+    cli("prefect", "--no-prompt", "deploy", "--all", cwd=project)
     deploy_seconds = time.monotonic() - t0
     # ... and a worker, which knows Daily only through the block (no DAILY_API_* here).
     worker_env = {k: v for k, v in env.items() if k not in ("DAILY_API_KEY", "DAILY_API_URL",

@@ -6,7 +6,7 @@ import os
 
 from prefect.client.orchestration import get_client
 
-from tasks import DailyCredentials
+from daily_sip.tasks import DailyCredentials
 
 from .conftest import cli
 

@@ -1,7 +1,7 @@
 """The Prefect UI shows the campaign form for `dial-campaign/adhoc` (Run > Custom run).
 
-The ad hoc deployment of deployments/prefect.yaml is registered on the session Prefect server
-(`flows.serve.build_deployments`, the same code `daily-sip serve` uses; applying it again only
+The ad hoc deployment of the shipped deployments is registered on the session Prefect server
+(`daily_sip.deployments.serve.build_deployments`, the same code `daily-sip serve` uses; applying it again only
 updates it, so `prefect deploy` in another module may come first or after), then headless
 Chromium opens its custom-run page in both UIs the server ships: the default (V2, under /v2)
 and the classic one (V1). The test waits for the form, asserts each campaign field is there under
@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.campaign import AfterAnswer, Campaign, DialIn, Redial, Success, Target
+from daily_sip.flows.campaign import AfterAnswer, Campaign, DialIn, Redial, Success, Target
 
 from .ui_browser import Chromium, Page, launch_chromium
 
@@ -65,7 +65,7 @@ def chromium() -> Iterator[Chromium]:
 async def adhoc_deployment_id(prefect_server) -> str:
     from prefect import get_client
 
-    from flows.serve import build_deployments
+    from daily_sip.deployments.serve import build_deployments
 
     [deployment] = await build_deployments(names=["adhoc"])
     await deployment.aapply()

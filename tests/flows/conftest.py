@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.local_stack import new_webhook_secret
+from daily_sip.local_stack import new_webhook_secret
 from tests.conftest import EmulatorProcess, launch_emulator, stop_process
 from tests.receiver.helpers import launch_receiver
 

@@ -9,9 +9,9 @@ import sys
 import httpx
 import pytest
 
-from flows.campaign import Campaign
-from flows.dial_campaign import dial_campaign
-from flows.report import CampaignReport
+from daily_sip.flows.campaign import Campaign
+from daily_sip.flows.dial_campaign import dial_campaign
+from daily_sip.flows.report import CampaignReport
 
 from .conftest import start_stack, stop_stack
 
@@ -243,7 +243,7 @@ def test_bad_campaign_is_rejected_before_any_request(stack, tmp_path):
         "audio_codecs: [OPUS, AMR]\n"
         "dial_in: {num_endpoints: 5}\n"
     )
-    result = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(bad)], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "daily_sip.cli", "run", str(bad)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     for words in ("targets.0.sip_uri: must start with 'sip:'", "targets.1.dtmf: has invalid tones ['X']",

@@ -26,7 +26,7 @@ def receiver_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def live_receiver(prefect_server, webhook_secret: str, receiver_tmp: Path) -> Iterator[ReceiverProcess]:
-    """`python -m flows.receiver` against the real Prefect server, signed with webhook_secret."""
+    """`python -m daily_sip.receiver` against the real Prefect server, signed with webhook_secret."""
     rec = launch_receiver(receiver_tmp, api_url=prefect_server.api_url, secret=webhook_secret)
     yield rec
     rec.stop()

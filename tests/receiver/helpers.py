@@ -1,5 +1,6 @@
 """Helpers for the receiver tests. The signature code here is written independently of
-flows.receiver (straight from daily-api.md section 5.3) so the two can disagree."""
+daily_sip.receiver (straight from Daily's webhook docs, https://docs.daily.co/reference/rest-api/webhooks)
+so the two can disagree."""
 
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ def launch_receiver(
     env.update(PREFECT_API_URL=api_url, PYTHONUNBUFFERED="1")
     if secret is not None:
         env["DAILY_WEBHOOK_SECRET"] = secret
-    cmd = [sys.executable, "-m", "flows.receiver", "--host", "127.0.0.1", "--port", "0", *args]
+    cmd = [sys.executable, "-m", "daily_sip.receiver", "--host", "127.0.0.1", "--port", "0", *args]
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         proc = subprocess.Popen(
             cmd,

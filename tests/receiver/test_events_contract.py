@@ -1,4 +1,4 @@
-"""flows.events: Daily envelope -> Prefect Event (no server needed)."""
+"""daily_sip.receiver.events: Daily envelope -> Prefect Event (no server needed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flows import events as ev
+from daily_sip.receiver import events as ev
 
 EXAMPLE_CONNECTED = {
     "version": "1.0.0",

@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from flows.events import to_prefect_event
-from flows.receiver import create_app
+from daily_sip.receiver import create_app
+from daily_sip.receiver.events import to_prefect_event
 from tests.receiver.helpers import dumps, envelope, new_secret, signed, unique
 
 

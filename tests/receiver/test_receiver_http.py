@@ -1,4 +1,4 @@
-"""The receiver as a real process (`python -m flows.receiver`) against a real Prefect server.
+"""The receiver as a real process (`python -m daily_sip.receiver`) against a real Prefect server.
 
 Every check reads the outcome back from Prefect's own API (`POST /api/events/filter`), i.e. what
 was persisted, not what the receiver claims. "Nothing emitted" is shown by sending a valid marker

@@ -1,4 +1,4 @@
-"""`python -m flows.receiver` as a process: URL line, signals, configuration errors.
+"""`python -m daily_sip.receiver` as a process: URL line, signals, configuration errors.
 
 None of these needs a Prefect server: the receiver is pointed at a port nobody listens on.
 """
@@ -66,7 +66,7 @@ def _run_cli(tmp_path: Path, env_extra: dict[str, str], *args: str) -> subproces
     }
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), **env_extra)
     return subprocess.run(
-        [sys.executable, "-m", "flows.receiver", "--port", "0", *args],
+        [sys.executable, "-m", "daily_sip.receiver", "--port", "0", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -99,7 +99,7 @@ def test_secret_option_and_busy_port(tmp_path, dead_api_url):
         port = busy.getsockname()[1]
         secret = new_secret()
         done = subprocess.run(
-            [sys.executable, "-m", "flows.receiver", "--port", str(port), "--secret", secret],
+            [sys.executable, "-m", "daily_sip.receiver", "--port", str(port), "--secret", secret],
             env={**os.environ, "PREFECT_API_URL": dead_api_url},
             cwd=ROOT,
             capture_output=True,

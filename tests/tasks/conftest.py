@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tasks.client import DailyClient
-from tests.emulator.support import Sink
+from daily_sip.tasks.client import DailyClient
+from tests.standin.support import Sink
 
 # Fast timers for stand-ins started by these suites (rate limits off unless a test says otherwise).
 FAST = {"rate_limit_scale": 0, "connect_delay": 0.05, "answer_delay": 0.05, "ring_timeout": 1.5,

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tasks.client import DailyClient
-from tasks.errors import (
+from daily_sip.tasks.client import DailyClient
+from daily_sip.tasks.errors import (
     DailyAPIError,
     DailyAuthError,
     DailyError,
@@ -21,7 +21,7 @@ from tasks.errors import (
     DailyServerError,
     DailyTransportError,
 )
-from tasks.models import StartDialOut
+from daily_sip.tasks.models import StartDialOut
 
 SECRET_KEY = "sk-never-show-me-7f3a9c"
 TARGET = "sip:bridge-7@pbx.example.com"

@@ -16,10 +16,10 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogHandler
 from pydantic import ValidationError
 
-from tasks.client import DEFAULT_API_URL, DailyClient
-from tasks.credentials import DailyCredentials
-from tasks.errors import DailyAuthError
-from tasks.presence import get_presence
+from daily_sip.tasks.client import DEFAULT_API_URL, DailyClient
+from daily_sip.tasks.credentials import DailyCredentials
+from daily_sip.tasks.errors import DailyAuthError
+from daily_sip.tasks.presence import aget_presence
 
 KEY = "cred-key-9d8e7f-do-not-print"
 SECRET = "d2ViaG9vay1zZWNyZXQtZG8tbm90LXByaW50"  # base64 of "webhook-secret-do-not-print"
@@ -118,8 +118,8 @@ async def test_stored_block_document_masks_the_secrets(prefect_server):
 
 def test_prefect_collections_entry_point_is_declared():
     entries = {e.name: e for e in importlib.metadata.entry_points(group="prefect.collections")}
-    assert "daily_sip_flows" in entries
-    assert entries["daily_sip_flows"].value == "tasks"
+    assert "daily_sip" in entries
+    assert entries["daily_sip"].value == "daily_sip.tasks"
 
 
 async def run_python(script: str, cwd, env: dict[str, str]) -> tuple[int, str, str]:
@@ -149,23 +149,23 @@ async def test_fresh_process_loads_the_block_by_slug(prefect_server, tmp_path):
     script = (
         "import sys\n"
         "from prefect.blocks.core import Block\n"
-        "assert 'tasks' not in sys.modules\n"
+        "assert 'daily_sip' not in sys.modules\n"
         f"block = Block.load('daily-credentials/{name}')\n"
         "print(type(block).__module__, type(block).__name__, block.api_url,\n"
         f"      block.api_key.get_secret_value() == {KEY!r})\n"
     )
     code, out, err = await run_python(script, tmp_path, fresh_env(prefect_server))
     assert code == 0, err[-3000:]
-    assert out.split() == ["tasks.credentials", "DailyCredentials", "http://127.0.0.1:9/v1", "True"]
+    assert out.split() == ["daily_sip.tasks.credentials", "DailyCredentials", "http://127.0.0.1:9/v1", "True"]
 
 
 async def test_fresh_process_finds_registers_and_saves_the_block_type_by_slug(prefect_server, tmp_path):
-    """Nothing imports ``tasks``: the entry point alone makes the slug resolve to our class."""
+    """Nothing imports ``daily_sip``: the entry point alone makes the slug resolve to our class."""
     name = block_name()
     script = (
         "import sys\n"
         "from prefect.blocks.core import Block\n"
-        "assert 'tasks' not in sys.modules\n"
+        "assert 'daily_sip' not in sys.modules\n"
         "cls = Block.get_block_class_from_key('daily-credentials')\n"
         "cls.register_type_and_schema()\n"
         f"cls(api_key={KEY!r}, api_url='http://127.0.0.1:9/v1', timeout_seconds=4).save({name!r})\n"
@@ -173,7 +173,7 @@ async def test_fresh_process_finds_registers_and_saves_the_block_type_by_slug(pr
     )
     code, out, err = await run_python(script, tmp_path, fresh_env(prefect_server))
     assert code == 0, err[-3000:]
-    assert out.split() == ["tasks.credentials", "DailyCredentials"]
+    assert out.split() == ["daily_sip.tasks.credentials", "DailyCredentials"]
     assert KEY not in out and KEY not in err
 
     async with get_client() as prefect:
@@ -213,7 +213,7 @@ async def test_secrets_never_reach_run_logs_console_or_stored_parameters(
         logger.info("credentials repr: %r", credentials)
         logger.info("credentials str: %s; client: %r", credentials, credentials.get_client())
         print("printed:", credentials, credentials.model_dump())
-        await get_presence(credentials=credentials)  # the stand-in does not know this key: 401
+        await aget_presence(credentials=credentials)  # the stand-in does not know this key: 401
 
     state = await uses_credentials(creds, return_state=True)
     assert state.is_failed()

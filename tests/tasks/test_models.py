@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from tasks.models import (
+from daily_sip.tasks.models import (
     CreateRoom,
     DialOutStarted,
     Room,
@@ -23,7 +23,7 @@ from tasks.models import (
     encode_uri_component,
     sip_uri_with_headers,
 )
-from tasks.models.events import DialInReadyPayload, DialOutErrorPayload, DialOutPayload
+from daily_sip.tasks.models.events import DialInReadyPayload, DialOutErrorPayload, DialOutPayload
 
 GOOD_URI = "sip:123@bridge.example.com"
 

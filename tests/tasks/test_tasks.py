@@ -20,22 +20,22 @@ from prefect.client.orchestration import get_client
 from prefect.logging.handlers import APILogHandler
 from pydantic import ValidationError
 
-from tasks import ratelimit
-from tasks.client import DailyClient
-from tasks.credentials import DailyCredentials
-from tasks.dialout import send_dtmf, start_dial_out, stop_dial_out
-from tasks.errors import DailyNotFoundError, DailyRequestError
-from tasks.presence import get_presence, get_room_presence
-from tasks.rooms import create_room, delete_room, get_room, list_rooms, update_room
-from tasks.sip import disable_sip, enable_sip
-from tasks.transfers import sip_call_transfer, sip_refer
-from tasks.webhooks import (
-    create_webhook,
-    delete_webhook,
-    ensure_webhook,
-    get_webhook,
-    list_webhooks,
-    update_webhook,
+from daily_sip.tasks import ratelimit
+from daily_sip.tasks.client import DailyClient
+from daily_sip.tasks.credentials import DailyCredentials
+from daily_sip.tasks.dialout import asend_dtmf, astart_dial_out, astop_dial_out
+from daily_sip.tasks.errors import DailyNotFoundError, DailyRequestError
+from daily_sip.tasks.presence import aget_presence, aget_room_presence
+from daily_sip.tasks.rooms import acreate_room, adelete_room, aget_room, alist_rooms, aupdate_room
+from daily_sip.tasks.sip import adisable_sip, aenable_sip
+from daily_sip.tasks.transfers import asip_call_transfer, asip_refer
+from daily_sip.tasks.webhooks import (
+    acreate_webhook,
+    adelete_webhook,
+    aensure_webhook,
+    aget_webhook,
+    alist_webhooks,
+    aupdate_webhook,
 )
 from tests.conftest import EmulatorProcess, launch_emulator, stop_process
 
@@ -101,15 +101,15 @@ async def test_room_and_sip_tasks(creds, module_emu, fresh_name):
 
     @flow
     async def rooms_flow():
-        created = await create_room(name, {"enable_dialout": True}, credentials=creds)
-        got = await get_room(name, credentials=creds)
-        updated = await update_room(name, {"exp": 4_000_000_000}, privacy="private", credentials=creds)
-        sip_on = await enable_sip(name, {"num_endpoints": 2}, credentials=creds,
+        created = await acreate_room(name, {"enable_dialout": True}, credentials=creds)
+        got = await aget_room(name, credentials=creds)
+        updated = await aupdate_room(name, {"exp": 4_000_000_000}, privacy="private", credentials=creds)
+        sip_on = await aenable_sip(name, {"num_endpoints": 2}, credentials=creds,
                                   dialout_config={"allow_room_start": True})
-        sip_off = await disable_sip(name, credentials=creds)
-        listed = await list_rooms(page_size=2, credentials=creds)
-        deleted = await delete_room(name, credentials=creds)
-        again = await delete_room(name, credentials=creds)
+        sip_off = await adisable_sip(name, credentials=creds)
+        listed = await alist_rooms(page_size=2, credentials=creds)
+        deleted = await adelete_room(name, credentials=creds)
+        again = await adelete_room(name, credentials=creds)
         return created, got, updated, sip_on, sip_off, listed, deleted, again
 
     created, got, updated, sip_on, sip_off, listed, deleted, again = await rooms_flow()
@@ -131,15 +131,16 @@ async def test_dial_out_transfer_and_presence_tasks(creds, module_emu, fresh_nam
 
     @flow
     async def dial_flow():
-        await create_room(name, DIAL_PROPS, credentials=creds)
-        leg = await start_dial_out(name, {"sipUri": TARGET, "userId": "task-leg-1"}, credentials=creds)
-        in_room = await get_room_presence(name, user_id="task-leg-1", credentials=creds)
-        everywhere = await get_presence(credentials=creds)
+        await acreate_room(name, DIAL_PROPS, credentials=creds)
+        leg = await astart_dial_out(name, {"sipUri": TARGET, "userId": "task-leg-1"}, credentials=creds)
+        in_room = await aget_room_presence(name, user_id="task-leg-1", credentials=creds)
+        everywhere = await aget_presence(credentials=creds)
         await poll(lambda: module_emu.introspect(f"legs/{leg.session_id}")["state"] == "answered")
-        dtmf = await send_dtmf(name, leg.session_id, "12*#", credentials=creds)
-        transfer = await sip_call_transfer(name, leg.session_id, "sip:ops@pbx.example.com", credentials=creds)
-        refer = await sip_refer(name, leg.session_id, "+14155550100", credentials=creds)
-        stopped = await stop_dial_out(name, leg.session_id, credentials=creds)
+        dtmf = await asend_dtmf(name, leg.session_id, "12*#", credentials=creds)
+        transfer = await asip_call_transfer(
+            name, leg.session_id, "sip:ops@pbx.example.com", credentials=creds)
+        refer = await asip_refer(name, leg.session_id, "+14155550100", credentials=creds)
+        stopped = await astop_dial_out(name, leg.session_id, credentials=creds)
         return leg, in_room, everywhere, (dtmf, transfer, refer, stopped)
 
     leg, in_room, everywhere, acks = await dial_flow()
@@ -159,13 +160,13 @@ async def test_webhook_tasks(prefect_server, fast_emulator, sink):
 
     @flow
     async def webhook_flow():
-        hook = await create_webhook({"url": sink.url, "hmac": WEBHOOK_SECRET}, credentials=creds)
-        listed = await list_webhooks(credentials=creds)
-        got = await get_webhook(hook.uuid, credentials=creds)
-        updated = await update_webhook(hook.uuid, {"url": sink.url, "retryType": "exponential"},
+        hook = await acreate_webhook({"url": sink.url, "hmac": WEBHOOK_SECRET}, credentials=creds)
+        listed = await alist_webhooks(credentials=creds)
+        got = await aget_webhook(hook.uuid, credentials=creds)
+        updated = await aupdate_webhook(hook.uuid, {"url": sink.url, "retryType": "exponential"},
                                        credentials=creds)
-        first = await delete_webhook(hook.uuid, credentials=creds)
-        second = await delete_webhook(hook.uuid, credentials=creds)
+        first = await adelete_webhook(hook.uuid, credentials=creds)
+        second = await adelete_webhook(hook.uuid, credentials=creds)
         return hook, listed, got, updated, first, second
 
     hook, listed, got, updated, first, second = await webhook_flow()
@@ -190,7 +191,7 @@ async def test_ensure_webhook_creates_leaves_alone_and_revives(prefect_server, f
 
     @flow
     async def ensure_flow():
-        return await ensure_webhook(sink.url, retry_type="circuit-breaker", credentials=creds)
+        return await aensure_webhook(sink.url, retry_type="circuit-breaker", credentials=creds)
 
     created = await ensure_flow()
     assert created.url == sink.url and created.state == "ACTIVE"
@@ -232,7 +233,7 @@ async def test_5xx_is_retried_until_the_task_succeeds(prefect_server, fast_emula
 
     @flow
     async def retry_flow():
-        return await create_room(name, credentials=creds, return_state=True)
+        return await acreate_room(name, credentials=creds, return_state=True)
 
     state = await retry_flow()
     room = await state.aresult()
@@ -262,19 +263,19 @@ async def test_4xx_and_invalid_input_fail_after_one_request(creds, module_emu, f
         await daily.create_room(taken)
 
     before_get = route_count(module_emu, "GET /rooms/{name}", "404")
-    exc, runs = await run_failing_task(lambda **kw: get_room(missing, credentials=creds, **kw))
+    exc, runs = await run_failing_task(lambda **kw: aget_room(missing, credentials=creds, **kw))
     assert isinstance(exc, DailyNotFoundError) and runs == 1
     assert route_count(module_emu, "GET /rooms/{name}", "404") - before_get == 1
 
     before_create = route_count(module_emu, "POST /rooms", "400")
-    exc, runs = await run_failing_task(lambda **kw: create_room(taken, credentials=creds, **kw))
+    exc, runs = await run_failing_task(lambda **kw: acreate_room(taken, credentials=creds, **kw))
     assert isinstance(exc, DailyRequestError) and exc.status == 400 and runs == 1
     assert route_count(module_emu, "POST /rooms", "400") - before_create == 1
 
     # Refused by our own model before anything is sent: no request at all, and no retry.
     before_dial = route_count(module_emu, "POST /rooms/{name}/dialOut/start")
     exc, runs = await run_failing_task(
-        lambda **kw: start_dial_out(taken, {"sipUri": "bridge@pbx.example.com"}, credentials=creds, **kw)
+        lambda **kw: astart_dial_out(taken, {"sipUri": "bridge@pbx.example.com"}, credentials=creds, **kw)
     )
     assert isinstance(exc, ValidationError) and "sipUri" in str(exc) and runs == 1
     assert route_count(module_emu, "POST /rooms/{name}/dialOut/start") == before_dial
@@ -289,7 +290,7 @@ async def test_429_is_retried_after_retry_after(prefect_server, fast_emulator):
     async def presence_flow():
         async with DailyClient(emu.api_key, emu.base_url) as daily:
             await daily.get_presence()  # uses up the window
-        return await get_presence(credentials=creds, return_state=True)
+        return await aget_presence(credentials=creds, return_state=True)
 
     state = await presence_flow()
     assert state.is_completed()
@@ -310,9 +311,9 @@ async def test_concurrent_dial_outs_are_paced_below_dailys_limit(prefect_server,
 
     @flow
     async def burst_flow():
-        room = await create_room(properties=DIAL_PROPS, credentials=creds)
+        room = await acreate_room(properties=DIAL_PROPS, credentials=creds)
         legs = await asyncio.gather(*(
-            start_dial_out(room.name, {"sipUri": f"sip:bridge-{i}@pbx.example.com"}, credentials=creds)
+            astart_dial_out(room.name, {"sipUri": f"sip:bridge-{i}@pbx.example.com"}, credentials=creds)
             for i in range(8)
         ))
         return room.name, legs
@@ -348,8 +349,8 @@ async def test_lost_dial_out_response_returns_the_existing_leg(prefect_server, f
 
     @flow
     async def lost_flow():
-        room = await create_room(properties=DIAL_PROPS, credentials=creds)
-        return await start_dial_out(room.name, {"sipUri": TARGET, "userId": user_id}, credentials=creds)
+        room = await acreate_room(properties=DIAL_PROPS, credentials=creds)
+        return await astart_dial_out(room.name, {"sipUri": TARGET, "userId": user_id}, credentials=creds)
 
     leg = await lost_flow()
     assert leg.recovered is True  # found in presence by its userId instead of dialing again
@@ -370,7 +371,7 @@ async def test_list_rooms_with_a_page_size_above_dailys_cap_returns_every_room(p
 
     @flow
     async def list_flow():
-        return await list_rooms(page_size=150, credentials=creds)
+        return await alist_rooms(page_size=150, credentials=creds)
 
     rooms = await list_flow()
     assert sorted(r.name for r in rooms) == [f"many-{i:03d}" for i in range(101)]

@@ -1,8 +1,0 @@
-"""`python -m daily_emulator --port 0 ...` runs the stand-in."""
-
-import typer
-
-from .cli import emulator
-
-if __name__ == "__main__":
-    typer.run(emulator)

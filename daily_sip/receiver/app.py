@@ -1,0 +1,312 @@
+"""Daily webhook receiver: verifies Daily's signed deliveries and turns them into Prefect events.
+
+Daily reports dial-out outcomes only by webhook (https://docs.daily.co/reference/rest-api/webhooks).
+This module serves one endpoint (``POST /webhook`` by default) plus ``GET /healthz``, and converts
+every verified delivery with `daily_sip.receiver.events.to_prefect_event` (the event contract).
+
+Request handling, in order:
+
+1. Body capped at ``max_body_bytes`` (413 above it, so an event is never silently dropped by
+   Prefect's own event-size limit after we answered 200).
+2. Daily's verification ping (body ``{"test": "test"}``): 200, nothing emitted. When it carries a
+   signature (either header present) it is verified and a bad one gets 401. An **unsigned** ping
+   is answered 200 as well: Daily pings the URL before the create/update call returns, i.e.
+   possibly before you know the secret Daily generated, and the reference does not say whether
+   that ping is signed (listed as unknown). Accepting it is harmless because a ping emits nothing.
+3. Signature, as Daily documents it (`daily_sip.receiver.signing`): ``key = base64decode(secret)``,
+   ``expected = base64(HMAC-SHA256(key, "<X-Webhook-Timestamp>.<raw body bytes>"))``, compared with
+   `hmac.compare_digest`. Missing header, mismatch, or a timestamp further than ``max_age_seconds``
+   from now -> 401 and nothing emitted. Daily does not document the timestamp unit: values above
+   1e11 are taken as milliseconds, others as seconds.
+   Without a configured secret every non-ping delivery is answered 503 (nothing unverified ever
+   reaches Prefect; Daily retries, so events arrive once the receiver restarts with the secret).
+4. Envelope must be a JSON object with ``type`` and ``id`` (else 400).
+5. Duplicate Daily event ids (bounded LRU with TTL, in memory) -> 200, nothing emitted. A delivery
+   whose id is currently being emitted waits for that emit and shares its outcome.
+6. One emit, awaited before answering. 200 only after the emitter returned; any emitter failure
+   (Prefect unreachable, non-2xx, timeout) -> 503 so Daily redelivers, and the id is NOT marked
+   seen. Ids are marked seen only after a successful emit.
+
+Durability: the default emitter (`PrefectEventsEmitter`) POSTs the event to the Prefect server's
+REST endpoint ``POST {PREFECT_API_URL}/events`` and treats only a 2xx (the server answers 204) as
+success. The server answers only after it validated the event and handed it to its event bus,
+from which the event persister writes it to the database (batched, within ~5 s on Prefect OSS).
+That acknowledged HTTP write is stronger than `prefect.events.emit_event`, whose websocket client
+buffers events and confirms them only at periodic checkpoints. A Prefect *server* crash inside
+its own flush window can still lose an acknowledged event; that is Prefect's guarantee, not ours.
+Retries are safe: the Prefect event id is derived from Daily's event id, and the server drops
+events whose id it has already seen (in-memory cache and ``ON CONFLICT DO NOTHING`` in the DB).
+
+The secret is kept as a `pydantic.SecretStr` and only its decoded key bytes are held, in an
+object whose repr hides them; it is never logged or put into an error message. Prefer the
+``DAILY_WEBHOOK_SECRET`` environment variable to ``--secret`` (command lines are visible in ps).
+
+Heavy imports (Prefect, Starlette, uvicorn, pydantic) happen inside functions so that importing
+this module (e.g. to register the CLI command) stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .emitter import PrefectEventsEmitter
+from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
+
+if TYPE_CHECKING:
+    from prefect.events import Event
+    from pydantic import SecretStr
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+logger = logging.getLogger("daily_sip.receiver")
+
+DEFAULT_MAX_BODY_BYTES = 1_000_000  # Prefect's default maximum event size is 1.5 MB
+_PING = {"test": "test"}
+
+Emitter = Callable[["Event"], Awaitable[None] | None]
+
+
+class _SeenIds:
+    """Bounded memory of Daily event ids already emitted: LRU capped at `maxsize`, TTL expiry."""
+
+    def __init__(self, maxsize: int = 10_000, ttl_seconds: float = 24 * 3600) -> None:
+        self.maxsize = maxsize
+        self.ttl_seconds = ttl_seconds
+        self._ids: OrderedDict[str, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, key: str) -> bool:
+        seen_at = self._ids.get(key)
+        if seen_at is None:
+            return False
+        if time.monotonic() - seen_at > self.ttl_seconds:
+            del self._ids[key]
+            return False
+        self._ids.move_to_end(key)
+        return True
+
+    def add(self, key: str) -> None:
+        self._ids[key] = time.monotonic()
+        self._ids.move_to_end(key)
+        while len(self._ids) > self.maxsize:
+            self._ids.popitem(last=False)
+
+
+class WebhookReceiver:
+    """The request handler behind `create_app` (available as ``app.state.receiver``)."""
+
+    def __init__(
+        self,
+        secret: SecretStr | None,
+        *,
+        max_age_seconds: float | None = 300,
+        emitter: Emitter | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        dedupe_size: int = 10_000,
+        dedupe_ttl_seconds: float = 24 * 3600,
+    ) -> None:
+        # Import the event contract (and Prefect) now, not on the first request.
+        from daily_sip.receiver.events import to_prefect_event
+
+        self._to_event = to_prefect_event
+        self._verifier = Verifier(secret, max_age_seconds) if secret is not None else None
+        self.emitter: Emitter = emitter if emitter is not None else PrefectEventsEmitter.from_settings()
+        self.max_body_bytes = max_body_bytes
+        self.seen = _SeenIds(dedupe_size, dedupe_ttl_seconds)
+        self._inflight: dict[str, asyncio.Future[bool]] = {}
+        self.stats = {"accepted": 0, "duplicates": 0, "pings": 0, "rejected": 0, "emit_failures": 0}
+
+    def __repr__(self) -> str:
+        return f"<WebhookReceiver verifier={self._verifier!r} emitter={self.emitter!r} stats={self.stats}>"
+
+    @property
+    def has_secret(self) -> bool:
+        return self._verifier is not None
+
+    async def aclose(self) -> None:
+        close = getattr(self.emitter, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _emit_once(self, key: str, event: Event) -> bool:
+        """Emit unless an emit of the same id is in flight (then share its outcome)."""
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        ok = False
+        try:
+            result = self.emitter(event)
+            if inspect.isawaitable(result):
+                await result
+            ok = True
+            self.seen.add(key)
+        except Exception as exc:
+            logger.warning("emit of Daily event %s failed, answering 503: %s", key, _describe(exc))
+        finally:
+            self._inflight.pop(key, None)
+            if not future.done():
+                future.set_result(ok)
+        return ok
+
+    async def handle(self, request: Request) -> Response:
+        from starlette.responses import JSONResponse
+
+        def reject(status: int, error: str) -> Response:
+            self.stats["rejected"] += 1
+            return JSONResponse({"ok": False, "error": error}, status_code=status)
+
+        body = await self._read_body(request)
+        if body is None:
+            logger.warning("delivery refused: body larger than %d bytes", self.max_body_bytes)
+            return reject(413, "body too large")
+        timestamp = request.headers.get(TIMESTAMP_HEADER)
+        signature = request.headers.get(SIGNATURE_HEADER)
+        # Only a tiny body can be the ping: unauthenticated input is not parsed beyond that.
+        if len(body) <= 64 and _loads(body) == _PING:
+            if (timestamp is not None or signature is not None) and self._verifier is not None:
+                reason = self._verifier.check(timestamp, signature, body, time.time())
+                if reason is not None:
+                    logger.warning("verification ping refused: %s", reason)
+                    return reject(401, reason)
+            self.stats["pings"] += 1
+            return JSONResponse({"ok": True, "ping": True})
+
+        if self._verifier is None:
+            logger.warning("delivery refused with 503: no webhook secret configured")
+            return reject(503, "receiver has no webhook secret configured")
+        reason = self._verifier.check(timestamp, signature, body, time.time())
+        if reason is not None:
+            logger.warning("delivery refused: %s", reason)
+            return reject(401, reason)
+
+        document = _loads(body)
+        if not isinstance(document, dict):
+            return reject(400, "body is not a JSON object")
+        try:
+            event = self._to_event(document)
+        except ValueError as exc:  # includes pydantic.ValidationError
+            logger.warning("delivery refused: not a usable Daily envelope: %s", _describe(exc))
+            return reject(400, "not a Daily webhook envelope")
+        key = str(document["id"])
+
+        if key in self.seen:
+            self.stats["duplicates"] += 1
+            return JSONResponse({"ok": True, "duplicate": True, "event_id": str(event.id)})
+        if not await self._emit_once(key, event):
+            self.stats["emit_failures"] += 1
+            return JSONResponse(
+                {"ok": False, "error": "could not hand the event to Prefect"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        self.stats["accepted"] += 1
+        return JSONResponse({"ok": True, "event_id": str(event.id)})
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _as_secret(secret: Any) -> SecretStr | None:
+    from pydantic import SecretStr
+
+    if secret is None:
+        return None
+    if isinstance(secret, SecretStr):
+        value = secret.get_secret_value()
+    else:
+        value = str(secret)
+    return SecretStr(value) if value.strip() else None
+
+
+def create_app(
+    secret: SecretStr | None,
+    *,
+    max_age_seconds: float | None = 300,
+    path: str = "/webhook",
+    emitter: Emitter | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    dedupe_size: int = 10_000,
+    dedupe_ttl_seconds: float = 24 * 3600,
+) -> Starlette:
+    """The receiver as a Starlette app (mountable in another ASGI app).
+
+    ``emitter``: async callable taking a `prefect.events.Event`; it must return only once the
+    event is durably accepted and raise otherwise. Default: `PrefectEventsEmitter` built from
+    the current Prefect settings (``PREFECT_API_URL`` must be set). ``max_age_seconds=None``
+    disables the timestamp freshness check.
+    Raises ValueError for a secret that is not base64 and RuntimeError when no Prefect API URL
+    is configured and no emitter was given.
+    """
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    handler = WebhookReceiver(
+        _as_secret(secret),
+        max_age_seconds=max_age_seconds,
+        emitter=emitter,
+        max_body_bytes=max_body_bytes,
+        dedupe_size=dedupe_size,
+        dedupe_ttl_seconds=dedupe_ttl_seconds,
+    )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "secret_configured": handler.has_secret, "stats": handler.stats})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        check = getattr(handler.emitter, "check", None)
+        if check is not None and not await check():
+            logger.warning(
+                "Prefect API %s is not reachable yet; deliveries get 503 until it is",
+                getattr(handler.emitter, "api_url", "?"),
+            )
+        try:
+            yield
+        finally:
+            await handler.aclose()
+
+    if not path.startswith("/"):
+        path = "/" + path
+    app = Starlette(
+        routes=[Route(path, handler.handle, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])],
+        lifespan=lifespan,
+    )
+    app.state.receiver = handler
+    return app

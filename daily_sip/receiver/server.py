@@ -1,0 +1,144 @@
+"""Serving the receiver: ``daily-sip receiver`` / ``python -m daily_sip.receiver``.
+
+The first line on stdout is the webhook URL (``--port 0`` picks a free port), so scripts can
+start it and read where it listens. SIGTERM / Ctrl-C shut down gracefully with exit code 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from .app import Emitter, create_app, logger
+
+SECRET_ENVVAR = "DAILY_WEBHOOK_SECRET"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must be IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets whose
+    # proto says TCP; without it Nagle + delayed ACK add ~40 ms to every response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # connections made right after the URL is printed wait in the backlog
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8788,
+    secret: Any = None,
+    *,
+    max_age_seconds: float | None = 300,
+    path: str = "/webhook",
+    emitter: Emitter | None = None,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> None:
+    """Bind, build the app, print the webhook URL as the first stdout line, then serve.
+
+    ``port=0`` picks a free port (the printed URL has the real one). SIGTERM / Ctrl-C shut down
+    gracefully and return normally (exit code 0 for the CLI).
+    """
+    import uvicorn
+
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(log_level.upper())
+        logger.propagate = False
+
+    sock = _bind(host, port)
+    try:
+        app = create_app(secret, max_age_seconds=max_age_seconds, path=path, emitter=emitter)
+        if not app.state.receiver.has_secret:
+            logger.warning(
+                "no webhook secret (%s): verification pings are answered, every "
+                "other delivery gets 503 until restarted with the secret",
+                SECRET_ENVVAR,
+            )
+        bound_port = sock.getsockname()[1]
+        url_host = f"[{host}]" if ":" in host else host
+        route = path if path.startswith("/") else "/" + path
+        print(f"http://{url_host}:{bound_port}{route}", flush=True)
+
+        config = uvicorn.Config(
+            app, log_level=log_level, access_log=access_log, lifespan="on", timeout_graceful_shutdown=5
+        )
+        server = uvicorn.Server(config)
+
+        def _stop(signum: int, frame: Any) -> None:
+            server.should_exit = True
+
+        # uvicorn swaps in its own handlers while running and, after a graceful shutdown,
+        # re-raises the captured signal against the handlers it found: ours (exit code 0)
+        # instead of the defaults (killed by SIGTERM / KeyboardInterrupt).
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            server.run(sockets=[sock])
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    finally:
+        sock.close()
+
+
+def receiver(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind; 0 picks a free one.")] = 8788,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar=SECRET_ENVVAR,
+            show_default=False,
+            help="Daily webhook `hmac` secret (base64). Prefer the environment variable.",
+        ),
+    ] = None,
+    max_age: Annotated[
+        float,
+        typer.Option(
+            help="Reject deliveries whose X-Webhook-Timestamp is further than this from now (s).",
+        ),
+    ] = 300,
+    credentials_block: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Take the secret from this saved DailyCredentials block (`daily-sip setup` saves "
+            "`daily`) instead of --secret / DAILY_WEBHOOK_SECRET.",
+        ),
+    ] = None,
+) -> None:
+    """Receive Daily webhooks on http://HOST:PORT/webhook and emit them as Prefect events."""
+    if credentials_block:
+        from daily_sip.tasks import DailyCredentials
+
+        try:
+            block = DailyCredentials.load(credentials_block)
+        except ValueError as exc:
+            typer.echo(f"receiver: cannot load credentials block {credentials_block!r}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if block.webhook_secret is None:
+            typer.echo(f"receiver: block {credentials_block!r} has no webhook_secret; run "
+                       "`daily-sip setup` (it generates one)", err=True)
+            raise typer.Exit(2)
+        secret = block.webhook_secret.get_secret_value()
+    if secret is None:
+        secret = os.environ.get(SECRET_ENVVAR) or None
+    try:
+        serve(host, port, secret, max_age_seconds=max_age)
+    except (ValueError, RuntimeError, OSError) as exc:
+        typer.echo(f"receiver: {exc}", err=True)
+        raise typer.Exit(2) from None

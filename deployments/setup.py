@@ -1,0 +1,208 @@
+"""``daily-sip setup``: everything the deployments need on a Prefect server, in one idempotent command.
+
+1. the `DailyCredentials` block (default name ``daily``, the deployments' ``credentials_block``):
+   API key, API URL and the webhook HMAC secret. Values not given keep what the block already
+   has; a missing webhook secret is generated (base64, Daily's format) and never printed;
+2. the global concurrency limits that pace Daily's rate limits
+   (`daily_sip.tasks.ratelimit.ensure_rate_limits`);
+3. the ``process`` work pool the deployments use (default ``daily-sip``), if it does not exist;
+4. the Prefect variable ``daily_webhook_url`` (``--webhook-url``), which ``prefect deploy`` and
+   ``daily-sip serve`` put into the deployments' ``webhook_url`` parameter;
+5. one global concurrency limit of 1 per room that a campaign file (or ``--room``) names,
+   ``daily-room-<room>`` (`daily_sip.flows.room_lock`), so that two campaigns cannot run in one room (a
+   campaign also creates its room's limit on first use; here they show up in the UI beforehand).
+
+Running it again changes only what differs. Secrets: prefer the environment variables to the
+options (command lines are visible to other users in ``ps``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from daily_sip.flows.room_lock import ensure_room_limit
+from daily_sip.prefect_server import require_prefect_server
+
+from . import CAMPAIGNS_DIR as DEFAULT_CAMPAIGNS_DIR
+from .definitions import WEBHOOK_URL_VARIABLE
+
+
+def _rooms_in(campaigns_dir: Path) -> list[str]:
+    """Rooms named by the campaign files in a directory (files that do not validate are skipped)."""
+    from daily_sip.flows.campaign import CampaignFileError, load_campaign
+
+    rooms: list[str] = []
+    if not campaigns_dir.is_dir():
+        return rooms
+    for path in sorted(campaigns_dir.glob("*.y*ml")) + sorted(campaigns_dir.glob("*.json")):
+        try:
+            room = load_campaign(str(path)).room
+        except (CampaignFileError, OSError):
+            continue
+        if room and room not in rooms:
+            rooms.append(room)
+    return rooms
+
+
+def _check_secret(secret: str) -> None:
+    try:
+        key = base64.b64decode(secret.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if not key:
+        # No detail from the value itself: it must not end up in a terminal or a log.
+        raise typer.BadParameter("is not a non-empty base64 string (Daily's webhook `hmac` format)",
+                                 param_hint="--webhook-secret / DAILY_WEBHOOK_SECRET")
+
+
+async def _save_block(name: str, api_key: str | None, api_url: str | None,
+                      webhook_secret: str | None) -> list[str]:
+    from pydantic import SecretStr
+
+    from daily_sip.local_stack import new_webhook_secret
+    from daily_sip.tasks import DailyCredentials
+    from daily_sip.tasks.client import DEFAULT_API_URL
+
+    try:
+        existing: DailyCredentials | None = await DailyCredentials.aload(name)
+    except ValueError:
+        existing = None
+    if not api_key and existing is None:
+        raise typer.BadParameter("is required the first time (Daily dashboard > Developers)",
+                                 param_hint="--api-key / DAILY_API_KEY")
+    lines = []
+    generated = False
+    if webhook_secret:
+        secret: SecretStr | None = SecretStr(webhook_secret.strip())
+        secret_note = "webhook secret set from --webhook-secret / DAILY_WEBHOOK_SECRET"
+    elif existing is not None and existing.webhook_secret is not None:
+        secret = existing.webhook_secret
+        secret_note = "webhook secret kept"
+    else:
+        secret, generated = SecretStr(new_webhook_secret()), True
+        secret_note = "webhook secret generated"
+    block = DailyCredentials(
+        api_key=SecretStr(api_key) if api_key else existing.api_key,
+        api_url=api_url or (existing.api_url if existing else DEFAULT_API_URL),
+        webhook_secret=secret,
+        timeout_seconds=existing.timeout_seconds if existing else 15.0,
+    )
+    changed = existing is None or any(
+        _plain(getattr(block, f)) != _plain(getattr(existing, f))
+        for f in ("api_key", "api_url", "webhook_secret", "timeout_seconds")
+    )
+    if changed:
+        await block.asave(name, overwrite=True)
+    verb = "created" if existing is None else ("updated" if changed else "unchanged")
+    lines.append(f"credentials block daily-credentials/{name}: {verb} (API {block.api_url}; {secret_note})")
+    if generated:
+        lines.append(
+            "  The receiver needs this secret; it is stored in the block, not shown here. Start the "
+            f"receiver with it: daily-sip receiver --credentials-block {name}"
+        )
+    return lines
+
+
+def _plain(value: object) -> object:
+    get = getattr(value, "get_secret_value", None)
+    return get() if get else value
+
+
+async def _ensure_work_pool(name: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    async with get_client() as client:
+        try:
+            pool = await client.read_work_pool(name)
+        except ObjectNotFound:
+            await client.create_work_pool(WorkPoolCreate(
+                name=name, type="process", base_job_template=ProcessWorker.get_default_base_job_template(),
+                description="Runs the Daily SIP campaign deployments (see `daily-sip init`).",
+            ))
+            return (f"work pool {name}: created (type process); "
+                    f"start a worker: prefect worker start --pool {name}")
+    if pool.type != "process":
+        raise typer.BadParameter(f"work pool {name!r} exists with type {pool.type!r}, not 'process'; "
+                                 "pick another name", param_hint="--work-pool")
+    return f"work pool {name}: exists (type process)"
+
+
+async def _set_webhook_url(url: str) -> str:
+    from prefect.variables import Variable
+
+    current = await Variable.aget(WEBHOOK_URL_VARIABLE, default=None)
+    if current == url:
+        return f"variable {WEBHOOK_URL_VARIABLE}: unchanged ({url})"
+    await Variable.aset(WEBHOOK_URL_VARIABLE, url, overwrite=True)
+    return f"variable {WEBHOOK_URL_VARIABLE}: {'set' if current is None else 'updated'} to {url}"
+
+
+async def run_setup(
+    *, api_key: str | None = None, api_url: str | None = None, webhook_secret: str | None = None,
+    webhook_url: str | None = None, block_name: str = "daily", work_pool: str = "daily-sip",
+    rooms: list[str] | None = None, campaigns_dir: Path | None = DEFAULT_CAMPAIGNS_DIR,
+) -> list[str]:
+    """Do the setup; returns one line per thing done (no secret in any of them)."""
+    from daily_sip.tasks.ratelimit import RATE_CLASSES, ensure_rate_limits, rate_scale, shared_limit
+
+    if webhook_secret:
+        _check_secret(webhook_secret)
+    lines = await _save_block(block_name, api_key, api_url, webhook_secret)
+    names = await ensure_rate_limits()
+    for rate, name in zip(RATE_CLASSES, names, strict=True):
+        limit, decay = shared_limit(rate, rate_scale())
+        lines.append(f"rate limit {name}: limit {limit}, slot decay {decay:g}/s (Daily: {rate.allowance})")
+    lines.append(await _ensure_work_pool(work_pool))
+    if webhook_url:
+        lines.append(await _set_webhook_url(webhook_url))
+    wanted = list(rooms or [])
+    if campaigns_dir is not None:
+        wanted += [r for r in _rooms_in(campaigns_dir) if r not in wanted]
+    for room in wanted:
+        name = await ensure_room_limit(room)
+        lines.append(f"room limit {name}: limit 1 (one campaign at a time in {room})")
+    return lines
+
+
+def setup(
+    api_key: Annotated[str | None, typer.Option(
+        envvar="DAILY_API_KEY", show_default=False,
+        help="Daily API key (the stand-in's is daily-standin-dev-key). Required the first time.")] = None,
+    api_url: Annotated[str | None, typer.Option(
+        envvar="DAILY_API_URL", show_default=False,
+        help="Daily REST API base URL; default https://api.daily.co/v1 (or what the block has).")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(
+        envvar="DAILY_WEBHOOK_SECRET", show_default=False,
+        help="Base64 HMAC secret for Daily's webhooks; default: keep the block's, else generate one.")
+    ] = None,
+    webhook_url: Annotated[str | None, typer.Option(
+        envvar="DAILY_WEBHOOK_URL", show_default=False,
+        help="Public URL of the webhook receiver, stored as Prefect variable daily_webhook_url.")] = None,
+    block_name: Annotated[str, typer.Option(help="Name of the DailyCredentials block.")] = "daily",
+    work_pool: Annotated[str, typer.Option(help="Name of the process work pool to create.")] = "daily-sip",
+    room: Annotated[list[str] | None, typer.Option(
+        metavar="ROOM",
+        help="Also create the one-campaign-at-a-time limit for this room (repeatable).")] = None,
+    campaigns_dir: Annotated[Path, typer.Option(
+        help="Create room limits for the rooms the campaign files here name.")] = DEFAULT_CAMPAIGNS_DIR,
+) -> None:
+    """Store the Daily credentials block, the rate limits, the work pool and the room limits (idempotent)."""
+    require_prefect_server("there is no Prefect server to set up (Prefect's temporary local server "
+                           "forgets everything at exit)")
+    lines = asyncio.run(run_setup(
+        api_key=api_key, api_url=api_url, webhook_secret=webhook_secret, webhook_url=webhook_url,
+        block_name=block_name, work_pool=work_pool, rooms=room, campaigns_dir=campaigns_dir,
+    ))
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"Next: daily-sip init deployments && cd deployments && prefect deploy --all; "
+               f"prefect worker start --pool {work_pool}   (or: daily-sip serve)")

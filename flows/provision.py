@@ -1,0 +1,72 @@
+"""Provisioning: the room the campaign dials from, with SIP dial-in and REST dial-out allowed.
+
+A room the campaign creates is deleted afterwards; a borrowed room gets its properties back. What
+to undo is written to the cleanup ledger (`cleanup.Ledger`) *before* the room is touched.
+Room properties: https://docs.daily.co/reference/rest-api/rooms/config
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from daily_sip.tasks import DailyCredentials
+from daily_sip.tasks.rooms import acreate_room, aget_room, aupdate_room
+
+from .campaign import Campaign
+from .cleanup import Ledger, save_ledger
+
+
+async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger) -> Any:
+    """Create the room (or borrow one), with SIP dial-in and REST dial-out allowed."""
+    props: dict[str, Any] = {
+        "enable_dialout": True,
+        "dialout_config": {"allow_room_start": True},
+    }
+    if campaign.dial_in.enabled:
+        props["sip"] = {
+            "sip_mode": "dial-in",
+            "display_name": campaign.dial_in.display_name,
+            "num_endpoints": campaign.dial_in.num_endpoints,
+            "video": campaign.video,
+            "codecs": {"audio": campaign.audio_codecs,
+                       **({"video": campaign.video_codecs} if campaign.video else {})},
+        }
+    if campaign.room is None:
+        # Expiry is the safety net for a run killed so hard that no cleanup ran at all.
+        props["exp"] = int(time.time() + campaign.deadline_seconds + 3600)
+        ledger.created_room = True
+        ledger.restore = {"sip": None} if campaign.dial_in.enabled else {}
+        await save_ledger(ledger)
+        return await acreate_room(ledger.room, properties=props, credentials=creds)
+    before = await aget_room(campaign.room, credentials=creds)
+    known_sip = ("sip_mode", "display_name", "video", "num_endpoints", "codecs", "provider",
+                 "force_digit_only_username", "dialin_config")
+    prior_sip = before.config.sip
+    ledger.restore = {
+        "enable_dialout": bool(before.config.enable_dialout),
+        "dialout_config": before.config.dialout_config or {"allow_room_start": False},
+    }
+    if campaign.dial_in.enabled:
+        ledger.restore["sip"] = {k: v for k, v in prior_sip.items() if k in known_sip} if prior_sip else None
+    await save_ledger(ledger)
+    return await aupdate_room(campaign.room, properties=props, credentials=creds)
+
+
+async def await_ready(campaign: Campaign, creds: DailyCredentials, room: str) -> list[str]:
+    """The room's config must list every dial-in endpoint before anyone is dialled."""
+    if not campaign.dial_in.enabled:
+        return []
+    deadline = time.monotonic() + campaign.ready_timeout_seconds
+    while True:
+        info = await aget_room(room, credentials=creds)
+        endpoints = info.config.sip_uri.all_endpoints if info.config.sip_uri else []
+        if len(endpoints) >= campaign.dial_in.num_endpoints:
+            return endpoints
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"room {room} did not list {campaign.dial_in.num_endpoints} SIP endpoint(s) within "
+                f"{campaign.ready_timeout_seconds:.0f} s (has {len(endpoints)}); check the SIP settings"
+            )
+        await asyncio.sleep(1.0)

@@ -1,0 +1,20 @@
+"""What the operator sees in Prefect: the results table and the summary, as artifacts."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+
+from .report import CampaignReport
+
+
+async def publish(report: CampaignReport) -> None:
+    with contextlib.suppress(Exception):
+        await acreate_table_artifact(
+            table=[t.row() for t in report.targets], key="dial-campaign-results",
+            description=report.message,
+        )
+        await acreate_markdown_artifact(
+            markdown=report.summary_markdown(), key="dial-campaign-summary", description="Campaign summary"
+        )
