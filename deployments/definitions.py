@@ -40,7 +40,9 @@ class CampaignDeployment:
 
     @property
     def step_id(self) -> str:
-        return "campaign"
+        # Not "campaign": Prefect also merges each step's outputs into the template namespace, so
+        # the step's own `campaign` output would shadow a step named "campaign".
+        return "campaign_file"
 
 
 DEPLOYMENTS: tuple[CampaignDeployment, ...] = (
@@ -99,7 +101,7 @@ DEPLOYMENTS: tuple[CampaignDeployment, ...] = (
             "type": "event",
             "name": "daily.meeting.started -> dial-campaign/standup-meeting",
             "enabled": True,
-            "match": {"prefect.resource.id": "daily.room.{{ campaign.room }}"},
+            "match": {"prefect.resource.id": "daily.room.{{ campaign_file.room }}"},
             "expect": ["daily.meeting.started"],
             "posture": "Reactive",
             "threshold": 1,

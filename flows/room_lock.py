@@ -28,10 +28,14 @@ def room_limit_name(room: str) -> str:
 async def ensure_room_limit(room: str) -> str:
     """Create the room's limit (1 slot) if missing; returns its name. Idempotent."""
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectAlreadyExists
 
     name = room_limit_name(room)
     async with get_client() as client:
-        await client.upsert_global_concurrency_limit_by_name(name, limit=1)
+        try:
+            await client.upsert_global_concurrency_limit_by_name(name, limit=1)
+        except ObjectAlreadyExists:
+            pass  # two campaigns created it at the same moment: it exists, with limit 1
     return name
 
 

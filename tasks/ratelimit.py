@@ -132,15 +132,21 @@ async def ensure_rate_limits(scale: float | None = None) -> list[str]:
     Also run by ``daily-sip setup-limits``; tasks call it on first use.
     """
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectAlreadyExists
 
     scale = rate_scale() if scale is None else scale
     names = []
     async with get_client() as client:
         for rate in RATE_CLASSES:
             limit, decay = shared_limit(rate, scale)
-            await client.upsert_global_concurrency_limit_by_name(
-                rate.limit_name, limit=limit, slot_decay_per_second=decay
-            )
+            try:
+                await client.upsert_global_concurrency_limit_by_name(
+                    rate.limit_name, limit=limit, slot_decay_per_second=decay
+                )
+            except ObjectAlreadyExists:  # another process created it between read and create
+                await client.upsert_global_concurrency_limit_by_name(
+                    rate.limit_name, limit=limit, slot_decay_per_second=decay
+                )
             names.append(rate.limit_name)
     return names
 

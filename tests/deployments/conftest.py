@@ -97,7 +97,7 @@ def _starter_with_test_schedule(tmp: Path) -> Path:
     scheduled = next(d for d in data["deployments"] if d["name"] == "weekday-standup")
     step = "daily_sip.deployments.steps.campaign_from_file"
     test = {**scheduled, "name": "e2e-interval", "tags": ["e2e"],
-            "build": [{step: {"id": "campaign", "path": "campaigns/every-minute.yaml"}}],
+            "build": [{step: {"id": "campaign_file", "path": "campaigns/every-minute.yaml"}}],
             # Starts a few seconds after deploy, then every 10 minutes (the test deletes it first).
             "schedules": [{"interval": 600, "anchor_date": _in_seconds(25), "timezone": "UTC"}]}
     data["deployments"].append(test)
