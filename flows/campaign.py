@@ -77,7 +77,7 @@ class Target(_Form):
     bridge: Bridge = Field(
         default="generic", title="Bridge profile",
         description="generic: dial sip_uri and send dtmf as given. zoom / webex / teams / pbx: build "
-        "the SIP URI and DTMF script from meeting ID and passcode (docs/bridges.md).",
+        "the address to dial and the DTMF script from meeting ID and passcode (docs/bridges.md).",
     )
     sip_uri: SipUriStr | None = Field(
         default=None,
@@ -118,7 +118,7 @@ class Target(_Form):
     )
     join_via: JoinVia | None = Field(
         default=None, title="Join via",
-        description="uri: meeting ID / passcode in the SIP URI where the service supports it; "
+        description="uri: meeting ID / passcode in the address where the service supports it; "
         "dtmf: dial the service's IVR and send them as tones. Empty = the profile's default.",
     )
     display_name: DisplayName | None = Field(
