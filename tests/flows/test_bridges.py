@@ -132,3 +132,12 @@ def test_plain_dtmf_string_still_works_and_the_form_offers_the_profiles():
     assert bridge["enum"] == ["generic", "zoom", "webex", "teams", "pbx"]
     assert {"meeting_id", "passcode"} <= set(schema["$defs"]["Target"]["properties"])
     assert "required" not in schema["$defs"]["Target"]  # a profile needs no SIP URI
+
+
+def test_docstring_examples_hold():
+    import doctest
+
+    from daily_sip.flows import bridges, dtmf
+
+    for module in (bridges, dtmf):
+        assert doctest.testmod(module).failed == 0, module.__name__
