@@ -88,7 +88,8 @@ class TargetResult(BaseModel):
             "answer_s": _secs(self.seconds_to_answer),
             "joined_s": _secs(self.seconds_to_joined),
             "on_call_s": _secs(self.seconds_on_call),
-            "dtmf": self.steps_text() or self.dtmf_sent or "",
+            "dtmf": self.dtmf_sent or "",
+            "dtmf_steps": self.steps_text(),
             "detail": self.error or self.detail or "",
         }
 
@@ -157,9 +158,9 @@ class CampaignReport(BaseModel):
     def table(self) -> str:
         rows = [t.row() for t in self.targets]
         cols = ["#", "target", "status", "sip_code", "attempts", "answer_s", "joined_s", "on_call_s",
-                "dtmf", "detail"]
-        if not any(r["dtmf"] or r["joined_s"] for r in rows):
-            cols = [c for c in cols if c not in ("joined_s", "dtmf")]
+                "dtmf_steps", "detail"]
+        if not any(r["dtmf_steps"] or r["joined_s"] for r in rows):
+            cols = [c for c in cols if c not in ("joined_s", "dtmf_steps")]
         widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
         lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
         lines += ["  ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
