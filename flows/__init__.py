@@ -1,6 +1,9 @@
 """The ``dial_campaign`` flow and its parts.
 
 * `campaign`: the campaign model (the flow's parameter, also read from YAML/JSON files);
+* `bridges`: bridge profiles (zoom, webex, teams, pbx, generic): SIP URI and DTMF script from a
+  meeting ID and passcode, with the waits around the script;
+* `dtmf`: DTMF scripts with pauses, cut into Daily's ``sendDTMF`` calls of at most 20 tones;
 * `provision`: create or borrow the room, SIP on, wait until the dial-in endpoints are listed;
 * `legs`: the dialler, one dial-out leg per attempt, followed through Daily's webhooks;
 * `listener`: Daily events from Prefect (live subscription + history), routed per leg;

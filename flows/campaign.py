@@ -7,23 +7,64 @@ a bad campaign fails with one error that lists each bad field and how to fix it.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
 
 from daily_sip.tasks.models.validators import (
     AudioCodecList,
     DisplayName,
-    DtmfTones,
     RoomName,
     SipUriStr,
     VideoCodecList,
     check_sip_headers,
+    check_sip_uri,
     sip_uri_with_headers,
 )
 
-Outcome = Literal["answered", "busy", "no_answer", "rejected", "failed", "canceled", "unknown"]
+from .bridges import Bridge, BridgeError, BridgePlan, JoinVia, TeamsProvider, plan
+from .dtmf import MAX_SCRIPT_SECONDS, DtmfScript, check_script, parse_script
+
+Outcome = Literal[
+    "joined", "answered", "dropped_after_dtmf", "dtmf_failed",
+    "busy", "no_answer", "rejected", "failed", "canceled", "unknown",
+]
 REDIALABLE = ("busy", "no_answer", "rejected", "failed")
+#: Statuses of a leg the far end picked up.
+ANSWERED = ("joined", "answered", "dropped_after_dtmf", "dtmf_failed")
+
+
+def _digits(value: object) -> object:
+    # Invitations print IDs in groups ("845 1234 5678", "119 856 328 6").
+    return value.replace(" ", "").replace("-", "") if isinstance(value, str) else value
+
+
+def _check_meeting_id(value: str) -> str:
+    if not value.isdigit() or not value.isascii() or len(value) > 32:
+        raise ValueError(f"{value!r} is not a meeting ID: give its digits (spaces are ignored)")
+    return value
+
+
+def _check_passcode(value: str) -> str:
+    if not value.isdigit() or not value.isascii() or len(value) > 32:
+        raise ValueError(
+            "must be digits, as DTMF carries only digits: use the numeric passcode "
+            "'for phones and video systems' from the invitation"
+        )
+    return value
+
+
+MeetingId = Annotated[str, BeforeValidator(_digits), AfterValidator(_check_meeting_id)]
+Passcode = Annotated[str, BeforeValidator(_digits), AfterValidator(_check_passcode)]
+DtmfScriptStr = Annotated[str, AfterValidator(check_script)]
 
 
 class _Form(BaseModel):
@@ -31,25 +72,78 @@ class _Form(BaseModel):
 
 
 class Target(_Form):
-    """One bridge to dial."""
+    """One bridge to dial: a SIP URI, or a bridge profile with its meeting ID and passcode."""
 
-    sip_uri: SipUriStr = Field(
+    bridge: Bridge = Field(
+        default="generic", title="Bridge profile",
+        description="generic: dial sip_uri and send dtmf as given. zoom / webex / teams / pbx: build "
+        "the address to dial and the DTMF script from meeting ID and passcode (docs/bridges.md).",
+    )
+    sip_uri: SipUriStr | None = Field(
+        default=None,
         title="SIP URI",
-        description="Where to dial, e.g. sip:123456789@zoomcrc.com or sip:meeting@site.webex.com.",
+        description="Where to dial, e.g. sip:123456789@zoomcrc.com. Required for generic and pbx; "
+        "for zoom / webex / teams it replaces the URI the profile builds.",
         examples=["sip:123456789@zoomcrc.com"],
+    )
+    meeting_id: MeetingId | None = Field(
+        default=None, title="Meeting ID",
+        description="Zoom meeting ID, Webex meeting number, Teams VTC conference ID ('Video ID'), "
+        "or the PBX conference number; digits, spaces are ignored.",
+        examples=["84512345678"],
+    )
+    passcode: Passcode | None = Field(
+        default=None, title="Passcode",
+        description="Numeric passcode / PIN (Zoom and Webex print one 'for phones and video "
+        "systems' in the invitation).",
+    )
+    webex_site: str | None = Field(
+        default=None, title="Webex site", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$",
+        description="webex: your site, e.g. 'acme' for acme.webex.com.",
+    )
+    teams_provider: TeamsProvider = Field(
+        default="poly", title="Teams interop provider",
+        description="teams: the Cloud Video Interop gateway in the invitation: poly (t.plcm.vc), "
+        "cisco (m.webex.com) or pexip (your video domain).",
+    )
+    tenant_key: str | None = Field(
+        default=None, title="Teams tenant key", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$",
+        description="teams: the tenant key (poly), subdomain (cisco) or video domain (pexip) from "
+        "the invitation.",
+    )
+    sip_host: str | None = Field(
+        default=None, title="SIP host", pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,99}$",
+        description="zoom / webex / teams: dial this host instead of the service's usual one "
+        "(e.g. a regional Zoom connector IP from the invitation).",
+    )
+    join_via: JoinVia | None = Field(
+        default=None, title="Join via",
+        description="uri: meeting ID / passcode in the address where the service supports it; "
+        "dtmf: dial the service's IVR and send them as tones. Empty = the profile's default.",
     )
     display_name: DisplayName | None = Field(
         default=None, title="Display name",
         description="Name shown in the Daily room for this leg (default: the URI's user part).",
     )
-    dtmf: DtmfTones | None = Field(
-        default=None, title="DTMF after answer",
-        description="Tones to send once the bridge answers, e.g. a meeting PIN '123456#'.",
+    dtmf: DtmfScriptStr | None = Field(
+        default=None, title="DTMF script",
+        description="Tones to send once the bridge answers, with pauses: ',' = 1 s, 'w' = 0.5 s, "
+        "'W' = 1 s, e.g. '123456789#,,,1234#'. Replaces the script the profile builds.",
         examples=["123456#"],
     )
-    dtmf_delay_seconds: float = Field(
-        default=2.0, ge=0, le=300, title="DTMF delay (s)",
-        description="Seconds to wait after answer before sending the DTMF (IVRs need a moment).",
+    dtmf_delay_seconds: float | None = Field(
+        default=None, ge=0, le=300, title="First prompt delay (s)",
+        description="Seconds from answer to the first tone (the IVR's greeting); "
+        "empty = the profile's default (generic: 2).",
+    )
+    dtmf_digit_ms: int | None = Field(
+        default=None, ge=50, le=2000, title="DTMF digit duration (ms)",
+        description="Daily's digitDurationMs, 50-2000; empty = Daily's default (500).",
+    )
+    join_confirm_seconds: float | None = Field(
+        default=None, ge=0, le=600, title="Join confirmation (s)",
+        description="A bridge with a DTMF script is joined once it is still connected this long "
+        "after the last tone; empty = the profile's default (generic: 10).",
     )
     headers: dict[str, str] = Field(
         default_factory=dict, title="SIP X- headers",
@@ -57,16 +151,63 @@ class Target(_Form):
         "names must start with 'X-'.",
         examples=[{"X-Campaign": "monday-standup"}],
     )
+    _plan: BridgePlan | None = PrivateAttr(default=None)
+    _problem: BridgeError | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _headers_are_x(self) -> Target:
+    def _build_plan(self) -> Target:
         check_sip_headers(self.headers)
-        sip_uri_with_headers(self.sip_uri, self.headers)  # the combined URI must still be valid
+        try:
+            built = plan(
+                self.bridge, meeting_id=self.meeting_id, passcode=self.passcode, sip_uri=self.sip_uri,
+                dtmf=self.dtmf, sip_host=self.sip_host, webex_site=self.webex_site,
+                teams_provider=self.teams_provider, tenant_key=self.tenant_key, join_via=self.join_via,
+                first_prompt_seconds=self.dtmf_delay_seconds,
+                join_confirm_seconds=self.join_confirm_seconds,
+            )
+            check_sip_uri(built.sip_uri)
+            if built.dtmf is not None:
+                script = parse_script(built.dtmf)
+                if script.duration(self.dtmf_digit_ms) > MAX_SCRIPT_SECONDS:
+                    raise BridgeError("dtmf", f"takes {script.duration(self.dtmf_digit_ms):.1f} s "
+                                      f"to send, at most {MAX_SCRIPT_SECONDS:.0f} s")
+        except BridgeError as exc:
+            # Reported by the campaign with the target's index, e.g. targets.2.meeting_id.
+            self._problem = exc
+            return self
+        except ValueError as exc:
+            self._problem = BridgeError("sip_uri", str(exc))
+            return self
+        sip_uri_with_headers(built.sip_uri, self.headers)  # the combined URI must still be valid
+        self._plan = built
         return self
 
     @property
+    def plan(self) -> BridgePlan:
+        """The URI, script and waits this target is dialled with (its profile plus your overrides)."""
+        if self._plan is None:
+            raise self._problem or BridgeError("sip_uri", "no SIP URI")
+        return self._plan
+
+    @property
+    def uri(self) -> str:
+        return self.plan.sip_uri
+
+    @property
+    def script(self) -> DtmfScript | None:
+        return parse_script(self.plan.dtmf) if self.plan.dtmf else None
+
+    @property
     def dial_uri(self) -> str:
-        return sip_uri_with_headers(self.sip_uri, self.headers)
+        return sip_uri_with_headers(self.uri, self.headers)
+
+    def seconds_to_join(self) -> float:
+        """Seconds from answer until this target's join is confirmed (0 without a script)."""
+        script = self.script
+        if script is None:
+            return 0.0
+        return (self.plan.first_prompt_seconds + script.duration(self.dtmf_digit_ms)
+                + self.plan.join_confirm_seconds)
 
 
 class DialIn(_Form):
@@ -95,7 +236,8 @@ class AfterAnswer(_Form):
     )
     hold_seconds: float = Field(
         default=30.0, gt=0, le=86400, title="Hold time (s)",
-        description="hang_up_after: seconds to stay on the call after it is answered.",
+        description="hang_up_after: seconds to stay on the call after it is answered (a bridge with "
+        "a DTMF script stays at least until its join is confirmed).",
     )
     max_seconds: float = Field(
         default=3600.0, gt=0, le=86400, title="Maximum call length (s)",
@@ -128,13 +270,19 @@ class Redial(_Form):
 class Success(_Form):
     """What counts as a successful campaign."""
 
+    counts: Literal["joined", "answered"] = Field(
+        default="joined", title="A bridge counts when",
+        description="joined: a bridge with a DTMF script counts once it joined (still connected "
+        "join_confirm_seconds after the last tone), one without a script once it answered. "
+        "answered: every bridge counts once it answered.",
+    )
     min_answered_fraction: float = Field(
         default=1.0, ge=0, le=1, title="Answered fraction",
-        description="Share of targets that must answer (1.0 = all).",
+        description="Share of targets that must count (1.0 = all; see 'A bridge counts when').",
     )
     min_answered: int = Field(
         default=0, ge=0, title="Minimum answered",
-        description="And at least this many targets must answer (0 = no minimum).",
+        description="And at least this many targets must count (0 = no minimum).",
     )
 
     def required(self, n_targets: int) -> int:
@@ -152,8 +300,10 @@ class Campaign(_Form):
     )
     targets: list[Target] = Field(
         min_length=1, max_length=500, title="Targets",
-        description="The bridges to dial, in order: add one item per bridge; only its SIP URI is required.",
-        examples=[[{"sip_uri": "sip:123456789@zoomcrc.com", "display_name": "Zoom bridge"}]],
+        description="The bridges to dial, in order: add one item per bridge with its SIP URI, or "
+        "its bridge profile and meeting ID / passcode.",
+        examples=[[{"bridge": "zoom", "meeting_id": "84512345678", "passcode": "123456",
+                    "display_name": "Zoom bridge"}]],
     )
     room: RoomName | None = Field(
         default=None, title="Room",
@@ -204,13 +354,24 @@ class Campaign(_Form):
     def _fits_together(self) -> Campaign:
         problems = []
         seen: dict[str, int] = {}
+        hold = self.after_answer
         for i, target in enumerate(self.targets):
-            if target.sip_uri.lower() in seen:
+            if target._problem is not None:
+                problems.append(f"targets.{i}.{target._problem.field}: {target._problem.message}")
+                continue
+            uri = target.uri.lower()
+            if uri in seen:
                 problems.append(
-                    f"targets.{i}.sip_uri: {target.sip_uri} is also targets.{seen[target.sip_uri.lower()]}; "
+                    f"targets.{i}.sip_uri: {target.uri} is also targets.{seen[uri]}; "
                     "list each bridge once (raise redial.attempts to call it again)"
                 )
-            seen.setdefault(target.sip_uri.lower(), i)
+            seen.setdefault(uri, i)
+            if hold.mode == "stay" and target.seconds_to_join() > hold.max_seconds:
+                problems.append(
+                    f"targets.{i}.join_confirm_seconds: the DTMF script and join confirmation take "
+                    f"{target.seconds_to_join():.0f} s, longer than after_answer.max_seconds, so "
+                    "raise max_seconds"
+                )
         reserved = self.dial_in.num_endpoints if self.dial_in.enabled else 0
         if reserved >= self.session_limit:
             problems.append(
@@ -227,7 +388,6 @@ class Campaign(_Form):
                 f"success.min_answered: {self.success.min_answered} is more than the "
                 f"{len(self.targets)} targets; lower it"
             )
-        hold = self.after_answer
         if hold.mode == "hang_up_after" and hold.hold_seconds > self.deadline_seconds:
             problems.append("after_answer.hold_seconds: longer than deadline_seconds; shorten it")
         if problems:

@@ -98,9 +98,11 @@ async def dial_campaign(
     room_name = campaign.room or f"{_slug(campaign.name)}-{tag}"
     report = CampaignReport(
         campaign=campaign.name, room=room_name, flow_run_id=run_id, started_at=now(),
-        targets=[TargetResult(index=i, sip_uri=t.sip_uri, display_name=t.display_name)
+        targets=[TargetResult(index=i, sip_uri=t.uri, display_name=t.display_name, bridge=t.bridge,
+                              dtmf_script=t.plan.dtmf)
                  for i, t in enumerate(campaign.targets)],
         required=campaign.success.required(len(campaign.targets)),
+        success_counts=campaign.success.counts,
     )
     ledger = Ledger(flow_run_id=run_id, room=room_name, user_prefix=f"{tag}-",
                     delete_room=campaign.delete_created_room, credentials_block=credentials_block)

@@ -21,8 +21,9 @@ from daily_sip.tasks.dialout import asend_dtmf, astart_dial_out, astop_dial_out
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 
 from .campaign import Campaign, Target
+from .dtmf import DtmfScript
 from .listener import DailyEvent, EventRouter
-from .report import CampaignReport, TargetResult, outcome_of_error
+from .report import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
 
 # How long to wait for Daily to confirm a hang-up before freeing the leg's slot anyway.
 END_CONFIRM_SECONDS = 10.0
@@ -31,6 +32,9 @@ SESSION_LIMIT_RETRY_SECONDS = 2.0
 ENDED = ("dialout.stopped", "dialout.error")
 # How long a `stopped` that came before any `answered` waits for an `answered` overtaken in transit.
 REORDER_GRACE_SECONDS = 1.5
+# Slack on top of a script's own time when the hold is stretched to cover it (pacing, HTTP).
+SCRIPT_SLACK_SECONDS = 2.0
+WRONG_ENTRY_HINT = "check meeting ID / passcode"
 
 
 def now() -> datetime:
@@ -67,6 +71,12 @@ async def _until_ended(queue: asyncio.Queue[DailyEvent], deadline: float) -> Dai
     return None
 
 
+def _note(result: TargetResult, text: str | None) -> None:
+    """Add to a result's detail: what happened to the script stays next to how the call ended."""
+    if text:
+        result.detail = f"{result.detail}; {text}" if result.detail else text
+
+
 class Dialer:
     """One run's working state; the flow function below is its outline."""
 
@@ -94,14 +104,16 @@ class Dialer:
         for attempt in range(1, self.c.redial.attempts + 1):
             result.attempts = attempt
             result.status, result.sip_code, result.error, result.detail = "unknown", None, None, None
+            result.dtmf_steps, result.dtmf_sent, result.joined_at = [], None, None
+            result.seconds_to_answer = result.seconds_to_joined = None
             await self.attempt(index, target, attempt, result)
             if result.status not in self.c.redial.outcomes or attempt == self.c.redial.attempts:
                 break
-            self.logger.info("%s: %s, redialling in %.0f s", target.sip_uri, result.status, backoff)
+            self.logger.info("%s: %s, redialling in %.0f s", target.uri, result.status, backoff)
             await asyncio.sleep(backoff)
             backoff *= self.c.redial.backoff_multiplier
         self.finished += 1
-        self.logger.info("%s: %s%s", target.sip_uri, result.status,
+        self.logger.info("%s: %s%s", target.uri, result.status,
                          f" ({result.error})" if result.error else "")
         if self.progress_id:
             with contextlib.suppress(Exception):
@@ -125,6 +137,7 @@ class Dialer:
             loop = asyncio.get_running_loop()
             give_up = loop.time() + self.c.ring_timeout_seconds
             while True:
+                result.dialed_at = now()
                 try:
                     started = await astart_dial_out(self.room, request, credentials=self.creds)
                     break
@@ -163,7 +176,7 @@ class Dialer:
             if event.type == "dialout.connected":
                 result.connected_at = _at(event)
             elif event.type == "dialout.answered":
-                result.status, result.answered_at = "answered", _at(event)
+                self._answered(event, result)
                 break
             elif event.type == "dialout.error":
                 result.status, result.sip_code = outcome_of_error(event.payload.get("error_msg"))
@@ -174,38 +187,113 @@ class Dialer:
                 # Deliveries can arrive out of order: an `answered` sent just before may still come.
                 late = await _answered_soon(queue)
                 if late is not None:
-                    result.status, result.answered_at = "answered", _at(late)
+                    self._answered(late, result)
                     return self._ended_after_answer(event, result)
                 result.status, result.stopped_at = "rejected", _at(event)
                 result.detail = "far end ended the call before answering"
                 return True
             elif event.type == "dialout.warning":
-                self.logger.warning("%s: %s", target.sip_uri, event.payload.get("error_msg") or "warning")
+                self.logger.warning("%s: %s", target.uri, event.payload.get("error_msg") or "warning")
         hold = self.c.after_answer
-        end_deadline = loop.time() + (hold.hold_seconds if hold.mode == "hang_up_after" else hold.max_seconds)
-        if target.dtmf:
-            ended = await _until_ended(queue, min(loop.time() + target.dtmf_delay_seconds, end_deadline))
-            if ended is None:
-                try:
-                    await asend_dtmf(self.room, session, target.dtmf, credentials=self.creds)
-                    result.dtmf_sent = target.dtmf
-                except DailyError as exc:
-                    result.detail = f"DTMF not delivered: {exc}"
-            else:
-                return self._ended_after_answer(ended, result)
+        script = target.script
+        if hold.mode == "hang_up_after":
+            # A bridge with a script stays at least until its join can be confirmed.
+            hold_for = max(hold.hold_seconds, target.seconds_to_join() + SCRIPT_SLACK_SECONDS
+                           if script else 0.0)
+        else:
+            hold_for = hold.max_seconds
+        end_deadline = loop.time() + hold_for
+        if script:
+            ended = await self.run_script(target, script, session, queue, result, end_deadline)
+            if ended is not None:
+                if result.status == "dropped_after_dtmf":
+                    return self._dropped(ended, result)
+                ended_before = self._ended_after_answer(ended, result)
+                result.detail = f"{result.detail}, before the DTMF script"
+                return ended_before
         ended = await _until_ended(queue, end_deadline)
         if ended is not None:
             return self._ended_after_answer(ended, result)
-        result.detail = (
-            f"hung up after {hold.hold_seconds:g} s" if hold.mode == "hang_up_after"
-            else f"hung up at the {hold.max_seconds:g} s maximum"
-        )
+        _note(result, f"hung up after {round(hold_for, 1):g} s" if hold.mode == "hang_up_after"
+              else f"hung up at the {hold.max_seconds:g} s maximum")
         return False
+
+    def _answered(self, event: DailyEvent, result: TargetResult) -> None:
+        result.status, result.answered_at = "answered", _at(event)
+        if result.dialed_at:
+            result.seconds_to_answer = (result.answered_at - result.dialed_at).total_seconds()
+
+    async def run_script(self, target: Target, script: DtmfScript, session: str,
+                         queue: asyncio.Queue[DailyEvent], result: TargetResult,
+                         end_deadline: float) -> DailyEvent | None:
+        """Send the target's DTMF script step by step, then wait for the join to be confirmed.
+
+        Returns the end event if the leg ended meanwhile (status ``dropped_after_dtmf`` once a
+        tone was sent); otherwise the leg is up and the status is ``joined``, or ``dtmf_failed``
+        when Daily refused a step, or still ``answered`` when the hold ran out first.
+        """
+        loop = asyncio.get_running_loop()
+        plan, digit_ms = target.plan, target.dtmf_digit_ms
+        for i, step in enumerate(script.steps):
+            wait = script.wait_before(i, digit_ms) + (plan.first_prompt_seconds if i == 0 else 0.0)
+            ended = await _until_ended(queue, min(loop.time() + wait, end_deadline))
+            if ended is not None:
+                if i:
+                    result.status = "dropped_after_dtmf"
+                    result.detail = (f"far end hung up during the DTMF script, after step {i} of "
+                                     f"{len(script.steps)}")
+                return ended
+            try:
+                await asend_dtmf(self.room, session, step.tones, digit_duration_ms=digit_ms,
+                                 credentials=self.creds)
+            except DailyError as exc:
+                # A leg that ended under us is answered 404; its end event is on its way.
+                ended = await _until_ended(queue, loop.time() + REORDER_GRACE_SECONDS)
+                if ended is not None and i:
+                    result.status = "dropped_after_dtmf"
+                    result.detail = (f"far end hung up during the DTMF script, after step {i} of "
+                                     f"{len(script.steps)}")
+                elif ended is None:
+                    result.status = "dtmf_failed"
+                    result.detail = f"DTMF step {i + 1} of {len(script.steps)} not delivered: {exc}"
+                return ended
+            sent = now()
+            result.dtmf_steps.append(DtmfStepResult(
+                tones=step.tones, sent_at=sent,
+                after_answer_s=round((sent - result.answered_at).total_seconds(), 3)
+                if result.answered_at else 0.0,
+            ))
+            result.dtmf_sent = "".join(s.tones for s in result.dtmf_steps)
+        result.dtmf_sent = script.text
+        last = result.dtmf_steps[-1].sent_at
+        confirm = (script.play_seconds(script.steps[-1].tones, digit_ms) + script.trailing_pause
+                   + plan.join_confirm_seconds)
+        confirm_at = loop.time() + confirm
+        ended = await _until_ended(queue, min(confirm_at, end_deadline))
+        if ended is not None:
+            result.status = "dropped_after_dtmf"
+            result.detail = f"far end hung up {(_at(ended) - last).total_seconds():.1f} s after the last tone"
+            return ended
+        if loop.time() < confirm_at:
+            result.detail = "join not confirmed before the hold ran out"
+            return None
+        result.status, result.joined_at = "joined", last
+        if result.dialed_at:
+            result.seconds_to_joined = (last - result.dialed_at).total_seconds()
+        return None
+
+    def _dropped(self, event: DailyEvent, result: TargetResult) -> bool:
+        result.stopped_at = _at(event)
+        if event.type != "dialout.stopped":
+            result.detail = f"{result.detail} ({event.payload.get('error_msg') or 'dial-out error'})"
+        result.detail = f"{result.detail}; {WRONG_ENTRY_HINT}"
+        self._on_call(result)
+        return True
 
     def _ended_after_answer(self, event: DailyEvent, result: TargetResult) -> bool:
         result.stopped_at = _at(event)
         far_end = event.type == "dialout.stopped"
-        result.detail = "far end hung up" if far_end else event.payload.get("error_msg")
+        _note(result, "far end hung up" if far_end else event.payload.get("error_msg"))
         self._on_call(result)
         return True
 

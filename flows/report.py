@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from .campaign import Outcome
+from .campaign import ANSWERED, Outcome
 
 _SIP_CODE = re.compile(r"\b([3-6]\d\d)\b")
 # 486 Busy Here, 600 Busy Everywhere
@@ -35,32 +35,61 @@ def outcome_of_error(error_msg: str | None) -> tuple[Outcome, int | None]:
     return "failed", code
 
 
+class DtmfStepResult(BaseModel):
+    """One ``sendDTMF`` call of a target's script, as it happened."""
+
+    tones: str
+    sent_at: datetime
+    after_answer_s: float = Field(description="Seconds from the answer to this call")
+
+
+def _secs(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
 class TargetResult(BaseModel):
     index: int
     sip_uri: str
     display_name: str | None = None
+    bridge: str = "generic"
     status: Outcome = "unknown"
     sip_code: int | None = None
     error: str | None = None
     detail: str | None = None
     attempts: int = 0
     session_ids: list[str] = Field(default_factory=list)
+    dialed_at: datetime | None = Field(default=None, description="Start of the last attempt")
     connected_at: datetime | None = None
     answered_at: datetime | None = None
+    joined_at: datetime | None = Field(
+        default=None, description="When the last tone was sent, for a target that joined"
+    )
     stopped_at: datetime | None = None
+    seconds_to_answer: float | None = Field(default=None, description="Dial -> answered")
+    seconds_to_joined: float | None = Field(default=None, description="Dial -> last tone sent (joined)")
     seconds_on_call: float | None = None
-    dtmf_sent: str | None = None
+    dtmf_script: str | None = Field(default=None, description="The script planned for this target")
+    dtmf_sent: str | None = Field(default=None, description="The script as far as it was sent")
+    dtmf_steps: list[DtmfStepResult] = Field(default_factory=list)
+
+    def steps_text(self) -> str:
+        """``tones@seconds-after-answer`` per sendDTMF call, e.g. ``123#@2.0 45#@5.1``."""
+        return " ".join(f"{s.tones}@{s.after_answer_s:.1f}" for s in self.dtmf_steps)
 
     def row(self) -> dict[str, str]:
         return {
             "#": str(self.index + 1),
             "target": self.display_name or self.sip_uri,
             "sip_uri": self.sip_uri,
+            "bridge": self.bridge,
             "status": self.status,
             "sip_code": "" if self.sip_code is None else str(self.sip_code),
             "attempts": str(self.attempts),
-            "on_call_s": "" if self.seconds_on_call is None else f"{self.seconds_on_call:.1f}",
+            "answer_s": _secs(self.seconds_to_answer),
+            "joined_s": _secs(self.seconds_to_joined),
+            "on_call_s": _secs(self.seconds_on_call),
             "dtmf": self.dtmf_sent or "",
+            "dtmf_steps": self.steps_text(),
             "detail": self.error or self.detail or "",
         }
 
@@ -83,13 +112,26 @@ class CampaignReport(BaseModel):
     event_latency_p50: float | None = Field(default=None, description="Daily send -> flow, seconds")
     event_latency_p95: float | None = None
 
+    success_counts: str = Field(default="joined", description="The campaign's success.counts rule")
+
     @property
     def answered(self) -> int:
-        return sum(t.status == "answered" for t in self.targets)
+        """Targets whose far end picked up (joined ones and dropped ones included)."""
+        return sum(t.status in ANSWERED for t in self.targets)
+
+    def counts_toward_success(self, t: TargetResult) -> bool:
+        if self.success_counts == "answered":
+            return t.status in ANSWERED
+        return t.status == "joined" or (t.status == "answered" and not t.dtmf_script)
+
+    @property
+    def succeeded(self) -> int:
+        """Targets that count toward the success rule (``success.counts``)."""
+        return sum(self.counts_toward_success(t) for t in self.targets)
 
     @property
     def success(self) -> bool:
-        return self.error is None and self.answered >= self.required
+        return self.error is None and self.succeeded >= self.required
 
     @property
     def counts(self) -> dict[str, int]:
@@ -97,9 +139,16 @@ class CampaignReport(BaseModel):
 
     @property
     def message(self) -> str:
-        others = Counter(t.status for t in self.targets if t.status != "answered")
+        good = Counter(t.status for t in self.targets if self.counts_toward_success(t))
+        others = Counter(t.status for t in self.targets if not self.counts_toward_success(t))
         tail = ", ".join(f"{status.replace('_', ' ')} {n}" for status, n in sorted(others.items()))
-        text = f"{self.answered}/{len(self.targets)} bridges answered"
+        verb = "joined" if set(good) == {"joined"} else (
+            "answered" if self.success_counts == "answered" or set(good) <= {"answered"}
+            else "joined or answered"
+        )
+        text = f"{self.succeeded}/{len(self.targets)} bridges {verb}"
+        if len(good) > 1:
+            text += " (" + ", ".join(f"{s.replace('_', ' ')} {n}" for s, n in sorted(good.items())) + ")"
         if tail:
             text += f"; {tail}"
         if self.error:
@@ -108,7 +157,10 @@ class CampaignReport(BaseModel):
 
     def table(self) -> str:
         rows = [t.row() for t in self.targets]
-        cols = ["#", "target", "status", "sip_code", "attempts", "on_call_s", "dtmf", "detail"]
+        cols = ["#", "target", "status", "sip_code", "attempts", "answer_s", "joined_s", "on_call_s",
+                "dtmf_steps", "detail"]
+        if not any(r["dtmf_steps"] or r["joined_s"] for r in rows):
+            cols = [c for c in cols if c not in ("joined_s", "dtmf_steps")]
         widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
         lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
         lines += ["  ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
@@ -126,4 +178,20 @@ class CampaignReport(BaseModel):
             f"{' (created for this run)' if self.room_created else ''}; "
             f"dial-in endpoints ready {len(self.dialin_ready)}/{len(self.dialin_endpoints)}. "
             f"Afterwards: {cleanup}."
-        )
+        ) + self._steps_markdown()
+
+    def _steps_markdown(self) -> str:
+        """The DTMF script of each target that had one: every sendDTMF call with its time."""
+        parts = []
+        for t in self.targets:
+            if not t.dtmf_script:
+                continue
+            lines = [f"\n\n**{t.display_name or t.sip_uri}**: `{t.status}`, script `{t.dtmf_script}`"
+                     + (f", answered after {t.seconds_to_answer:.1f} s" if t.seconds_to_answer is not None
+                        else "")
+                     + (f", joined after {t.seconds_to_joined:.1f} s" if t.seconds_to_joined is not None
+                        else "")]
+            lines += [f"- `{s.tones}` at {s.sent_at.isoformat(timespec='milliseconds')} "
+                      f"(answer + {s.after_answer_s:.1f} s)" for s in t.dtmf_steps]
+            parts.append("\n".join(lines))
+        return "".join(parts)

@@ -31,6 +31,12 @@ def emulator(
     hangup_after: Annotated[
         float, typer.Option(help="Seconds a 'hangup' dial-out stays answered before the far end hangs up.")
     ] = 5.0,
+    ivr_timeout: Annotated[
+        float, typer.Option(help="Seconds an 'ivr-<digits>' bridge waits for '<digits>#' before hanging up.")
+    ] = 15.0,
+    ivr_reject_delay: Annotated[
+        float, typer.Option(help="Seconds an 'ivr-<digits>' bridge stays up after a wrong entry.")
+    ] = 3.0,
     connect_delay: Annotated[
         float, typer.Option(help="Seconds from dialOut/start to dialout.connected (or the error).")
     ] = 0.5,
@@ -87,6 +93,8 @@ def emulator(
         "retry_after": retry_after,
         "ring_timeout": ring_timeout,
         "hangup_after": hangup_after,
+        "ivr_timeout": ivr_timeout,
+        "ivr_reject_delay": ivr_reject_delay,
         "connect_delay": connect_delay,
         "answer_delay": answer_delay,
         "session_limit": session_limit,

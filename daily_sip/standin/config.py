@@ -21,6 +21,8 @@ _NON_NEGATIVE = (
     "rate_limit_scale",
     "ring_timeout",
     "hangup_after",
+    "ivr_timeout",
+    "ivr_reject_delay",
     "connect_delay",
     "answer_delay",
     "webhook_timeout",
@@ -46,6 +48,8 @@ class EmulatorConfig:
     retry_after: bool = False
     ring_timeout: float = 30.0
     hangup_after: float = 5.0
+    ivr_timeout: float = 15.0
+    ivr_reject_delay: float = 3.0
     connect_delay: float = 0.5
     answer_delay: float = 1.0
     session_limit: int = 5

@@ -23,7 +23,15 @@ from .config import EmulatorConfig
 from .errors import NOT_HOSTING, ApiError, invalid, not_found
 from .events import EventLog
 from .rooms import Participant, Room, RoomService
-from .sip_uri import DEFAULT_OUTCOME, FAILURES, SipUri, check_endpoint, outcome_for, parse_sip_uri
+from .sip_uri import (
+    DEFAULT_OUTCOME,
+    FAILURES,
+    SipUri,
+    check_endpoint,
+    ivr_pin_for,
+    outcome_for,
+    parse_sip_uri,
+)
 from .validation import (
     EXTENSION_RE,
     PHONE_RE,
@@ -38,6 +46,24 @@ from .validation import (
 )
 
 ACTIVE_STATES = {"dialing", "ringing", "answered", "connected"}
+
+
+@dataclass
+class IvrState:
+    """What an `ivr-<digits>` bridge heard: each `#`-ended entry, and its verdict.
+
+    `state`: `waiting` (for the PIN) -> `accepted` (stays connected) | `rejected` (wrong entry,
+    hangs up `ivr_reject_delay` later) | `timeout` (no entry within `ivr_timeout`, hangs up).
+    """
+
+    pin: str
+    state: str = "waiting"
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    pending: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pin": self.pin, "state": self.state, "entries": list(self.entries),
+                "pending": self.pending}
 
 
 @dataclass
@@ -60,6 +86,7 @@ class Leg(Participant):
     events: list[str] = field(default_factory=list)
     dtmf: list[dict[str, Any]] = field(default_factory=list)
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    ivr: IvrState | None = None
     connected_at: float | None = None
     answered_at: float | None = None
     ended_at: float | None = None
@@ -91,6 +118,7 @@ class Leg(Participant):
             "events": list(self.events),
             "dtmf": list(self.dtmf),
             "transfers": list(self.transfers),
+            "ivr": self.ivr.to_json() if self.ivr else None,
             "created_at": iso(self.joined_at),
             "connected_at": iso(self.connected_at),
             "answered_at": iso(self.answered_at),
@@ -290,6 +318,8 @@ class CallService:
             video=bool(spec.get("video")),
             codecs=spec.get("codecs"),
         )
+        if outcome == "ivr" and sip is not None:
+            leg.ivr = IvrState(pin=ivr_pin_for(sip.user) or "")
         self.legs[leg.id] = leg
         self.room_service.join(room, leg)
         leg.timer = self.scheduler.call_later(self.config.connect_delay, lambda: self._dialout_connect(leg))
@@ -323,6 +353,38 @@ class CallService:
             leg.timer = self.scheduler.call_later(
                 self.config.hangup_after, lambda: self.end_leg(leg, "remote-hangup")
             )
+        elif leg.ivr is not None:
+            leg.timer = self.scheduler.call_later(self.config.ivr_timeout, lambda: self._ivr_timeout(leg))
+
+    def _ivr_timeout(self, leg: Leg) -> None:
+        if leg.ivr is not None and leg.ivr.state == "waiting":
+            leg.ivr.state = "timeout"
+            self.end_leg(leg, "remote-hangup")
+
+    def _ivr_hear(self, leg: Leg, tones: str, at: float) -> None:
+        """An IVR bridge collects digits until `#`; the PIN keeps the call, anything else ends it."""
+        ivr = leg.ivr
+        if ivr is None:
+            return
+        for tone in tones:
+            if ivr.state != "waiting":
+                return  # tones after the verdict are in-meeting DTMF: only recorded on the leg
+            if tone != "#":
+                ivr.pending += tone
+                continue
+            entry, ivr.pending = ivr.pending, ""
+            ok = entry == ivr.pin
+            ivr.entries.append({"digits": entry, "accepted": ok, "at": iso(at), "ts": at})
+            if leg.timer:
+                leg.timer.cancel()
+                leg.timer = None
+            if ok:
+                ivr.state = "accepted"
+            else:
+                ivr.state = "rejected"
+                leg.timer = self.scheduler.call_later(
+                    self.config.ivr_reject_delay, lambda: self.end_leg(leg, "remote-hangup")
+                )
 
     def _fail_leg(self, leg: Leg, code: int, message: str) -> None:
         if not leg.active:
@@ -414,6 +476,7 @@ class CallService:
             )
         now = self.clock.now()
         leg.dtmf.append({"tones": tones, "digitDurationMs": duration, "at": iso(now), "ts": now})
+        self._ivr_hear(leg, tones, now)
         return {"ok": True}
 
     def _transfer_target(self, room_name: str, sid: str) -> Leg:

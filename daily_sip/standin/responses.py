@@ -314,6 +314,16 @@ class Api:
             return error_response(ApiError(404, "not-found", "no such leg"))
         return JSONResponse(leg.to_json())
 
+    async def emu_leg_dtmf(self, request: Request) -> Response:
+        """What the far end of a leg heard: every sendDTMF call with its time, and the IVR's verdict."""
+        leg = self.backend.legs.get(request.path_params["id"])
+        if leg is None:
+            return error_response(ApiError(404, "not-found", "no such leg"))
+        data = leg.to_json()
+        return JSONResponse({"id": data["id"], "state": data["state"], "dtmf": data["dtmf"],
+                             "ivr": data["ivr"], "answered_at": data["answered_at"],
+                             "ended_at": data["ended_at"]})
+
     async def emu_events(self, request: Request) -> Response:
         return JSONResponse(self._events(request))
 
@@ -402,6 +412,7 @@ class Api:
             Route("/_emulator/rooms", self.emu_rooms),
             Route("/_emulator/legs", self.emu_legs),
             Route("/_emulator/legs/{id}", self.emu_leg),
+            Route("/_emulator/legs/{id}/dtmf", self.emu_leg_dtmf),
             Route("/_emulator/events", self.emu_events),
             Route("/_emulator/deliveries", self.emu_deliveries),
             Route("/_emulator/requests", self.emu_requests),

@@ -7,6 +7,7 @@ the INVITE (https://docs.daily.co/reference/rest-api/rooms/dialout/start). The u
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -26,8 +27,20 @@ FAILURES = {
 }
 
 
+#: `ivr-<digits>`: an IVR bridge that wants the DTMF entry `<digits>#` (see README).
+IVR_RE = re.compile(r"^ivr-([0-9]{1,32})(?:$|[^a-z0-9])", re.IGNORECASE)
+
+
+def ivr_pin_for(user_part: str) -> str | None:
+    """The PIN an `ivr-<digits>` user part asks for, e.g. `ivr-4711.zoom` -> `4711`; else None."""
+    match = IVR_RE.match(user_part)
+    return match.group(1) if match else None
+
+
 def outcome_for(user_part: str) -> str:
-    """Magic keyword chosen by a SIP user part: `busy`, `busy-2`, `noanswer.x` ... else answer."""
+    """Magic keyword chosen by a SIP user part: `busy`, `busy-2`, `noanswer.x`, `ivr-4711` ... else answer."""
+    if ivr_pin_for(user_part) is not None:
+        return "ivr"
     user = user_part.lower()
     for keyword in MAGIC_OUTCOMES:
         if user == keyword:

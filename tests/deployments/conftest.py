@@ -33,7 +33,7 @@ QUICK_CAMPAIGN = {
     "name": "e2e-quick",
     "targets": [
         {"sip_uri": "sip:bridge-a@e2e.example.com", "display_name": "Bridge A", "dtmf": "12#",
-         "dtmf_delay_seconds": 0.2},
+         "dtmf_delay_seconds": 0.2, "join_confirm_seconds": 0.5},
         {"sip_uri": "sip:busy@e2e.example.com", "display_name": "Busy line"},
     ],
     "ring_timeout_seconds": 5,

@@ -90,10 +90,10 @@ async def test_adhoc_run_with_param_completes_with_the_report(deployed):
     run = await _wait_for_run(deployed, "adhoc", predicate=lambda r: r.id == run_id)
     deployed.record("ad hoc: deployment run -> Completed", time.monotonic() - t0)
     assert run.state.type.value == "COMPLETED", (run.state, deployed.worker_tail())
-    assert run.state.message == "1/2 bridges answered; busy 1"
+    assert run.state.message == "1/2 bridges joined; busy 1"
     rows = await _results_table(run_id)
     assert [(r["sip_uri"], r["status"]) for r in rows] == [
-        ("sip:bridge-a@e2e.example.com", "answered"), ("sip:busy@e2e.example.com", "busy")]
+        ("sip:bridge-a@e2e.example.com", "joined"), ("sip:busy@e2e.example.com", "busy")]
     assert rows[0]["dtmf"] == "12#"
     _assert_cleaned_up(deployed, run_id)
     # The tones reached the call, as the far end (the stand-in) recorded them.

@@ -59,7 +59,7 @@ async def test_served_adhoc_deployment_runs_a_campaign(served):
         run = await client.read_flow_run(run_id)
     print(f"serve: deployment run -> {run.state.type.value} in {time.monotonic() - t0:.1f} s")
     assert run.state.is_completed(), (run.state, log.read_text()[-3000:])
-    assert run.state.message == "1/2 bridges answered; busy 1"
+    assert run.state.message == "1/2 bridges joined; busy 1"
 
 
 def test_receiver_takes_its_secret_from_the_block_setup_saved(served):

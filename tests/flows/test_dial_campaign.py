@@ -46,7 +46,8 @@ def assert_nothing_left_behind(stack, report: CampaignReport) -> None:
 
 async def test_every_outcome_is_reported_and_everything_is_turned_off(stack):
     c = campaign(
-        {"sip_uri": "sip:zoom-ops@bridge.example.com", "dtmf": "123#", "dtmf_delay_seconds": 0.1},
+        {"sip_uri": "sip:zoom-ops@bridge.example.com", "dtmf": "123#", "dtmf_delay_seconds": 0.1,
+         "join_confirm_seconds": 0.3},
         "sip:busy@pbx.example.com",
         "sip:noanswer@pbx.example.com",
         "sip:notfound@pbx.example.com",
@@ -59,7 +60,7 @@ async def test_every_outcome_is_reported_and_everything_is_turned_off(stack):
     state, report = await run(stack, c)
     assert state.is_completed(), state.message
     by_uri = {t.sip_uri: t for t in report.targets}
-    assert by_uri["sip:zoom-ops@bridge.example.com"].status == "answered"
+    assert by_uri["sip:zoom-ops@bridge.example.com"].status == "joined"
     assert by_uri["sip:zoom-ops@bridge.example.com"].dtmf_sent == "123#"
     busy = by_uri["sip:busy@pbx.example.com"]
     assert (busy.status, busy.sip_code) == ("busy", 486)
@@ -70,7 +71,8 @@ async def test_every_outcome_is_reported_and_everything_is_turned_off(stack):
     hangup = by_uri["sip:hangup@pbx.example.com"]
     assert hangup.status == "answered" and hangup.detail == "far end hung up"
     assert by_uri["sip:teams@t.example.com"].status == "answered"
-    assert state.message == "3/6 bridges answered; busy 1, no answer 1, rejected 1"
+    assert state.message == (
+        "3/6 bridges joined or answered (answered 2, joined 1); busy 1, no answer 1, rejected 1")
     # What the far ends saw: the DTMF arrived, the X- header rode along, every leg had a userId.
     legs = [leg for leg in stack.legs() if leg["room"] == report.room]
     zoom = next(leg for leg in legs if leg["destination"].startswith("sip:zoom-ops"))
