@@ -20,15 +20,52 @@ from daily_sip.standin.cli import emulator
 
 app = typer.Typer(
     name="daily-sip",
-    help="Put a Daily room onto many SIP bridges with Prefect, against Daily or its offline stand-in.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,  # one line unless --debug; see main()
 )
 app.command("emulator", help="Run the offline Daily stand-in (rooms, SIP, dial-out, webhooks).")(emulator)
 app.command("receiver", help="Run the webhook receiver: Daily webhooks in, Prefect events out.")(receiver)
 app.command("setup")(setup)
 app.command("serve")(serve)
 app.command("init")(init)
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the full traceback of an unexpected error (also accepted after the command).")
+    ] = False,
+) -> None:
+    """Put a Daily room onto many SIP bridges with Prefect, against Daily or its offline stand-in.
+
+    Exit codes: 0 done (the campaign's success rule held); 1 the campaign ran but did not succeed,
+    or an unexpected error; 2 bad input or setup (campaign file, Daily key or URL, Prefect server).
+    """
+
+
+def _load_or_exit(campaign_file: Path):
+    from daily_sip.flows.campaign import CampaignFileError, load_campaign
+
+    try:
+        return load_campaign(str(campaign_file))
+    except CampaignFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _check_daily_or_exit(credentials_block: str | None) -> None:
+    """Credentials found and accepted by one cheap call, or one line and exit 2."""
+    from daily_sip.flows.preflight import PreflightError, credentials_or_explain, preflight
+
+    async def check() -> None:
+        await preflight(await credentials_or_explain(credentials_block))
+
+    try:
+        asyncio.run(check())
+    except PreflightError as exc:
+        typer.echo(f"Daily API check failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+
 
 JsonOut = Annotated[Path | None, typer.Option(help="Also write the report as JSON to this file.")]
 
@@ -72,13 +109,7 @@ def _ui_url() -> str | None:
 @app.command()
 def validate(campaign_file: Path) -> None:
     """Check a campaign file without calling anything; lists every bad field."""
-    from daily_sip.flows.campaign import CampaignFileError, load_campaign
-
-    try:
-        campaign = load_campaign(str(campaign_file))
-    except CampaignFileError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    campaign = _load_or_exit(campaign_file)
     n = len(campaign.targets)
     typer.echo(f"{campaign_file}: OK, {n} target(s), up to {campaign.leg_capacity} at once")
 
@@ -93,18 +124,13 @@ def run(
         help="Point the domain's Daily webhook at this receiver URL first.")] = None,
 ) -> None:
     """Run the dial-campaign flow on a campaign file (YAML or JSON, same schema as the flow parameter)."""
-    from daily_sip.flows.campaign import CampaignFileError, load_campaign
-
-    try:
-        campaign = load_campaign(str(campaign_file))
-    except CampaignFileError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    campaign = _load_or_exit(campaign_file)
     require_prefect_server(
         "the campaign learns outcomes from the receiver's Prefect events, which need a running "
         "Prefect server (ephemeral mode cannot carry them between processes)",
         ", or try `daily-sip demo`",
     )
+    _check_daily_or_exit(credentials_block)
     state, report = asyncio.run(_run_flow(campaign, credentials_block, webhook_url))
     raise typer.Exit(_finish(state, report, json_out, _ui_url()))
 
@@ -120,16 +146,11 @@ def demo(
     import time
 
     from daily_sip.deployments import CAMPAIGNS_DIR
-    from daily_sip.flows.campaign import CampaignFileError, load_campaign
     from daily_sip.local_stack import STANDIN_DEV_KEY, LocalStack, new_webhook_secret
 
     t0 = time.monotonic()
     campaign_file = campaign_file or CAMPAIGNS_DIR / "demo.yaml"
-    try:
-        campaign = load_campaign(str(campaign_file))
-    except CampaignFileError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    campaign = _load_or_exit(campaign_file)
     with LocalStack() as stack:
         if not os.environ.get("PREFECT_API_URL"):
             # Ephemeral Prefect cannot carry the receiver's events into this process: use a server.
@@ -165,6 +186,8 @@ def setup_limits() -> None:
     """Create Daily's rate limits as Prefect global concurrency limits on the current Prefect server."""
     from daily_sip.tasks.ratelimit import RATE_CLASSES, ensure_rate_limits, rate_scale, shared_limit
 
+    require_prefect_server("the limits live on a Prefect server (Prefect's temporary local server "
+                           "forgets them at exit)")
     names = asyncio.run(ensure_rate_limits())
     for rate, name in zip(RATE_CLASSES, names, strict=True):
         limit, decay = shared_limit(rate, rate_scale())
@@ -172,8 +195,22 @@ def setup_limits() -> None:
 
 
 def main() -> None:
-    """Entry point of the ``daily-sip`` console script."""
-    app(prog_name="daily-sip")
+    """Entry point of the ``daily-sip`` console script.
+
+    An unexpected error is one line naming it; ``--debug`` anywhere on the line shows the traceback.
+    """
+    debug = "--debug" in sys.argv[1:]
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app(prog_name="daily-sip")
+    except Exception as exc:
+        if debug:
+            raise
+        text = " ".join(str(exc).split()) or "no detail"
+        typer.echo(f"daily-sip: {type(exc).__name__}: {text} (run again with --debug for the traceback)",
+                   err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

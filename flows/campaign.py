@@ -7,6 +7,7 @@ a bad campaign fails with one error that lists each bad field and how to fix it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -244,7 +245,7 @@ class CampaignFileError(ValueError):
     """A campaign file that cannot be used; the message lists each bad field and its fix."""
 
 
-def describe_errors(exc: Exception) -> list[str]:
+def describe_errors(exc: Exception, *, skip_numbers: bool = False) -> list[str]:
     """One line per problem: ``field.path: what is wrong``."""
     from pydantic import ValidationError
 
@@ -252,6 +253,8 @@ def describe_errors(exc: Exception) -> list[str]:
         return [str(exc)]
     lines = []
     for err in exc.errors():
+        if skip_numbers and _is_number_for_text(err):
+            continue
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if loc:
@@ -261,22 +264,87 @@ def describe_errors(exc: Exception) -> list[str]:
     return lines
 
 
+def read_campaign_text(path: Path) -> str:
+    """The file's text, or `CampaignFileError` with one line naming what is wrong and the fix."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CampaignFileError(f"{path}: no such file; check the path "
+                                "(`daily-sip init` writes example campaigns)") from None
+    except IsADirectoryError:
+        raise CampaignFileError(f"{path}: is a directory; give the campaign file inside it") from None
+    except PermissionError:
+        raise CampaignFileError(f"{path}: cannot be read (permission denied); "
+                                "fix its permissions or copy it somewhere readable") from None
+    except UnicodeDecodeError as exc:
+        raise CampaignFileError(
+            f"{path}: is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8") from None
+    except OSError as exc:
+        raise CampaignFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def load_campaign(path: str) -> Campaign:
     """Read a campaign from YAML or JSON (the same schema as the flow parameter) and validate it."""
-    from pathlib import Path
-
     import yaml
     from pydantic import ValidationError
 
-    text = Path(path).read_text()
+    text = read_campaign_text(Path(path))
     try:
         data = yaml.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError as exc:
-        raise CampaignFileError(f"{path}: not valid YAML/JSON: {exc}") from None
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise CampaignFileError(f"{path}: not valid YAML/JSON{at}: {problem}") from None
     if not isinstance(data, dict):
         raise CampaignFileError(f"{path}: expected a mapping with at least 'targets'")
     try:
         return Campaign.model_validate(data)
     except ValidationError as exc:
-        lines = "\n  ".join(describe_errors(exc))
+        lines = "\n  ".join(_numbers_meant_as_text(exc, text) + describe_errors(exc, skip_numbers=True))
         raise CampaignFileError(f"{path}: campaign is not valid:\n  {lines}") from None
+
+
+def _numbers_meant_as_text(exc: Exception, text: str) -> list[str]:
+    """Fields given as an unquoted number where text is expected (``dtmf: 0123``), with the fix.
+
+    YAML reads unquoted digits as a number, and a leading 0 as octal (0123 -> 83), so the value
+    the model sees is not what the user wrote; the message shows the text as written.
+    """
+    lines = []
+    for err in getattr(exc, "errors", list)():
+        if not _is_number_for_text(err):
+            continue
+        loc = ".".join(str(p) for p in err["loc"])
+        written = _written(text, err["loc"]) or str(err["input"])
+        field = str(next((p for p in reversed(err["loc"]) if isinstance(p, str)), "value"))
+        octal = " (a leading 0 even makes it octal)" if written.lstrip("+-").startswith("0") else ""
+        lines.append(f"{loc}: YAML reads the unquoted {written} as the number {err['input']}{octal}; "
+                     f"quote it: {field}: \"{written}\"")
+    return lines
+
+
+def _is_number_for_text(err: dict) -> bool:
+    return err.get("type") == "string_type" and isinstance(err.get("input"), int | float) \
+        and not isinstance(err.get("input"), bool)
+
+
+def _written(text: str, loc: tuple) -> str | None:
+    """The scalar at ``loc`` exactly as the file spells it (None if it cannot be found)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            continue  # a union member's tag in the location, not a step in the file
+        if node is None:
+            return None
+    return node.value if isinstance(node, yaml.ScalarNode) else None

@@ -17,9 +17,10 @@ from daily_sip.tasks import DailyError
 from daily_sip.tasks.webhooks import aensure_webhook
 
 from .campaign import Campaign
-from .cleanup import Ledger, clean_up, clean_up_interrupted_run, credentials_for, drop_ledger
+from .cleanup import Ledger, clean_up, clean_up_interrupted_run, drop_ledger
 from .legs import Dialer, now
 from .listener import EventRouter, RoomListener
+from .preflight import credentials_or_explain, preflight
 from .provision import await_ready, provision
 from .publish import publish
 from .report import CampaignReport, TargetResult
@@ -94,7 +95,7 @@ async def dial_campaign(
     context = FlowRunContext.get()
     run_id = str(context.flow_run.id) if context and context.flow_run else "local"
     tag = run_id.replace("-", "")[:8]
-    creds = await credentials_for(credentials_block)
+    creds = None
     room_name = campaign.room or f"{_slug(campaign.name)}-{tag}"
     report = CampaignReport(
         campaign=campaign.name, room=room_name, flow_run_id=run_id, started_at=now(),
@@ -113,6 +114,9 @@ async def dial_campaign(
     )
     held = contextlib.AsyncExitStack()
     try:
+        # Key and URL are proven by one cheap call before anything is touched.
+        creds = await credentials_or_explain(credentials_block)
+        await preflight(creds)
         if campaign.room:
             await held.enter_async_context(room_lock(campaign.room, campaign.deadline_seconds, logger))
         if webhook_url:
@@ -169,7 +173,12 @@ async def dial_campaign(
             cancel_watch.cancel()
         if ledger.created_room or ledger.restore:
             live = work.live if work else set()
-            report.cleanup = await asyncio.shield(clean_up(ledger, creds, live))
+            try:
+                report.cleanup = await asyncio.shield(clean_up(ledger, creds, live))
+            except Exception as exc:  # a cleanup failure is reported, never instead of the report
+                report.cleanup = [f"cleanup failed ({exc}); the room may still have SIP on: "
+                                  f"check room {ledger.room}"]
+                logger.error("cleanup failed: %s", exc)
             with contextlib.suppress(Exception):
                 await drop_ledger(run_id)
         report.finished_at = now()
