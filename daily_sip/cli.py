@@ -74,7 +74,8 @@ async def _run_flow(campaign, credentials_block: str | None, webhook_url: str | 
     from daily_sip.flows.dial_campaign import dial_campaign
 
     state = await dial_campaign(
-        campaign=campaign, credentials_block=credentials_block, webhook_url=webhook_url, return_state=True
+        campaign=campaign, credentials_block=credentials_block or "", webhook_url=webhook_url or "",
+        return_state=True,
     )
     report = await state.aresult(raise_on_failure=False)
     return state, report

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daily_sip.tasks.models.validators import (
     AudioCodecList,
@@ -27,6 +27,23 @@ Outcome = Literal["answered", "busy", "no_answer", "rejected", "failed", "cancel
 REDIALABLE = ("busy", "no_answer", "rejected", "failed")
 
 
+def empty_to_none(value: object) -> object:
+    """An optional field left empty in the form means "not set"."""
+    return None if value == "" else value
+
+
+def empty_means_none(schema: dict[str, Any]) -> None:
+    """Show an optional field as a plain input (empty = not set), not as a "str / None" toggle."""
+    branches = schema.pop("anyOf", None) or []
+    real = [b for b in branches if b.get("type") != "null"]
+    if len(real) == 1:
+        schema.update(real[0])
+    else:
+        schema["anyOf"] = branches
+    if schema.get("default", "") is None:
+        del schema["default"]
+
+
 class _Form(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -40,11 +57,11 @@ class Target(_Form):
         examples=["sip:123456789@zoomcrc.com"],
     )
     display_name: DisplayName | None = Field(
-        default=None, title="Display name",
+        default=None, title="Display name", json_schema_extra=empty_means_none,
         description="Name shown in the Daily room for this leg (default: the URI's user part).",
     )
     dtmf: DtmfTones | None = Field(
-        default=None, title="DTMF after answer",
+        default=None, title="DTMF after answer", json_schema_extra=empty_means_none,
         description="Tones to send once the bridge answers, e.g. a meeting PIN '123456#'.",
         examples=["123456#"],
     )
@@ -58,6 +75,8 @@ class Target(_Form):
         "names must start with 'X-'.",
         examples=[{"X-Campaign": "monday-standup"}],
     )
+
+    _empty_is_none = field_validator("display_name", "dtmf", mode="before")(empty_to_none)
 
     @model_validator(mode="after")
     def _headers_are_x(self) -> Target:
@@ -157,9 +176,9 @@ class Campaign(_Form):
         examples=[[{"sip_uri": "sip:123456789@zoomcrc.com", "display_name": "Zoom bridge"}]],
     )
     room: RoomName | None = Field(
-        default=None, title="Room",
+        default=None, title="Room", json_schema_extra=empty_means_none,
         description="Name of an existing Daily room to put on the bridges; "
-        "None (the default) creates a fresh room for the run.",
+        "empty (the default) creates a fresh room for the run.",
     )
     delete_created_room: bool = Field(
         default=True, title="Delete created room",
@@ -189,8 +208,8 @@ class Campaign(_Form):
         description="Your account's max_sip_pstn_sessions_per_room (Daily's default is 5).",
     )
     max_concurrent_legs: int | None = Field(
-        default=None, ge=1, title="Max concurrent legs",
-        description="Cap on simultaneous legs; None (the default) = session limit minus dial-in endpoints.",
+        default=None, ge=1, title="Max concurrent legs", json_schema_extra=empty_means_none,
+        description="Cap on simultaneous legs; empty (the default) = session limit minus dial-in endpoints.",
     )
     ready_timeout_seconds: float = Field(
         default=60.0, gt=0, le=600, title="Ready timeout (s)",
@@ -201,17 +220,20 @@ class Campaign(_Form):
         description="Hard stop for the whole campaign; legs still up are hung up.",
     )
 
+    _empty_is_none = field_validator("room", "max_concurrent_legs", mode="before")(empty_to_none)
+
     @model_validator(mode="after")
     def _fits_together(self) -> Campaign:
         problems = []
         seen: dict[str, int] = {}
         for i, target in enumerate(self.targets):
-            if target.sip_uri.lower() in seen:
+            key = same_bridge_key(target.sip_uri)
+            if key in seen:
                 problems.append(
-                    f"targets.{i}.sip_uri: {target.sip_uri} is also targets.{seen[target.sip_uri.lower()]}; "
+                    f"targets.{i}.sip_uri: {target.sip_uri} is also targets.{seen[key]}; "
                     "list each bridge once (raise redial.attempts to call it again)"
                 )
-            seen.setdefault(target.sip_uri.lower(), i)
+            seen.setdefault(key, i)
         reserved = self.dial_in.num_endpoints if self.dial_in.enabled else 0
         if reserved >= self.session_limit:
             problems.append(
@@ -239,6 +261,23 @@ class Campaign(_Form):
     def leg_capacity(self) -> int:
         reserved = self.dial_in.num_endpoints if self.dial_in.enabled else 0
         return self.max_concurrent_legs or (self.session_limit - reserved)
+
+
+def same_bridge_key(sip_uri: str) -> str:
+    """Two URIs dial the same bridge when this is equal: the user part keeps its case (RFC 3261
+    19.1.4 compares it case-sensitively), scheme and host do not.
+
+    >>> same_bridge_key("SIP:Bridge@Zoom.Example.com") == same_bridge_key("sip:Bridge@zoom.example.com")
+    True
+    >>> same_bridge_key("sip:Bridge@x.example.com") == same_bridge_key("sip:bridge@x.example.com")
+    False
+    """
+    rest = sip_uri[4:]
+    user, at, host = rest.partition("@")
+    if not at:
+        user, host = "", rest
+    host, sep, tail = host.partition(";") if ";" in host.split("?", 1)[0] else host.partition("?")
+    return f"sip:{user}{at}{host.lower()}{sep}{tail}"
 
 
 class CampaignFileError(ValueError):

@@ -65,17 +65,19 @@ async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio
 )
 async def dial_campaign(
     campaign: Campaign,
-    credentials_block: str | None = Field(
-        default=None,
-        title="Credentials block",
-        description="Saved DailyCredentials block; empty = DAILY_API_KEY / DAILY_API_URL from the "
-        "environment.",
+    # Prefect titles every parameter with its Python name; json_schema_extra is applied last, so
+    # the form shows these titles. An empty string means "none": no str / None toggle in the form.
+    credentials_block: str = Field(
+        default="",
+        description="Name of a saved DailyCredentials block (`daily-sip setup` saves `daily`); "
+        "empty = DAILY_API_KEY / DAILY_API_URL from the worker's environment.",
+        json_schema_extra={"title": "Daily credentials block"},
     ),
-    webhook_url: str | None = Field(
-        default=None,
-        title="Webhook receiver URL",
+    webhook_url: str = Field(
+        default="",
         description="Public URL of the webhook receiver; when set, the domain's Daily webhook is "
-        "pointed at it.",
+        "pointed at it first. Empty = leave the webhook as it is.",
+        json_schema_extra={"title": "Webhook receiver URL"},
     ),
 ) -> CampaignReport:
     """Dial every target from one room, collect outcomes from Daily's webhooks, clean up.
