@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -20,6 +19,7 @@ from .campaign import Campaign
 from .cleanup import Ledger, clean_up, clean_up_interrupted_run, drop_ledger
 from .legs import Dialer, now
 from .listener import EventRouter, RoomListener
+from .naming import artifact_key, flow_run_name, quiet_completed_tasks, slug
 from .preflight import credentials_or_explain, preflight
 from .provision import await_ready, provision
 from .publish import publish
@@ -28,10 +28,6 @@ from .room_lock import room_lock
 
 # How often a run checks whether someone asked Prefect to cancel it.
 CANCEL_POLL_SECONDS = 1.0
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:40] or "campaign"
 
 
 async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio.Event) -> None:
@@ -56,8 +52,12 @@ async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio
                 return
 
 
+quiet_completed_tasks()
+
+
 @flow(
     name="dial-campaign",
+    flow_run_name=flow_run_name,
     description="Put a Daily room onto many SIP bridges and report which answered.",
     on_cancellation=[clean_up_interrupted_run],
     on_crashed=[clean_up_interrupted_run],
@@ -98,7 +98,7 @@ async def dial_campaign(
     run_id = str(context.flow_run.id) if context and context.flow_run else "local"
     tag = run_id.replace("-", "")[:8]
     creds = None
-    room_name = campaign.room or f"{_slug(campaign.name)}-{tag}"
+    room_name = campaign.room or f"{slug(campaign.name)}-{tag}"
     report = CampaignReport(
         campaign=campaign.name, room=room_name, flow_run_id=run_id, started_at=now(),
         targets=[TargetResult(index=i, sip_uri=t.sip_uri, display_name=t.display_name)
@@ -129,7 +129,8 @@ async def dial_campaign(
             report.dialin_endpoints = await await_ready(campaign, creds, room.name)
             work = Dialer(campaign, creds, room.name, tag, report, router)
             work.progress_id = await acreate_progress_artifact(
-                0.0, key="dial-campaign-progress", description=f"{campaign.name}: targets finished"
+                0.0, key=artifact_key(campaign.name, "progress"),
+                description=f"{campaign.name}: targets finished"
             )
             watcher = asyncio.create_task(work.watch_dialin())
             try:

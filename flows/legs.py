@@ -22,6 +22,7 @@ from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 
 from .campaign import Campaign, Target
 from .listener import DailyEvent, EventRouter
+from .naming import task_run_name
 from .report import CampaignReport, TargetResult, outcome_of_error
 
 # How long to wait for Daily to confirm a hang-up before freeing the leg's slot anyway.
@@ -126,7 +127,9 @@ class Dialer:
             give_up = loop.time() + self.c.ring_timeout_seconds
             while True:
                 try:
-                    started = await astart_dial_out(self.room, request, credentials=self.creds)
+                    started = await astart_dial_out.with_options(
+                        task_run_name=task_run_name("dial", target, attempt)
+                    )(self.room, request, credentials=self.creds)
                     break
                 except DailyRequestError as exc:
                     # Daily counts a leg out a moment after its end event; wait for the slot.
@@ -187,7 +190,8 @@ class Dialer:
             ended = await _until_ended(queue, min(loop.time() + target.dtmf_delay_seconds, end_deadline))
             if ended is None:
                 try:
-                    await asend_dtmf(self.room, session, target.dtmf, credentials=self.creds)
+                    await asend_dtmf.with_options(task_run_name=task_run_name("DTMF to", target))(
+                        self.room, session, target.dtmf, credentials=self.creds)
                     result.dtmf_sent = target.dtmf
                 except DailyError as exc:
                     result.detail = f"DTMF not delivered: {exc}"
@@ -216,7 +220,8 @@ class Dialer:
 
     async def hang_up(self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult) -> None:
         try:
-            await astop_dial_out(self.room, session, credentials=self.creds)
+            await astop_dial_out.with_options(task_run_name=task_run_name("hang up", result))(
+                self.room, session, credentials=self.creds)
         except DailyNotFoundError:
             pass  # it ended on its own a moment ago
         except DailyError as exc:

@@ -6,15 +6,16 @@ import contextlib
 
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from .naming import artifact_key
 from .report import CampaignReport
 
 
 async def publish(report: CampaignReport) -> None:
     with contextlib.suppress(Exception):
         await acreate_table_artifact(
-            table=[t.row() for t in report.targets], key="dial-campaign-results",
+            table=[t.row() for t in report.targets], key=artifact_key(report.campaign, "results"),
             description=report.message,
         )
         await acreate_markdown_artifact(
-            markdown=report.summary_markdown(), key="dial-campaign-summary", description="Campaign summary"
+            markdown=report.summary_markdown(), key=artifact_key(report.campaign, "summary"), description="Campaign summary"
         )
