@@ -82,15 +82,18 @@ async def _run_flow(campaign, credentials_block: str | None, webhook_url: str | 
 
 
 def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
+    from rich.console import Console
+
     from daily_sip.flows.report import CampaignReport
+    from daily_sip.terminal import results_table
 
     if not isinstance(report, CampaignReport):
         typer.echo(f"Flow run ended {state.type.value}: {state.message or report}", err=True)
         return 1
     typer.echo("")
-    typer.echo(report.table())
-    typer.echo("")
+    Console(width=max(Console().width, 120)).print(results_table(report))
     typer.echo(f"{state.type.value}: {report.message}")
+    typer.echo(f"Success rule: {report.rule}")
     typer.echo(f"Cleanup: {'; '.join(report.cleanup) or 'nothing to clean up'}")
     if ui_url and report.flow_run_id:
         typer.echo(f"Prefect UI: {ui_url}/runs/flow-run/{report.flow_run_id}")
@@ -132,7 +135,12 @@ def run(
         ", or try `daily-sip demo`",
     )
     _check_daily_or_exit(credentials_block)
-    state, report = asyncio.run(_run_flow(campaign, credentials_block, webhook_url))
+    from rich.console import Console
+
+    from daily_sip.terminal import live_board
+
+    with live_board(Console(stderr=True)):
+        state, report = asyncio.run(_run_flow(campaign, credentials_block, webhook_url))
     raise typer.Exit(_finish(state, report, json_out, _ui_url()))
 
 

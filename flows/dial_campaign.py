@@ -15,6 +15,7 @@ from pydantic import Field
 from daily_sip.tasks import DailyError
 from daily_sip.tasks.webhooks import aensure_webhook
 
+from .board import Board
 from .campaign import Campaign
 from .cleanup import Ledger, clean_up, clean_up_interrupted_run, drop_ledger
 from .legs import Dialer, now
@@ -128,10 +129,12 @@ async def dial_campaign(
             report.room_created = ledger.created_room
             report.dialin_endpoints = await await_ready(campaign, creds, room.name)
             work = Dialer(campaign, creds, room.name, tag, report, router)
-            work.progress_id = await acreate_progress_artifact(
+            progress_id = await acreate_progress_artifact(
                 0.0, key=artifact_key(campaign.name, "progress"),
-                description=f"{campaign.name}: targets finished"
+                description=f"{campaign.name}: bridges answered or finished"
             )
+            work.board = Board(report, logger, progress_id)
+            await work.board.publish()
             watcher = asyncio.create_task(work.watch_dialin())
             try:
                 async with asyncio.timeout(campaign.deadline_seconds):
@@ -155,7 +158,7 @@ async def dial_campaign(
                 lat = sorted(router.latencies)
                 report.event_latency_p50 = lat[len(lat) // 2]
                 report.event_latency_p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
-                logger.info("webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
+                logger.debug("webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
                             report.event_latency_p50, report.event_latency_p95, len(lat))
     except (DailyError, TimeoutError) as exc:
         report.error = str(exc)
@@ -188,8 +191,11 @@ async def dial_campaign(
         for t in report.targets:
             if t.status == "unknown" and report.error:
                 t.status, t.detail = "canceled", t.detail or "not finished when the campaign stopped"
+        if work is not None and work.board is not None:
+            await work.board.close()
         await publish(report)
-        logger.info("%s\n%s", report.message, report.table())
+        # The table is in the artifacts (and `daily-sip run` prints it): one line here, not twice.
+        logger.info("%s (results: artifact %s)", report.message, artifact_key(campaign.name, "results"))
         await held.aclose()  # the room is free for the next campaign once it is cleaned up
     if cancel_asked.is_set():
         return Cancelled(message=f"cancelled on request; {report.message}", data=report)

@@ -20,6 +20,8 @@ from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError, Da
 from daily_sip.tasks.dialout import asend_dtmf, astart_dial_out, astop_dial_out
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 
+from . import board
+from .board import Board
 from .campaign import Campaign, Target
 from .listener import DailyEvent, EventRouter
 from .naming import task_run_name
@@ -85,6 +87,15 @@ class Dialer:
         self.progress_id: Any = None
         self.all_ready = asyncio.Event()
         self.logger = get_run_logger()
+        self.board: Board | None = None  # the live board, when the flow keeps one
+
+    def show(self, result: TargetResult, phase: str, note: str = "") -> None:
+        """A leg changed: tell the live board (it logs the line), else just log it."""
+        if self.board is not None:
+            self.board.change(result, phase, note)
+        else:
+            self.logger.info("%s: %s%s", result.display_name or result.sip_uri,
+                             result.status if phase == board.ENDED else phase, f", {note}" if note else "")
 
     async def dial_all(self) -> None:
         await asyncio.gather(*(self.run_target(i, t) for i, t in enumerate(self.c.targets)))
@@ -98,12 +109,11 @@ class Dialer:
             await self.attempt(index, target, attempt, result)
             if result.status not in self.c.redial.outcomes or attempt == self.c.redial.attempts:
                 break
-            self.logger.info("%s: %s, redialling in %.0f s", target.sip_uri, result.status, backoff)
+            self.show(result, board.REDIAL, f"{result.status.replace('_', ' ')}; next try in {backoff:.0f} s")
             await asyncio.sleep(backoff)
             backoff *= self.c.redial.backoff_multiplier
         self.finished += 1
-        self.logger.info("%s: %s%s", target.sip_uri, result.status,
-                         f" ({result.error})" if result.error else "")
+        self.show(result, board.ENDED)
         if self.progress_id:
             with contextlib.suppress(Exception):
                 await aupdate_progress_artifact(
@@ -123,6 +133,7 @@ class Dialer:
             ),
         )
         async with self.slots:
+            self.show(result, board.DIALLING)
             loop = asyncio.get_running_loop()
             give_up = loop.time() + self.c.ring_timeout_seconds
             while True:
@@ -165,8 +176,10 @@ class Dialer:
                 return False
             if event.type == "dialout.connected":
                 result.connected_at = _at(event)
+                self.show(result, board.RINGING)
             elif event.type == "dialout.answered":
                 result.status, result.answered_at = "answered", _at(event)
+                self.show(result, board.ANSWERED)
                 break
             elif event.type == "dialout.error":
                 result.status, result.sip_code = outcome_of_error(event.payload.get("error_msg"))
@@ -193,10 +206,14 @@ class Dialer:
                     await asend_dtmf.with_options(task_run_name=task_run_name("DTMF to", target))(
                         self.room, session, target.dtmf, credentials=self.creds)
                     result.dtmf_sent = target.dtmf
+                    self.show(result, board.DTMF_SENT, target.dtmf)
                 except DailyError as exc:
                     result.detail = f"DTMF not delivered: {exc}"
             else:
                 return self._ended_after_answer(ended, result)
+        self.show(result, board.ON_CALL, f"hanging up after {hold.hold_seconds:g} s"
+                  if hold.mode == "hang_up_after"
+                  else f"staying until the far end leaves (at most {hold.max_seconds:g} s)")
         ended = await _until_ended(queue, end_deadline)
         if ended is not None:
             return self._ended_after_answer(ended, result)
@@ -219,6 +236,7 @@ class Dialer:
             result.seconds_on_call = (result.stopped_at - result.answered_at).total_seconds()
 
     async def hang_up(self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult) -> None:
+        self.show(result, board.HANGING_UP)
         try:
             await astop_dial_out.with_options(task_run_name=task_run_name("hang up", result))(
                 self.room, session, credentials=self.creds)

@@ -1,4 +1,7 @@
-"""What the operator sees in Prefect: the results table and the summary, as artifacts."""
+"""What the operator sees in Prefect: the results table and the summary, as artifacts.
+
+Keys are per campaign (`naming.artifact_key`), so the Artifacts page keeps each campaign's history.
+"""
 
 from __future__ import annotations
 
@@ -17,5 +20,6 @@ async def publish(report: CampaignReport) -> None:
             description=report.message,
         )
         await acreate_markdown_artifact(
-            markdown=report.summary_markdown(), key=artifact_key(report.campaign, "summary"), description="Campaign summary"
+            markdown=report.summary_markdown(), key=artifact_key(report.campaign, "summary"),
+            description=f"{report.campaign}: {report.message}",
         )

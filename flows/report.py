@@ -35,6 +35,15 @@ def outcome_of_error(error_msg: str | None) -> tuple[Outcome, int | None]:
     return "failed", code
 
 
+# One glance per status, in the table artifacts, the summary and the terminal.
+ICONS = {"answered": "✅", "busy": "⛔", "no_answer": "⌛", "rejected": "🚫", "failed": "❌",
+         "canceled": "⏹️", "unknown": "❔"}
+
+
+def _hms(at: datetime | None) -> str:
+    return f"{at:%H:%M:%S}" if at else ""
+
+
 class TargetResult(BaseModel):
     index: int
     sip_uri: str
@@ -57,6 +66,7 @@ class TargetResult(BaseModel):
             "target": self.display_name or self.sip_uri,
             "sip_uri": self.sip_uri,
             "status": self.status,
+            "icon": ICONS.get(self.status, ""),
             "sip_code": "" if self.sip_code is None else str(self.sip_code),
             "attempts": str(self.attempts),
             "on_call_s": "" if self.seconds_on_call is None else f"{self.seconds_on_call:.1f}",
@@ -108,22 +118,48 @@ class CampaignReport(BaseModel):
 
     def table(self) -> str:
         rows = [t.row() for t in self.targets]
+        for r in rows:
+            r["status"] = f"{r['icon']} {r['status']}"
         cols = ["#", "target", "status", "sip_code", "attempts", "on_call_s", "dtmf", "detail"]
         widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
         lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
         lines += ["  ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
         return "\n".join(lines)
 
+    @property
+    def rule(self) -> str:
+        """The success rule in words, with whether it held."""
+        n = len(self.targets)
+        need = f"at least {self.required} of {n} bridges must answer"
+        if self.error:
+            return f"{need}; not applied: the campaign stopped early ({self.error})"
+        held = "met" if self.answered >= self.required else "not met"
+        return f"{need}; {held} with {self.answered} answered"
+
     def summary_markdown(self) -> str:
-        verdict = "succeeded" if self.success else "did not succeed"
+        """The run at a glance: verdict, the rule that decided it, every bridge with its times."""
+        verdict = "✅ succeeded" if self.success else "❌ did not succeed"
         duration = (
             f" in {(self.finished_at - self.started_at).total_seconds():.0f} s" if self.finished_at else ""
         )
         cleanup = "; ".join(self.cleanup) or "nothing to clean up"
-        return (
-            f"**{self.campaign}** {verdict}{duration}: {self.message} "
-            f"(needed {self.required}). Room `{self.room}`"
+        lines = [
+            f"## {self.campaign} {verdict}{duration}: {self.message}",
+            "",
+            f"**Success rule:** {self.rule}.",
+            "",
+            f"Started {self.started_at:%Y-%m-%d %H:%M:%S} UTC. Room `{self.room}`"
             f"{' (created for this run)' if self.room_created else ''}; "
-            f"dial-in endpoints ready {len(self.dialin_ready)}/{len(self.dialin_endpoints)}. "
-            f"Afterwards: {cleanup}."
-        )
+            f"dial-in endpoints ready {len(self.dialin_ready)}/{len(self.dialin_endpoints)}.",
+            "",
+            "| | Bridge | Outcome | Attempts | Connected | Answered | Ended | On call (s) | Detail |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for t in self.targets:
+            cells = [ICONS.get(t.status, ""), t.display_name or t.sip_uri, t.status.replace("_", " "),
+                     str(t.attempts), _hms(t.connected_at), _hms(t.answered_at), _hms(t.stopped_at),
+                     "" if t.seconds_on_call is None else f"{t.seconds_on_call:.1f}",
+                     t.error or t.detail or ""]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines += ["", f"Afterwards: {cleanup}."]
+        return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""The live board: while bridges stay on the call, Prefect shows who is on it, and progress moves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
+
+from daily_sip.flows.campaign import Campaign
+from daily_sip.flows.dial_campaign import dial_campaign
+
+
+async def latest(key: str):
+    async with get_client() as client:
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                            sort=ArtifactSort.CREATED_DESC, limit=1)
+    return found[0] if found else None
+
+
+def rows_of(artifact) -> list[dict]:
+    return json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+
+
+async def test_board_shows_two_bridges_on_the_call_while_a_stay_campaign_runs(stack):
+    c = Campaign.model_validate({
+        "name": "Live Board Stay",
+        "targets": [{"sip_uri": "sip:zoom@live.example.com", "display_name": "Zoom 👨‍💻"},
+                    {"sip_uri": "sip:webex@live.example.com", "display_name": "Webex"},
+                    {"sip_uri": "sip:busy@live.example.com", "display_name": "Busy PBX"}],
+        "after_answer": {"mode": "stay", "max_seconds": 60},
+        "success": {"min_answered": 2, "min_answered_fraction": 0},
+        "ring_timeout_seconds": 5, "ready_timeout_seconds": 5,
+    })
+    run = asyncio.create_task(dial_campaign(campaign=c, webhook_url=stack.webhook_url, return_state=True))
+    board = progress = None
+    try:
+        for _ in range(120):  # up to 60 s
+            await asyncio.sleep(0.5)
+            board = await latest("live-board-stay-board")
+            if board and sum(r["on call"] == "yes" for r in rows_of(board)) == 2:
+                break
+        else:
+            raise AssertionError(f"board never showed two bridges on the call: {board and rows_of(board)}")
+        rows = {r["bridge"]: r for r in rows_of(board)}
+        assert rows["Zoom 👨‍💻"]["now"].endswith("on call") and rows["Webex"]["now"].endswith("on call")
+        assert "staying until the far end leaves" in rows["Webex"]["note"]
+        assert "2 on the call (Zoom 👨‍💻, Webex)" in board.description
+        # Progress counts bridges answered or finished, not only finished ones.
+        await asyncio.sleep(1.5)  # the board republishes at most once a second
+        progress = await latest("live-board-stay-progress")
+        assert progress.data > 0, progress
+    finally:
+        # The far ends hang up; the campaign ends on its own.
+        async with httpx.AsyncClient(timeout=10) as http:
+            for leg in stack.legs():
+                if leg["active"] and leg["destination"].split("@")[0] in ("sip:zoom", "sip:webex"):
+                    await http.post(f"{stack.emulator.root}/_emulator/legs/{leg['id']}/hangup")
+        state = await asyncio.wait_for(run, 60)
+    assert state.is_completed(), state.message
+    final = rows_of(await latest("live-board-stay-board"))
+    assert [r["now"] for r in final] == ["✅ answered", "✅ answered", "⛔ busy"]
+    assert (await latest("live-board-stay-progress")).data == 100.0
+    summary = await latest("live-board-stay-summary")
+    assert "at least 2 of 3 bridges must answer; met with 2 answered" in summary.data
+    assert "| ⛔ | Busy PBX | busy |" in summary.data
