@@ -190,6 +190,25 @@ def demo(
     raise typer.Exit(code)
 
 
+@app.command()
+def report(
+    run: Annotated[str, typer.Argument(help="Flow run id (or name) of a campaign run.")],
+) -> None:
+    """Print a past (or running) campaign run's report from Prefect: state, results, summary."""
+    from rich.console import Console
+
+    from daily_sip.terminal import RunNotFound, past_run, print_past_run
+
+    require_prefect_server("the report is read from the Prefect server that ran the campaign")
+    try:
+        flow_run, artifacts = asyncio.run(past_run(run))
+    except RunNotFound:
+        typer.echo(f"no flow run {run!r} on this Prefect server; copy its id from the UI or "
+                   "`prefect flow-run ls`", err=True)
+        raise typer.Exit(2) from None
+    print_past_run(Console(width=max(Console().width, 120)), flow_run, artifacts)
+
+
 @app.command("setup-limits")
 def setup_limits() -> None:
     """Create Daily's rate limits as Prefect global concurrency limits on the current Prefect server."""

@@ -73,3 +73,59 @@ def live_board(console: Console) -> Iterator[None]:
             board.watchers.remove(watch)
             for handler, level in quieted:
                 handler.setLevel(level)
+
+
+class RunNotFound(LookupError):
+    """No flow run with that id or name on the Prefect server."""
+
+
+async def past_run(run: str) -> tuple[object, list[object]]:
+    """A flow run (by id or by its name) and its artifacts, from the current Prefect server."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            flow_run = await client.read_flow_run(UUID(run))
+        except (ValueError, ObjectNotFound):
+            found = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run])), limit=1)
+            if not found:
+                raise RunNotFound(run) from None
+            flow_run = found[0]
+        artifacts = await client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+    return flow_run, artifacts
+
+
+def print_past_run(console: Console, flow_run, artifacts) -> None:
+    """The report of a finished (or running) campaign: state, results or live board, summary."""
+    import json
+
+    from rich.markdown import Markdown
+
+    state = flow_run.state
+    console.print(f"[bold]{flow_run.name}[/] ({flow_run.id}): {state.name if state else 'no state'}"
+                  f"{': ' + state.message if state and state.message else ''}")
+    newest: dict[str, object] = {}
+    for a in sorted(artifacts, key=lambda a: a.created):
+        newest[a.key or str(a.id)] = a  # the board has many versions: keep the last
+    for key, a in newest.items():
+        data = json.loads(a.data) if isinstance(a.data, str) and a.type == "table" else a.data
+        if a.type == "table" and key.endswith("-results"):
+            table = Table(title=a.description or key, title_justify="left")
+            cols = [c for c in (data[0] if data else {}) if c not in ("icon", "sip_uri")]
+            for c in cols:
+                table.add_column(c, overflow="fold")
+            for row in data:
+                status = f"{row.get('icon', '')} {row['status']}" if "status" in row else ""
+                table.add_row(*[status if c == "status" else str(row[c]) for c in cols],
+                              style=STYLE.get(row.get("status", ""), None))
+            console.print(table)
+        elif a.type == "table" and key.endswith("-board") and not any(k.endswith("-results") for k in newest):
+            console.print(board_table(data, title=f"Live board: {a.description or ''}"))
+        elif a.type == "markdown":
+            console.print(Markdown(str(data)))

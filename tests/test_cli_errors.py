@@ -89,6 +89,8 @@ SERVER_CASES = [
     (["run", "good.yaml"], "", None, 2, ["no Daily credentials", "DAILY_API_KEY"]),
     (["run", "good.yaml", "--credentials-block", "nosuchblock"], "KEY", None, 2,
      ["no DailyCredentials block named 'nosuchblock'", "daily-sip setup"]),
+    (["report", "00000000-0000-4000-8000-000000000000"], "KEY", None, 2,
+     ["no flow run", "prefect flow-run ls"]),
     (["setup", "--block-name", "cli-errors"], "wrong-key", None, 2, ["Nothing saved", "refused the API key"]),
     (["setup", "--block-name", "cli-errors"], "KEY", DEAD + "/v1", 2, ["Nothing saved", "cannot reach"]),
 ]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 from prefect.client.orchestration import get_client
@@ -67,3 +70,11 @@ async def test_board_shows_two_bridges_on_the_call_while_a_stay_campaign_runs(st
     summary = await latest("live-board-stay-summary")
     assert "at least 2 of 3 bridges must answer; met with 2 answered" in summary.data
     assert "| ⛔ | Busy PBX | busy |" in summary.data
+
+    # Any past run's report, from Prefect, in the terminal.
+    done = await asyncio.to_thread(
+        subprocess.run, [str(Path(sys.executable).parent / "daily-sip"), "report",
+                         str(state.state_details.flow_run_id)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Live Board Stay" in done.stdout and "2/3 bridges answered" in done.stdout
+    assert "Busy PBX" in done.stdout and "met with 2 answered" in done.stdout
