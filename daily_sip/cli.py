@@ -14,6 +14,7 @@ import typer
 from daily_sip.deployments.serve import serve
 from daily_sip.deployments.setup import setup
 from daily_sip.deployments.starter import init
+from daily_sip.dev_stack import Stop, dev, sigterm_stops
 from daily_sip.prefect_server import require_prefect_server
 from daily_sip.receiver import receiver
 from daily_sip.standin.cli import emulator
@@ -29,6 +30,7 @@ app.command("receiver", help="Run the webhook receiver: Daily webhooks in, Prefe
 app.command("setup")(setup)
 app.command("serve")(serve)
 app.command("init")(init)
+app.command("dev")(dev)
 
 @app.callback()
 def _options(
@@ -126,6 +128,7 @@ def run(
         help="Saved DailyCredentials block; default: DAILY_API_KEY / DAILY_API_URL.")] = None,
     webhook_url: Annotated[str | None, typer.Option(
         help="Point the domain's Daily webhook at this receiver URL first.")] = None,
+    ui_link: Annotated[bool, typer.Option(hidden=True)] = True,
 ) -> None:
     """Run the dial-campaign flow on a campaign file (YAML or JSON, same schema as the flow parameter)."""
     campaign = _load_or_exit(campaign_file)
@@ -141,7 +144,7 @@ def run(
 
     with live_board(Console(stderr=True)):
         state, report = asyncio.run(_run_flow(campaign, credentials_block, webhook_url))
-    raise typer.Exit(_finish(state, report, json_out, _ui_url()))
+    raise typer.Exit(_finish(state, report, json_out, _ui_url() if ui_link else None))
 
 
 @app.command()
@@ -160,8 +163,10 @@ def demo(
     t0 = time.monotonic()
     campaign_file = campaign_file or CAMPAIGNS_DIR / "demo.yaml"
     campaign = _load_or_exit(campaign_file)
-    with LocalStack() as stack:
+    started_server = False
+    with sigterm_stops(), LocalStack() as stack:  # SIGTERM stops everything, as Ctrl-C does
         if not os.environ.get("PREFECT_API_URL"):
+            started_server = True
             # Ephemeral Prefect cannot carry the receiver's events into this process: use a server.
             typer.echo("Starting a local Prefect server (SQLite under .prefect-demo/) ...")
             api_url, _, secs = stack.prefect_server()
@@ -178,14 +183,18 @@ def demo(
         cmd = [sys.executable, "-m", "daily_sip.cli", "run", str(campaign_file), "--webhook-url", webhook_url]
         if json_out:
             cmd += ["--json-out", str(json_out)]
+        if started_server and not keep:
+            cmd += ["--no-ui-link"]  # the server stops with the demo; a link to it would be dead
         code = subprocess.run(cmd, env=env, check=False).returncode
         typer.echo(f"Demo took {time.monotonic() - t0:.1f} s in all.")
+        if started_server and not keep:
+            typer.echo("Stopping the servers (--keep leaves them running to browse the run in the UI).")
         if keep:
-            typer.echo("Servers left running; Ctrl-C to stop them.")
+            typer.echo("Servers left running; Ctrl-C (or SIGTERM) stops them.")
             try:
                 while True:
                     time.sleep(3600)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Stop):
                 pass
     raise typer.Exit(code)
 
@@ -232,6 +241,9 @@ def main() -> None:
         sys.argv.remove("--debug")
     try:
         app(prog_name="daily-sip")
+    except Stop:  # SIGTERM during `demo`: its with-blocks have stopped what it started
+        typer.echo("daily-sip: stopped by SIGTERM; everything it started is stopped.", err=True)
+        sys.exit(143)
     except Exception as exc:
         if debug:
             raise
