@@ -102,7 +102,23 @@ def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
     if json_out:
         json_out.write_text(report.model_dump_json(indent=2))
         typer.echo(f"Report written to {json_out}")
+        _timeline_file(report, json_out)
     return 0 if state.is_completed() else 1
+
+
+def _timeline_file(report, json_out: Path) -> None:
+    """The timeline picture next to the JSON report, when matplotlib (the timeline extra) is there."""
+    from daily_sip.flows.timeline import render_png
+
+    if not any(report.timeline):
+        return
+    png = json_out.with_name(json_out.stem + ".timeline.png")
+    try:
+        render_png(report, png)
+    except ImportError:
+        typer.echo("Timeline picture: pip install 'daily-sip-flows[timeline]' (matplotlib) to get one")
+        return
+    typer.echo(f"Timeline picture written to {png}")
 
 
 def _ui_url() -> str | None:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .naming import artifact_key, bridge_label
-from .report import ICONS, CampaignReport, TargetResult
+from .report import ICONS, CampaignReport, LegEvent, TargetResult
 
 MIN_PUBLISH_INTERVAL = 1.0
 
@@ -56,6 +56,7 @@ class Board:
         self.progress_id = progress_id
         self.key = artifact_key(report.campaign, "board")
         self.lines = [Line() for _ in report.targets]
+        report.timeline = [[] for _ in report.targets]
         self._dirty = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -65,6 +66,8 @@ class Board:
         """Record a bridge's new phase, log one line about it, and have the board republished."""
         line = self.lines[result.index]
         line.phase, line.note, line.since = phase, note, datetime.now(UTC)
+        shown_note = note or (self._outcome(result) if phase == ENDED else "")
+        self.report.timeline[result.index].append(LegEvent(at=line.since, phase=phase, note=shown_note))
         attempt = f" (attempt {result.attempts})" if result.attempts > 1 else ""
         shown = phase if phase != ENDED else f"ended: {self._outcome(result)}"
         self.logger.info("%s: %s%s%s", bridge_label(result), shown, f", {note}" if note else "", attempt)

@@ -11,6 +11,7 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from .naming import artifact_key
 from .report import CampaignReport
+from .timeline import timeline_markdown
 
 
 async def publish(report: CampaignReport) -> None:
@@ -23,3 +24,8 @@ async def publish(report: CampaignReport) -> None:
             markdown=report.summary_markdown(), key=artifact_key(report.campaign, "summary"),
             description=f"{report.campaign}: {report.message}",
         )
+        if any(report.timeline):
+            await acreate_markdown_artifact(
+                markdown=timeline_markdown(report), key=artifact_key(report.campaign, "timeline"),
+                description=f"{report.campaign}: one lane per bridge",
+            )

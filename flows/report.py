@@ -75,6 +75,14 @@ class TargetResult(BaseModel):
         }
 
 
+class LegEvent(BaseModel):
+    """One change of a bridge's state, as the live board saw it (for the timeline)."""
+
+    at: datetime
+    phase: str
+    note: str = ""
+
+
 class CampaignReport(BaseModel):
     campaign: str
     room: str | None = None
@@ -92,6 +100,8 @@ class CampaignReport(BaseModel):
     duplicate_events: int = 0
     event_latency_p50: float | None = Field(default=None, description="Daily send -> flow, seconds")
     event_latency_p95: float | None = None
+    timeline: list[list[LegEvent]] = Field(
+        default_factory=list, description="Per target, in order: every state change of its legs.")
 
     @property
     def answered(self) -> int:

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
 from daily_sip.flows.campaign import Campaign
 from daily_sip.flows.dial_campaign import dial_campaign
+from daily_sip.flows.timeline import render_png
 
 
 async def latest(key: str):
@@ -28,7 +30,7 @@ def rows_of(artifact) -> list[dict]:
     return json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
 
 
-async def test_board_shows_two_bridges_on_the_call_while_a_stay_campaign_runs(stack):
+async def test_board_shows_two_bridges_on_the_call_while_a_stay_campaign_runs(stack, tmp_path):
     c = Campaign.model_validate({
         "name": "Live Board Stay",
         "targets": [{"sip_uri": "sip:zoom@live.example.com", "display_name": "Zoom 👨‍💻"},
@@ -70,6 +72,18 @@ async def test_board_shows_two_bridges_on_the_call_while_a_stay_campaign_runs(st
     summary = await latest("live-board-stay-summary")
     assert "at least 2 of 3 bridges must answer; met with 2 answered" in summary.data
     assert "| ⛔ | Busy PBX | busy |" in summary.data
+
+    # What happened when: one lane per bridge, in the Prefect UI and as a picture file.
+    timeline = (await latest("live-board-stay-timeline")).data
+    for lane in ("Zoom 👨‍💻 |", "Webex", "Busy PBX"):
+        assert lane in timeline
+    assert "█" in timeline and "answered (far end hung up)" in timeline and "busy" in timeline
+    report = await state.aresult(raise_on_failure=False)
+    phases = [e.phase for e in report.timeline[0]]
+    assert phases[:3] == ["dialling", "ringing", "answered"] and phases[-1] == "ended"
+    pytest.importorskip("matplotlib")
+    png = render_png(report, tmp_path / "t.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Any past run's report, from Prefect, in the terminal.
     done = await asyncio.to_thread(
