@@ -14,21 +14,60 @@ import typer
 from daily_sip.deployments.serve import serve
 from daily_sip.deployments.setup import setup
 from daily_sip.deployments.starter import init
+from daily_sip.dev_stack import Stop, dev, sigterm_stops
 from daily_sip.prefect_server import require_prefect_server
 from daily_sip.receiver import receiver
 from daily_sip.standin.cli import emulator
 
 app = typer.Typer(
     name="daily-sip",
-    help="Put a Daily room onto many SIP bridges with Prefect, against Daily or its offline stand-in.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,  # one line unless --debug; see main()
 )
 app.command("emulator", help="Run the offline Daily stand-in (rooms, SIP, dial-out, webhooks).")(emulator)
 app.command("receiver", help="Run the webhook receiver: Daily webhooks in, Prefect events out.")(receiver)
 app.command("setup")(setup)
 app.command("serve")(serve)
 app.command("init")(init)
+app.command("dev")(dev)
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the full traceback of an unexpected error (also accepted after the command).")
+    ] = False,
+) -> None:
+    """Put a Daily room onto many SIP bridges with Prefect, against Daily or its offline stand-in.
+
+    Exit codes: 0 done (the campaign's success rule held); 1 the campaign ran but did not succeed,
+    or an unexpected error; 2 bad input or setup (campaign file, Daily key or URL, Prefect server).
+    """
+
+
+def _load_or_exit(campaign_file: Path):
+    from daily_sip.flows.campaign import CampaignFileError, load_campaign
+
+    try:
+        return load_campaign(str(campaign_file))
+    except CampaignFileError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _check_daily_or_exit(credentials_block: str | None) -> None:
+    """Credentials found and accepted by one cheap call, or one line and exit 2."""
+    from daily_sip.flows.preflight import PreflightError, credentials_or_explain, preflight
+
+    async def check() -> None:
+        await preflight(await credentials_or_explain(credentials_block))
+
+    try:
+        asyncio.run(check())
+    except PreflightError as exc:
+        typer.echo(f"Daily API check failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+
 
 JsonOut = Annotated[Path | None, typer.Option(help="Also write the report as JSON to this file.")]
 
@@ -37,29 +76,49 @@ async def _run_flow(campaign, credentials_block: str | None, webhook_url: str | 
     from daily_sip.flows.dial_campaign import dial_campaign
 
     state = await dial_campaign(
-        campaign=campaign, credentials_block=credentials_block, webhook_url=webhook_url, return_state=True
+        campaign=campaign, credentials_block=credentials_block or "", webhook_url=webhook_url or "",
+        return_state=True,
     )
     report = await state.aresult(raise_on_failure=False)
     return state, report
 
 
 def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
+    from rich.console import Console
+
     from daily_sip.flows.report import CampaignReport
+    from daily_sip.terminal import results_table
 
     if not isinstance(report, CampaignReport):
         typer.echo(f"Flow run ended {state.type.value}: {state.message or report}", err=True)
         return 1
     typer.echo("")
-    typer.echo(report.table())
-    typer.echo("")
+    Console(width=max(Console().width, 120)).print(results_table(report))
     typer.echo(f"{state.type.value}: {report.message}")
+    typer.echo(f"Success rule: {report.rule}")
     typer.echo(f"Cleanup: {'; '.join(report.cleanup) or 'nothing to clean up'}")
     if ui_url and report.flow_run_id:
         typer.echo(f"Prefect UI: {ui_url}/runs/flow-run/{report.flow_run_id}")
     if json_out:
         json_out.write_text(report.model_dump_json(indent=2))
         typer.echo(f"Report written to {json_out}")
+        _timeline_file(report, json_out)
     return 0 if state.is_completed() else 1
+
+
+def _timeline_file(report, json_out: Path) -> None:
+    """The timeline picture next to the JSON report, when matplotlib (the timeline extra) is there."""
+    from daily_sip.flows.timeline import render_png
+
+    if not any(report.timeline):
+        return
+    png = json_out.with_name(json_out.stem + ".timeline.png")
+    try:
+        render_png(report, png)
+    except ImportError:
+        typer.echo("Timeline picture: pip install 'daily-sip-flows[timeline]' (matplotlib) to get one")
+        return
+    typer.echo(f"Timeline picture written to {png}")
 
 
 def _ui_url() -> str | None:
@@ -72,13 +131,7 @@ def _ui_url() -> str | None:
 @app.command()
 def validate(campaign_file: Path) -> None:
     """Check a campaign file without calling anything; lists every bad field."""
-    from daily_sip.flows.campaign import CampaignFileError, load_campaign
-
-    try:
-        campaign = load_campaign(str(campaign_file))
-    except CampaignFileError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    campaign = _load_or_exit(campaign_file)
     n = len(campaign.targets)
     typer.echo(f"{campaign_file}: OK, {n} target(s), up to {campaign.leg_capacity} at once")
 
@@ -91,22 +144,23 @@ def run(
         help="Saved DailyCredentials block; default: DAILY_API_KEY / DAILY_API_URL.")] = None,
     webhook_url: Annotated[str | None, typer.Option(
         help="Point the domain's Daily webhook at this receiver URL first.")] = None,
+    ui_link: Annotated[bool, typer.Option(hidden=True)] = True,
 ) -> None:
     """Run the dial-campaign flow on a campaign file (YAML or JSON, same schema as the flow parameter)."""
-    from daily_sip.flows.campaign import CampaignFileError, load_campaign
-
-    try:
-        campaign = load_campaign(str(campaign_file))
-    except CampaignFileError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    campaign = _load_or_exit(campaign_file)
     require_prefect_server(
         "the campaign learns outcomes from the receiver's Prefect events, which need a running "
         "Prefect server (ephemeral mode cannot carry them between processes)",
         ", or try `daily-sip demo`",
     )
-    state, report = asyncio.run(_run_flow(campaign, credentials_block, webhook_url))
-    raise typer.Exit(_finish(state, report, json_out, _ui_url()))
+    _check_daily_or_exit(credentials_block)
+    from rich.console import Console
+
+    from daily_sip.terminal import live_board
+
+    with live_board(Console(stderr=True)):
+        state, report = asyncio.run(_run_flow(campaign, credentials_block, webhook_url))
+    raise typer.Exit(_finish(state, report, json_out, _ui_url() if ui_link else None))
 
 
 @app.command()
@@ -120,18 +174,15 @@ def demo(
     import time
 
     from daily_sip.deployments import CAMPAIGNS_DIR
-    from daily_sip.flows.campaign import CampaignFileError, load_campaign
     from daily_sip.local_stack import STANDIN_DEV_KEY, LocalStack, new_webhook_secret
 
     t0 = time.monotonic()
     campaign_file = campaign_file or CAMPAIGNS_DIR / "demo.yaml"
-    try:
-        campaign = load_campaign(str(campaign_file))
-    except CampaignFileError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    with LocalStack() as stack:
+    campaign = _load_or_exit(campaign_file)
+    started_server = False
+    with sigterm_stops(), LocalStack() as stack:  # SIGTERM stops everything, as Ctrl-C does
         if not os.environ.get("PREFECT_API_URL"):
+            started_server = True
             # Ephemeral Prefect cannot carry the receiver's events into this process: use a server.
             typer.echo("Starting a local Prefect server (SQLite under .prefect-demo/) ...")
             api_url, _, secs = stack.prefect_server()
@@ -148,16 +199,39 @@ def demo(
         cmd = [sys.executable, "-m", "daily_sip.cli", "run", str(campaign_file), "--webhook-url", webhook_url]
         if json_out:
             cmd += ["--json-out", str(json_out)]
+        if started_server and not keep:
+            cmd += ["--no-ui-link"]  # the server stops with the demo; a link to it would be dead
         code = subprocess.run(cmd, env=env, check=False).returncode
         typer.echo(f"Demo took {time.monotonic() - t0:.1f} s in all.")
+        if started_server and not keep:
+            typer.echo("Stopping the servers (--keep leaves them running to browse the run in the UI).")
         if keep:
-            typer.echo("Servers left running; Ctrl-C to stop them.")
+            typer.echo("Servers left running; Ctrl-C (or SIGTERM) stops them.")
             try:
                 while True:
                     time.sleep(3600)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Stop):
                 pass
     raise typer.Exit(code)
+
+
+@app.command()
+def report(
+    run: Annotated[str, typer.Argument(help="Flow run id (or name) of a campaign run.")],
+) -> None:
+    """Print a past (or running) campaign run's report from Prefect: state, results, summary."""
+    from rich.console import Console
+
+    from daily_sip.terminal import RunNotFound, past_run, print_past_run
+
+    require_prefect_server("the report is read from the Prefect server that ran the campaign")
+    try:
+        flow_run, artifacts = asyncio.run(past_run(run))
+    except RunNotFound:
+        typer.echo(f"no flow run {run!r} on this Prefect server; copy its id from the UI or "
+                   "`prefect flow-run ls`", err=True)
+        raise typer.Exit(2) from None
+    print_past_run(Console(width=max(Console().width, 120)), flow_run, artifacts)
 
 
 @app.command("setup-limits")
@@ -165,6 +239,8 @@ def setup_limits() -> None:
     """Create Daily's rate limits as Prefect global concurrency limits on the current Prefect server."""
     from daily_sip.tasks.ratelimit import RATE_CLASSES, ensure_rate_limits, rate_scale, shared_limit
 
+    require_prefect_server("the limits live on a Prefect server (Prefect's temporary local server "
+                           "forgets them at exit)")
     names = asyncio.run(ensure_rate_limits())
     for rate, name in zip(RATE_CLASSES, names, strict=True):
         limit, decay = shared_limit(rate, rate_scale())
@@ -172,8 +248,25 @@ def setup_limits() -> None:
 
 
 def main() -> None:
-    """Entry point of the ``daily-sip`` console script."""
-    app(prog_name="daily-sip")
+    """Entry point of the ``daily-sip`` console script.
+
+    An unexpected error is one line naming it; ``--debug`` anywhere on the line shows the traceback.
+    """
+    debug = "--debug" in sys.argv[1:]
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app(prog_name="daily-sip")
+    except Stop:  # SIGTERM during `demo`: its with-blocks have stopped what it started
+        typer.echo("daily-sip: stopped by SIGTERM; everything it started is stopped.", err=True)
+        sys.exit(143)
+    except Exception as exc:
+        if debug:
+            raise
+        text = " ".join(str(exc).split()) or "no detail"
+        typer.echo(f"daily-sip: {type(exc).__name__}: {text} (run again with --debug for the traceback)",
+                   err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

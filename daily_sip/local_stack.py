@@ -113,6 +113,12 @@ class LocalStack:
                            {"DAILY_WEBHOOK_SECRET": secret, "PREFECT_API_URL": prefect_api_url})
         return self._first_line_url("receiver", proc)
 
+    def worker(self, pool: str, env: dict[str, str]) -> subprocess.Popen:
+        """Start ``prefect worker start --pool POOL`` (output in the workdir's worker.log)."""
+        proc = self._spawn("worker", [_bin("prefect"), "worker", "start", "--pool", pool], env)
+        threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()  # a full pipe blocks it
+        return proc
+
     def close(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:

@@ -15,7 +15,24 @@ def require_prefect_server(why: str, alternative: str = "") -> None:
     """
     from prefect.settings import get_current_settings
 
-    if get_current_settings().api.url:
-        return
-    typer.echo(f"PREFECT_API_URL is not set: {why}. {START_ONE}{alternative}.", err=True)
-    raise typer.Exit(2)
+    url = get_current_settings().api.url
+    if not url:
+        typer.echo(f"PREFECT_API_URL is not set: {why}. {START_ONE}{alternative}.", err=True)
+        raise typer.Exit(2)
+    problem = _unreachable(url)
+    if problem:
+        typer.echo(f"no Prefect server answers at PREFECT_API_URL={url} ({problem}): {why}. "
+                   f"Start it (`prefect server start`) or fix PREFECT_API_URL{alternative}.", err=True)
+        raise typer.Exit(2)
+
+
+def _unreachable(api_url: str) -> str | None:
+    """Why nothing answers at the API URL, or None when something does (any HTTP status will do:
+    Prefect Cloud may want a key for ``/health``, and the commands report that themselves)."""
+    import httpx
+
+    try:
+        httpx.get(f"{api_url.rstrip('/')}/health", timeout=5)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None

@@ -62,7 +62,7 @@ def _check_secret(secret: str) -> None:
 
 
 async def _save_block(name: str, api_key: str | None, api_url: str | None,
-                      webhook_secret: str | None) -> list[str]:
+                      webhook_secret: str | None, verify: bool = True) -> list[str]:
     from pydantic import SecretStr
 
     from daily_sip.local_stack import new_webhook_secret
@@ -97,10 +97,17 @@ async def _save_block(name: str, api_key: str | None, api_url: str | None,
         _plain(getattr(block, f)) != _plain(getattr(existing, f))
         for f in ("api_key", "api_url", "webhook_secret", "timeout_seconds")
     )
+    if verify:
+        # One GET before saving: a wrong key or a dead URL is caught here, not at 9:00 on Monday.
+        from daily_sip.flows.preflight import preflight
+
+        await preflight(block)
     if changed:
         await block.asave(name, overwrite=True)
     verb = "created" if existing is None else ("updated" if changed else "unchanged")
-    lines.append(f"credentials block daily-credentials/{name}: {verb} (API {block.api_url}; {secret_note})")
+    checked = "key and URL checked" if verify else "not checked (--no-verify)"
+    lines.append(f"credentials block daily-credentials/{name}: {verb} (API {block.api_url}, {checked}; "
+                 f"{secret_note})")
     if generated:
         lines.append(
             "  The receiver needs this secret; it is stored in the block, not shown here. Start the "
@@ -150,13 +157,18 @@ async def run_setup(
     *, api_key: str | None = None, api_url: str | None = None, webhook_secret: str | None = None,
     webhook_url: str | None = None, block_name: str = "daily", work_pool: str = "daily-sip",
     rooms: list[str] | None = None, campaigns_dir: Path | None = DEFAULT_CAMPAIGNS_DIR,
+    verify: bool = True,
 ) -> list[str]:
-    """Do the setup; returns one line per thing done (no secret in any of them)."""
+    """Do the setup; returns one line per thing done (no secret in any of them).
+
+    With ``verify`` (the default) the key and URL must pass one ``GET /rooms?limit=1`` before
+    anything is saved; `daily_sip.flows.preflight.PreflightError` says what is wrong otherwise.
+    """
     from daily_sip.tasks.ratelimit import RATE_CLASSES, ensure_rate_limits, rate_scale, shared_limit
 
     if webhook_secret:
         _check_secret(webhook_secret)
-    lines = await _save_block(block_name, api_key, api_url, webhook_secret)
+    lines = await _save_block(block_name, api_key, api_url, webhook_secret, verify)
     names = await ensure_rate_limits()
     for rate, name in zip(RATE_CLASSES, names, strict=True):
         limit, decay = shared_limit(rate, rate_scale())
@@ -194,14 +206,27 @@ def setup(
         help="Also create the one-campaign-at-a-time limit for this room (repeatable).")] = None,
     campaigns_dir: Annotated[Path, typer.Option(
         help="Create room limits for the rooms the campaign files here name.")] = DEFAULT_CAMPAIGNS_DIR,
+    verify: Annotated[bool, typer.Option(
+        help="Check the key and URL with one call to the Daily API before saving; --no-verify to "
+        "prepare offline.")] = True,
 ) -> None:
     """Store the Daily credentials block, the rate limits, the work pool and the room limits (idempotent)."""
+    from daily_sip.flows.preflight import PreflightError
+
     require_prefect_server("there is no Prefect server to set up (Prefect's temporary local server "
                            "forgets everything at exit)")
-    lines = asyncio.run(run_setup(
-        api_key=api_key, api_url=api_url, webhook_secret=webhook_secret, webhook_url=webhook_url,
-        block_name=block_name, work_pool=work_pool, rooms=room, campaigns_dir=campaigns_dir,
-    ))
+    try:
+        lines = asyncio.run(run_setup(
+            api_key=api_key, api_url=api_url, webhook_secret=webhook_secret, webhook_url=webhook_url,
+            block_name=block_name, work_pool=work_pool, rooms=room, campaigns_dir=campaigns_dir,
+            verify=verify,
+        ))
+    except PreflightError as exc:
+        typer.echo(f"Nothing saved: {exc} (or --no-verify to save it unchecked)", err=True)
+        raise typer.Exit(2) from None
+    except typer.BadParameter as exc:
+        typer.echo(f"{exc.param_hint}: {exc.message}", err=True)
+        raise typer.Exit(2) from None
     for line in lines:
         typer.echo(line)
     typer.echo(f"Next: daily-sip init deployments && cd deployments && prefect deploy --all; "

@@ -53,7 +53,8 @@ def campaign_from_file(path: str, require_room: bool = False) -> dict[str, Any]:
             f"{resolved}: this deployment is tied to a room; set `room:` to the Daily room's name"
         )
     return {
-        "campaign": campaign.model_dump(mode="json", exclude_unset=True),
+        # None is every optional field's default, and the form schema types them as plain strings.
+        "campaign": campaign.model_dump(mode="json", exclude_unset=True, exclude_none=True),
         "room": campaign.room or "",
         "name": campaign.name,
         "path": str(resolved),

@@ -7,7 +7,8 @@ a bad campaign fails with one error that lists each bad field and how to fix it.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -16,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    field_validator,
     model_validator,
 )
 
@@ -67,6 +69,23 @@ Passcode = Annotated[str, BeforeValidator(_digits), AfterValidator(_check_passco
 DtmfScriptStr = Annotated[str, AfterValidator(check_script)]
 
 
+def empty_to_none(value: object) -> object:
+    """An optional field left empty in the form means "not set"."""
+    return None if value == "" else value
+
+
+def empty_means_none(schema: dict[str, Any]) -> None:
+    """Show an optional field as a plain input (empty = not set), not as a "str / None" toggle."""
+    branches = schema.pop("anyOf", None) or []
+    real = [b for b in branches if b.get("type") != "null"]
+    if len(real) == 1:
+        schema.update(real[0])
+    else:
+        schema["anyOf"] = branches
+    if schema.get("default", "") is None:
+        del schema["default"]
+
+
 class _Form(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,25 +99,26 @@ class Target(_Form):
         "the address to dial and the DTMF script from meeting ID and passcode (docs/bridges.md).",
     )
     sip_uri: SipUriStr | None = Field(
-        default=None,
+        default=None, json_schema_extra=empty_means_none,
         title="SIP URI",
         description="Where to dial, e.g. sip:123456789@zoomcrc.com. Required for generic and pbx; "
         "for zoom / webex / teams it replaces the URI the profile builds.",
         examples=["sip:123456789@zoomcrc.com"],
     )
     meeting_id: MeetingId | None = Field(
-        default=None, title="Meeting ID",
+        default=None, json_schema_extra=empty_means_none, title="Meeting ID",
         description="Zoom meeting ID, Webex meeting number, Teams VTC conference ID ('Video ID'), "
         "or the PBX conference number; digits, spaces are ignored.",
         examples=["84512345678"],
     )
     passcode: Passcode | None = Field(
-        default=None, title="Passcode",
+        default=None, json_schema_extra=empty_means_none, title="Passcode",
         description="Numeric passcode / PIN (Zoom and Webex print one 'for phones and video "
         "systems' in the invitation).",
     )
     webex_site: str | None = Field(
-        default=None, title="Webex site", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$",
+        default=None, json_schema_extra=empty_means_none, title="Webex site",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$",
         description="webex: your site, e.g. 'acme' for acme.webex.com.",
     )
     teams_provider: TeamsProvider = Field(
@@ -107,12 +127,14 @@ class Target(_Form):
         "cisco (m.webex.com) or pexip (your video domain).",
     )
     tenant_key: str | None = Field(
-        default=None, title="Teams tenant key", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$",
+        default=None, json_schema_extra=empty_means_none, title="Teams tenant key",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$",
         description="teams: the tenant key (poly), subdomain (cisco) or video domain (pexip) from "
         "the invitation.",
     )
     sip_host: str | None = Field(
-        default=None, title="SIP host", pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,99}$",
+        default=None, json_schema_extra=empty_means_none, title="SIP host",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,99}$",
         description="zoom / webex / teams: dial this host instead of the service's usual one "
         "(e.g. a regional Zoom connector IP from the invitation).",
     )
@@ -122,11 +144,11 @@ class Target(_Form):
         "dtmf: dial the service's IVR and send them as tones. Empty = the profile's default.",
     )
     display_name: DisplayName | None = Field(
-        default=None, title="Display name",
+        default=None, title="Display name", json_schema_extra=empty_means_none,
         description="Name shown in the Daily room for this leg (default: the URI's user part).",
     )
     dtmf: DtmfScriptStr | None = Field(
-        default=None, title="DTMF script",
+        default=None, title="DTMF script", json_schema_extra=empty_means_none,
         description="Tones to send once the bridge answers, with pauses: ',' = 1 s, 'w' = 0.5 s, "
         "'W' = 1 s, e.g. '123456789#,,,1234#'. Replaces the script the profile builds.",
         examples=["123456#"],
@@ -153,6 +175,10 @@ class Target(_Form):
     )
     _plan: BridgePlan | None = PrivateAttr(default=None)
     _problem: BridgeError | None = PrivateAttr(default=None)
+
+    _empty_is_none = field_validator(
+        "display_name", "dtmf", "sip_uri", "meeting_id", "passcode", "webex_site", "tenant_key", "sip_host",
+        mode="before")(empty_to_none)
 
     @model_validator(mode="after")
     def _build_plan(self) -> Target:
@@ -306,9 +332,9 @@ class Campaign(_Form):
                     "display_name": "Zoom bridge"}]],
     )
     room: RoomName | None = Field(
-        default=None, title="Room",
+        default=None, title="Room", json_schema_extra=empty_means_none,
         description="Name of an existing Daily room to put on the bridges; "
-        "None (the default) creates a fresh room for the run.",
+        "empty (the default) creates a fresh room for the run.",
     )
     delete_created_room: bool = Field(
         default=True, title="Delete created room",
@@ -338,8 +364,8 @@ class Campaign(_Form):
         description="Your account's max_sip_pstn_sessions_per_room (Daily's default is 5).",
     )
     max_concurrent_legs: int | None = Field(
-        default=None, ge=1, title="Max concurrent legs",
-        description="Cap on simultaneous legs; None (the default) = session limit minus dial-in endpoints.",
+        default=None, ge=1, title="Max concurrent legs", json_schema_extra=empty_means_none,
+        description="Cap on simultaneous legs; empty (the default) = session limit minus dial-in endpoints.",
     )
     ready_timeout_seconds: float = Field(
         default=60.0, gt=0, le=600, title="Ready timeout (s)",
@@ -350,6 +376,8 @@ class Campaign(_Form):
         description="Hard stop for the whole campaign; legs still up are hung up.",
     )
 
+    _empty_is_none = field_validator("room", "max_concurrent_legs", mode="before")(empty_to_none)
+
     @model_validator(mode="after")
     def _fits_together(self) -> Campaign:
         problems = []
@@ -359,13 +387,13 @@ class Campaign(_Form):
             if target._problem is not None:
                 problems.append(f"targets.{i}.{target._problem.field}: {target._problem.message}")
                 continue
-            uri = target.uri.lower()
-            if uri in seen:
+            key = same_bridge_key(target.uri)
+            if key in seen:
                 problems.append(
-                    f"targets.{i}.sip_uri: {target.uri} is also targets.{seen[uri]}; "
+                    f"targets.{i}.sip_uri: {target.uri} is also targets.{seen[key]}; "
                     "list each bridge once (raise redial.attempts to call it again)"
                 )
-            seen.setdefault(uri, i)
+            seen.setdefault(key, i)
             if hold.mode == "stay" and target.seconds_to_join() > hold.max_seconds:
                 problems.append(
                     f"targets.{i}.join_confirm_seconds: the DTMF script and join confirmation take "
@@ -400,11 +428,28 @@ class Campaign(_Form):
         return self.max_concurrent_legs or (self.session_limit - reserved)
 
 
+def same_bridge_key(sip_uri: str) -> str:
+    """Two URIs dial the same bridge when this is equal: the user part keeps its case (RFC 3261
+    19.1.4 compares it case-sensitively), scheme and host do not.
+
+    >>> same_bridge_key("SIP:Bridge@Zoom.Example.com") == same_bridge_key("sip:Bridge@zoom.example.com")
+    True
+    >>> same_bridge_key("sip:Bridge@x.example.com") == same_bridge_key("sip:bridge@x.example.com")
+    False
+    """
+    rest = sip_uri[4:]
+    user, at, host = rest.partition("@")
+    if not at:
+        user, host = "", rest
+    host, sep, tail = host.partition(";") if ";" in host.split("?", 1)[0] else host.partition("?")
+    return f"sip:{user}{at}{host.lower()}{sep}{tail}"
+
+
 class CampaignFileError(ValueError):
     """A campaign file that cannot be used; the message lists each bad field and its fix."""
 
 
-def describe_errors(exc: Exception) -> list[str]:
+def describe_errors(exc: Exception, *, skip_numbers: bool = False) -> list[str]:
     """One line per problem: ``field.path: what is wrong``."""
     from pydantic import ValidationError
 
@@ -412,6 +457,8 @@ def describe_errors(exc: Exception) -> list[str]:
         return [str(exc)]
     lines = []
     for err in exc.errors():
+        if skip_numbers and _is_number_for_text(err):
+            continue
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         if loc:
@@ -421,22 +468,87 @@ def describe_errors(exc: Exception) -> list[str]:
     return lines
 
 
+def read_campaign_text(path: Path) -> str:
+    """The file's text, or `CampaignFileError` with one line naming what is wrong and the fix."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CampaignFileError(f"{path}: no such file; check the path "
+                                "(`daily-sip init` writes example campaigns)") from None
+    except IsADirectoryError:
+        raise CampaignFileError(f"{path}: is a directory; give the campaign file inside it") from None
+    except PermissionError:
+        raise CampaignFileError(f"{path}: cannot be read (permission denied); "
+                                "fix its permissions or copy it somewhere readable") from None
+    except UnicodeDecodeError as exc:
+        raise CampaignFileError(
+            f"{path}: is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8") from None
+    except OSError as exc:
+        raise CampaignFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def load_campaign(path: str) -> Campaign:
     """Read a campaign from YAML or JSON (the same schema as the flow parameter) and validate it."""
-    from pathlib import Path
-
     import yaml
     from pydantic import ValidationError
 
-    text = Path(path).read_text()
+    text = read_campaign_text(Path(path))
     try:
         data = yaml.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError as exc:
-        raise CampaignFileError(f"{path}: not valid YAML/JSON: {exc}") from None
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise CampaignFileError(f"{path}: not valid YAML/JSON{at}: {problem}") from None
     if not isinstance(data, dict):
         raise CampaignFileError(f"{path}: expected a mapping with at least 'targets'")
     try:
         return Campaign.model_validate(data)
     except ValidationError as exc:
-        lines = "\n  ".join(describe_errors(exc))
+        lines = "\n  ".join(_numbers_meant_as_text(exc, text) + describe_errors(exc, skip_numbers=True))
         raise CampaignFileError(f"{path}: campaign is not valid:\n  {lines}") from None
+
+
+def _numbers_meant_as_text(exc: Exception, text: str) -> list[str]:
+    """Fields given as an unquoted number where text is expected (``dtmf: 0123``), with the fix.
+
+    YAML reads unquoted digits as a number, and a leading 0 as octal (0123 -> 83), so the value
+    the model sees is not what the user wrote; the message shows the text as written.
+    """
+    lines = []
+    for err in getattr(exc, "errors", list)():
+        if not _is_number_for_text(err):
+            continue
+        loc = ".".join(str(p) for p in err["loc"])
+        written = _written(text, err["loc"]) or str(err["input"])
+        field = str(next((p for p in reversed(err["loc"]) if isinstance(p, str)), "value"))
+        octal = " (a leading 0 even makes it octal)" if written.lstrip("+-").startswith("0") else ""
+        lines.append(f"{loc}: YAML reads the unquoted {written} as the number {err['input']}{octal}; "
+                     f"quote it: {field}: \"{written}\"")
+    return lines
+
+
+def _is_number_for_text(err: dict) -> bool:
+    return err.get("type") == "string_type" and isinstance(err.get("input"), int | float) \
+        and not isinstance(err.get("input"), bool)
+
+
+def _written(text: str, loc: tuple) -> str | None:
+    """The scalar at ``loc`` exactly as the file spells it (None if it cannot be found)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            continue  # a union member's tag in the location, not a step in the file
+        if node is None:
+            return None
+    return node.value if isinstance(node, yaml.ScalarNode) else None

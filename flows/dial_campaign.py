@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -16,10 +15,13 @@ from pydantic import Field
 from daily_sip.tasks import DailyError
 from daily_sip.tasks.webhooks import aensure_webhook
 
+from .board import Board
 from .campaign import Campaign
-from .cleanup import Ledger, clean_up, clean_up_interrupted_run, credentials_for, drop_ledger
+from .cleanup import Ledger, clean_up, clean_up_interrupted_run, drop_ledger
 from .legs import Dialer, now
 from .listener import EventRouter, RoomListener
+from .naming import artifact_key, flow_run_name, quiet_completed_tasks, slug
+from .preflight import credentials_or_explain, preflight
 from .provision import await_ready, provision
 from .publish import publish
 from .report import CampaignReport, TargetResult
@@ -27,10 +29,6 @@ from .room_lock import room_lock
 
 # How often a run checks whether someone asked Prefect to cancel it.
 CANCEL_POLL_SECONDS = 1.0
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:40] or "campaign"
 
 
 async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio.Event) -> None:
@@ -55,8 +53,12 @@ async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio
                 return
 
 
+quiet_completed_tasks()
+
+
 @flow(
     name="dial-campaign",
+    flow_run_name=flow_run_name,
     description="Put a Daily room onto many SIP bridges and report which answered.",
     on_cancellation=[clean_up_interrupted_run],
     on_crashed=[clean_up_interrupted_run],
@@ -64,17 +66,19 @@ async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio
 )
 async def dial_campaign(
     campaign: Campaign,
-    credentials_block: str | None = Field(
-        default=None,
-        title="Credentials block",
-        description="Saved DailyCredentials block; empty = DAILY_API_KEY / DAILY_API_URL from the "
-        "environment.",
+    # Prefect titles every parameter with its Python name; json_schema_extra is applied last, so
+    # the form shows these titles. An empty string means "none": no str / None toggle in the form.
+    credentials_block: str = Field(
+        default="",
+        description="Name of a saved DailyCredentials block (`daily-sip setup` saves `daily`); "
+        "empty = DAILY_API_KEY / DAILY_API_URL from the worker's environment.",
+        json_schema_extra={"title": "Daily credentials block"},
     ),
-    webhook_url: str | None = Field(
-        default=None,
-        title="Webhook receiver URL",
+    webhook_url: str = Field(
+        default="",
         description="Public URL of the webhook receiver; when set, the domain's Daily webhook is "
-        "pointed at it.",
+        "pointed at it first. Empty = leave the webhook as it is.",
+        json_schema_extra={"title": "Webhook receiver URL"},
     ),
 ) -> CampaignReport:
     """Dial every target from one room, collect outcomes from Daily's webhooks, clean up.
@@ -94,8 +98,8 @@ async def dial_campaign(
     context = FlowRunContext.get()
     run_id = str(context.flow_run.id) if context and context.flow_run else "local"
     tag = run_id.replace("-", "")[:8]
-    creds = await credentials_for(credentials_block)
-    room_name = campaign.room or f"{_slug(campaign.name)}-{tag}"
+    creds = None
+    room_name = campaign.room or f"{slug(campaign.name)}-{tag}"
     report = CampaignReport(
         campaign=campaign.name, room=room_name, flow_run_id=run_id, started_at=now(),
         targets=[TargetResult(index=i, sip_uri=t.uri, display_name=t.display_name, bridge=t.bridge,
@@ -115,6 +119,9 @@ async def dial_campaign(
     )
     held = contextlib.AsyncExitStack()
     try:
+        # Key and URL are proven by one cheap call before anything is touched.
+        creds = await credentials_or_explain(credentials_block)
+        await preflight(creds)
         if campaign.room:
             await held.enter_async_context(room_lock(campaign.room, campaign.deadline_seconds, logger))
         if webhook_url:
@@ -124,9 +131,12 @@ async def dial_campaign(
             report.room_created = ledger.created_room
             report.dialin_endpoints = await await_ready(campaign, creds, room.name)
             work = Dialer(campaign, creds, room.name, tag, report, router)
-            work.progress_id = await acreate_progress_artifact(
-                0.0, key="dial-campaign-progress", description=f"{campaign.name}: targets finished"
+            progress_id = await acreate_progress_artifact(
+                0.0, key=artifact_key(campaign.name, "progress"),
+                description=f"{campaign.name}: bridges answered or finished"
             )
+            work.board = Board(report, logger, progress_id)
+            await work.board.publish()
             watcher = asyncio.create_task(work.watch_dialin())
             try:
                 async with asyncio.timeout(campaign.deadline_seconds):
@@ -150,7 +160,7 @@ async def dial_campaign(
                 lat = sorted(router.latencies)
                 report.event_latency_p50 = lat[len(lat) // 2]
                 report.event_latency_p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
-                logger.info("webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
+                logger.debug("webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
                             report.event_latency_p50, report.event_latency_p95, len(lat))
     except (DailyError, TimeoutError) as exc:
         report.error = str(exc)
@@ -171,15 +181,23 @@ async def dial_campaign(
             cancel_watch.cancel()
         if ledger.created_room or ledger.restore:
             live = work.live if work else set()
-            report.cleanup = await asyncio.shield(clean_up(ledger, creds, live))
+            try:
+                report.cleanup = await asyncio.shield(clean_up(ledger, creds, live))
+            except Exception as exc:  # a cleanup failure is reported, never instead of the report
+                report.cleanup = [f"cleanup failed ({exc}); the room may still have SIP on: "
+                                  f"check room {ledger.room}"]
+                logger.error("cleanup failed: %s", exc)
             with contextlib.suppress(Exception):
                 await drop_ledger(run_id)
         report.finished_at = now()
         for t in report.targets:
             if t.status == "unknown" and report.error:
                 t.status, t.detail = "canceled", t.detail or "not finished when the campaign stopped"
+        if work is not None and work.board is not None:
+            await work.board.close()
         await publish(report)
-        logger.info("%s\n%s", report.message, report.table())
+        # The table is in the artifacts (and `daily-sip run` prints it): one line here, not twice.
+        logger.info("%s (results: artifact %s)", report.message, artifact_key(campaign.name, "results"))
         await held.aclose()  # the room is free for the next campaign once it is cleaned up
     if cancel_asked.is_set():
         return Cancelled(message=f"cancelled on request; {report.message}", data=report)

@@ -20,9 +20,12 @@ from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError, Da
 from daily_sip.tasks.dialout import asend_dtmf, astart_dial_out, astop_dial_out
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 
+from . import board
+from .board import Board
 from .campaign import Campaign, Target
 from .dtmf import DtmfScript
 from .listener import DailyEvent, EventRouter
+from .naming import task_run_name
 from .report import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
 
 # How long to wait for Daily to confirm a hang-up before freeing the leg's slot anyway.
@@ -94,6 +97,15 @@ class Dialer:
         self.progress_id: Any = None
         self.all_ready = asyncio.Event()
         self.logger = get_run_logger()
+        self.board: Board | None = None  # the live board, when the flow keeps one
+
+    def show(self, result: TargetResult, phase: str, note: str = "") -> None:
+        """A leg changed: tell the live board (it logs the line), else just log it."""
+        if self.board is not None:
+            self.board.change(result, phase, note)
+        else:
+            self.logger.info("%s: %s%s", result.display_name or result.sip_uri,
+                             result.status if phase == board.ENDED else phase, f", {note}" if note else "")
 
     async def dial_all(self) -> None:
         await asyncio.gather(*(self.run_target(i, t) for i, t in enumerate(self.c.targets)))
@@ -109,12 +121,11 @@ class Dialer:
             await self.attempt(index, target, attempt, result)
             if result.status not in self.c.redial.outcomes or attempt == self.c.redial.attempts:
                 break
-            self.logger.info("%s: %s, redialling in %.0f s", target.uri, result.status, backoff)
+            self.show(result, board.REDIAL, f"{result.status.replace('_', ' ')}; next try in {backoff:.0f} s")
             await asyncio.sleep(backoff)
             backoff *= self.c.redial.backoff_multiplier
         self.finished += 1
-        self.logger.info("%s: %s%s", target.uri, result.status,
-                         f" ({result.error})" if result.error else "")
+        self.show(result, board.ENDED)
         if self.progress_id:
             with contextlib.suppress(Exception):
                 await aupdate_progress_artifact(
@@ -134,12 +145,15 @@ class Dialer:
             ),
         )
         async with self.slots:
+            self.show(result, board.DIALLING)
             loop = asyncio.get_running_loop()
             give_up = loop.time() + self.c.ring_timeout_seconds
             while True:
                 result.dialed_at = now()
                 try:
-                    started = await astart_dial_out(self.room, request, credentials=self.creds)
+                    started = await astart_dial_out.with_options(
+                        task_run_name=task_run_name("dial", target, attempt)
+                    )(self.room, request, credentials=self.creds)
                     break
                 except DailyRequestError as exc:
                     # Daily counts a leg out a moment after its end event; wait for the slot.
@@ -175,8 +189,10 @@ class Dialer:
                 return False
             if event.type == "dialout.connected":
                 result.connected_at = _at(event)
+                self.show(result, board.RINGING)
             elif event.type == "dialout.answered":
                 self._answered(event, result)
+                self.show(result, board.ANSWERED)
                 break
             elif event.type == "dialout.error":
                 result.status, result.sip_code = outcome_of_error(event.payload.get("error_msg"))
@@ -211,6 +227,9 @@ class Dialer:
                 ended_before = self._ended_after_answer(ended, result)
                 result.detail = f"{result.detail}, before the DTMF script"
                 return ended_before
+        self.show(result, board.ON_CALL, f"hanging up after {hold_for:g} s"
+                  if hold.mode == "hang_up_after"
+                  else f"staying until the far end leaves (at most {hold.max_seconds:g} s)")
         ended = await _until_ended(queue, end_deadline)
         if ended is not None:
             return self._ended_after_answer(ended, result)
@@ -244,8 +263,8 @@ class Dialer:
                                      f"{len(script.steps)}")
                 return ended
             try:
-                await asend_dtmf(self.room, session, step.tones, digit_duration_ms=digit_ms,
-                                 credentials=self.creds)
+                await asend_dtmf.with_options(task_run_name=task_run_name("DTMF to", target))(
+                    self.room, session, step.tones, digit_duration_ms=digit_ms, credentials=self.creds)
             except DailyError as exc:
                 # A leg that ended under us is answered 404; its end event is on its way.
                 ended = await _until_ended(queue, loop.time() + REORDER_GRACE_SECONDS)
@@ -264,6 +283,7 @@ class Dialer:
                 if result.answered_at else 0.0,
             ))
             result.dtmf_sent = "".join(s.tones for s in result.dtmf_steps)
+            self.show(result, board.DTMF_SENT, f"step {i + 1}/{len(script.steps)}: {step.tones}")
         result.dtmf_sent = script.text
         last = result.dtmf_steps[-1].sent_at
         confirm = (script.play_seconds(script.steps[-1].tones, digit_ms) + script.trailing_pause
@@ -280,6 +300,7 @@ class Dialer:
         result.status, result.joined_at = "joined", last
         if result.dialed_at:
             result.seconds_to_joined = (last - result.dialed_at).total_seconds()
+        self.show(result, board.ON_CALL, "joined: still connected after the join confirmation time")
         return None
 
     def _dropped(self, event: DailyEvent, result: TargetResult) -> bool:
@@ -303,8 +324,10 @@ class Dialer:
             result.seconds_on_call = (result.stopped_at - result.answered_at).total_seconds()
 
     async def hang_up(self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult) -> None:
+        self.show(result, board.HANGING_UP)
         try:
-            await astop_dial_out(self.room, session, credentials=self.creds)
+            await astop_dial_out.with_options(task_run_name=task_run_name("hang up", result))(
+                self.room, session, credentials=self.creds)
         except DailyNotFoundError:
             pass  # it ended on its own a moment ago
         except DailyError as exc:

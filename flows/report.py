@@ -47,6 +47,16 @@ def _secs(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
+# One glance per status, in the table artifacts, the summary and the terminal.
+ICONS = {"joined": "✅", "answered": "✅", "dropped_after_dtmf": "🔐", "dtmf_failed": "🔐",
+         "busy": "⛔", "no_answer": "⌛", "rejected": "🚫", "failed": "❌", "canceled": "⏹️",
+         "unknown": "❔"}
+
+
+def _hms(at: datetime | None) -> str:
+    return f"{at:%H:%M:%S}" if at else ""
+
+
 class TargetResult(BaseModel):
     index: int
     sip_uri: str
@@ -83,6 +93,7 @@ class TargetResult(BaseModel):
             "sip_uri": self.sip_uri,
             "bridge": self.bridge,
             "status": self.status,
+            "icon": ICONS.get(self.status, ""),
             "sip_code": "" if self.sip_code is None else str(self.sip_code),
             "attempts": str(self.attempts),
             "answer_s": _secs(self.seconds_to_answer),
@@ -92,6 +103,14 @@ class TargetResult(BaseModel):
             "dtmf_steps": self.steps_text(),
             "detail": self.error or self.detail or "",
         }
+
+
+class LegEvent(BaseModel):
+    """One change of a bridge's state, as the live board saw it (for the timeline)."""
+
+    at: datetime
+    phase: str
+    note: str = ""
 
 
 class CampaignReport(BaseModel):
@@ -111,6 +130,8 @@ class CampaignReport(BaseModel):
     duplicate_events: int = 0
     event_latency_p50: float | None = Field(default=None, description="Daily send -> flow, seconds")
     event_latency_p95: float | None = None
+    timeline: list[list[LegEvent]] = Field(
+        default_factory=list, description="Per target, in order: every state change of its legs.")
 
     success_counts: str = Field(default="joined", description="The campaign's success.counts rule")
 
@@ -157,6 +178,8 @@ class CampaignReport(BaseModel):
 
     def table(self) -> str:
         rows = [t.row() for t in self.targets]
+        for r in rows:
+            r["status"] = f"{r['icon']} {r['status']}"
         cols = ["#", "target", "status", "sip_code", "attempts", "answer_s", "joined_s", "on_call_s",
                 "dtmf_steps", "detail"]
         if not any(r["dtmf_steps"] or r["joined_s"] for r in rows):
@@ -166,19 +189,44 @@ class CampaignReport(BaseModel):
         lines += ["  ".join(r[c].ljust(widths[c]) for c in cols) for r in rows]
         return "\n".join(lines)
 
+    @property
+    def rule(self) -> str:
+        """The success rule in words, with whether it held."""
+        n = len(self.targets)
+        verb = "answer" if self.success_counts == "answered" else "join (answer, for bridges without DTMF)"
+        need = f"at least {self.required} of {n} bridges must {verb}"
+        if self.error:
+            return f"{need}; not applied: the campaign stopped early ({self.error})"
+        held = "met" if self.succeeded >= self.required else "not met"
+        return f"{need}; {held} with {self.succeeded}"
+
     def summary_markdown(self) -> str:
-        verdict = "succeeded" if self.success else "did not succeed"
+        """The run at a glance: verdict, the rule that decided it, every bridge with its times."""
+        verdict = "✅ succeeded" if self.success else "❌ did not succeed"
         duration = (
             f" in {(self.finished_at - self.started_at).total_seconds():.0f} s" if self.finished_at else ""
         )
         cleanup = "; ".join(self.cleanup) or "nothing to clean up"
-        return (
-            f"**{self.campaign}** {verdict}{duration}: {self.message} "
-            f"(needed {self.required}). Room `{self.room}`"
+        lines = [
+            f"## {self.campaign} {verdict}{duration}: {self.message}",
+            "",
+            f"**Success rule:** {self.rule}.",
+            "",
+            f"Started {self.started_at:%Y-%m-%d %H:%M:%S} UTC. Room `{self.room}`"
             f"{' (created for this run)' if self.room_created else ''}; "
-            f"dial-in endpoints ready {len(self.dialin_ready)}/{len(self.dialin_endpoints)}. "
-            f"Afterwards: {cleanup}."
-        ) + self._steps_markdown()
+            f"dial-in endpoints ready {len(self.dialin_ready)}/{len(self.dialin_endpoints)}.",
+            "",
+            "| | Bridge | Outcome | Attempts | Connected | Answered | Joined after (s) | Ended | On call (s) "
+            "| Detail |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for t in self.targets:
+            cells = [ICONS.get(t.status, ""), t.display_name or t.sip_uri, t.status.replace("_", " "),
+                     str(t.attempts), _hms(t.connected_at), _hms(t.answered_at), _secs(t.seconds_to_joined),
+                     _hms(t.stopped_at), _secs(t.seconds_on_call), t.error or t.detail or ""]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines += ["", f"Afterwards: {cleanup}."]
+        return "\n".join(lines) + self._steps_markdown()
 
     def _steps_markdown(self) -> str:
         """The DTMF script of each target that had one: every sendDTMF call with its time."""

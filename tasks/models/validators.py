@@ -25,8 +25,13 @@ DTMF_RE = re.compile(r"^[0-9A-D*#]+$")
 _HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
-def _has_control(value: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
+# Zero-width non-joiner / joiner: format characters, yet part of correct text (Persian spelling,
+# emoji sequences such as 👨‍💻), so names may hold them.
+_TEXT_JOINERS = frozenset("\u200c\u200d")
+
+
+def _has_control(value: str, allowed: frozenset[str] = frozenset()) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch not in allowed for ch in value)
 
 
 def _upper(value: object) -> object:
@@ -39,8 +44,9 @@ def check_sip_uri(value: str) -> str:
         raise ValueError("must be a string such as 'sip:1234@bridge.example.com'")
     if len(value) > MAX_SIP_URI_LENGTH:
         raise ValueError(f"is {len(value)} characters long; at most {MAX_SIP_URI_LENGTH} allowed")
-    if not value.startswith("sip:"):
+    if value[:4].lower() != "sip:":
         raise ValueError("must start with 'sip:' (e.g. 'sip:1234@bridge.example.com')")
+    value = "sip:" + value[4:]  # the scheme is case-insensitive (RFC 3261 19.1.1); write it one way
     if any(ch.isspace() for ch in value) or _has_control(value):
         raise ValueError("contains spaces or control characters; percent-encode them (%20)")
     rest = value[4:]
@@ -78,7 +84,7 @@ def check_display_name(value: str) -> str:
         raise ValueError("must not be empty or blank")
     if len(value) > MAX_DISPLAY_NAME_LENGTH:
         raise ValueError(f"is {len(value)} characters long; at most {MAX_DISPLAY_NAME_LENGTH}")
-    if _has_control(value):
+    if _has_control(value, _TEXT_JOINERS):
         raise ValueError("contains control characters (newline, tab, ...); remove them")
     return value
 

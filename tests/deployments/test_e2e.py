@@ -47,7 +47,7 @@ async def _wait_for_run(deployed: Deployed, deployment: str, within: float = 240
 async def _results_table(run_id: UUID) -> list[dict]:
     async with get_client() as client:
         artifacts = await client.read_artifacts(flow_run_filter=FlowRunFilter(id={"any_": [run_id]}))
-    table = next(a for a in artifacts if a.key == "dial-campaign-results")
+    table = next(a for a in artifacts if a.type == "table" and (a.key or "").endswith("-results"))
     data = json.loads(table.data) if isinstance(table.data, str) else table.data
     return data
 

@@ -19,7 +19,8 @@ async def test_setup_stores_block_limits_pool_and_room_limits_and_is_idempotent(
     (campaigns / "board.yaml").write_text("room: boardroom\ntargets: [{sip_uri: 'sip:a@b.example.com'}]\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAILY_")}
     args = ["daily-sip", "setup", "--block-name", "setup-test", "--work-pool", "setup-test-pool",
-            "--campaigns-dir", str(campaigns), "--webhook-url", "https://hooks.example.com/daily"]
+            "--campaigns-dir", str(campaigns), "--webhook-url", "https://hooks.example.com/daily",
+            "--no-verify"]
     first = cli(*args, "--api-key", KEY, "--api-url", "http://127.0.0.1:9/v1", env=env)
     assert "daily-credentials/setup-test: created" in first.stdout
     assert "webhook secret generated" in first.stdout

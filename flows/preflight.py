@@ -1,0 +1,100 @@
+"""One cheap call that proves the API key and URL work, before anything is provisioned.
+
+A wrong key or a dead URL would otherwise surface half-way through provisioning, after retries,
+as a traceback about a room that was never created. ``GET /rooms?limit=1``
+(https://docs.daily.co/reference/rest-api/rooms/list-rooms) needs a valid key, changes nothing
+and answers fast. It is sent once, without retries: whatever is wrong is reported at once, in one
+line that names the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from daily_sip.tasks import DailyCredentials
+from daily_sip.tasks.client import DailyClient
+from daily_sip.tasks.errors import (
+    DailyAPIError,
+    DailyAuthError,
+    DailyError,
+    DailyNotFoundError,
+    DailyTransportError,
+)
+from daily_sip.tasks.ratelimit import DEFAULT, pace
+
+# A live API answers a list of one room well within this; a wrong host should not hold a run up.
+PREFLIGHT_TIMEOUT_SECONDS = 10.0
+
+
+class PreflightError(DailyError):
+    """The Daily API cannot be used with these credentials; the message says why and what to do."""
+
+
+def explain(exc: BaseException, api_url: str) -> str:
+    """One line naming the cause of a failed Daily call and its fix (never the key itself).
+
+    >>> explain(DailyTransportError("ConnectError: refused", method="GET", path="/rooms",
+    ...                             maybe_applied=False), "http://127.0.0.1:9/v1")  # doctest: +ELLIPSIS
+    'cannot reach the Daily API at http://127.0.0.1:9/v1 (ConnectError: refused); ...'
+    """
+    if isinstance(exc, DailyAuthError):
+        return (f"the Daily API at {api_url} refused the API key (HTTP {exc.status} {exc.error or ''}"
+                f"{': ' + exc.info if exc.info else ''}); check DAILY_API_KEY or the credentials "
+                "block's api_key (Daily dashboard > Developers)").replace(" )", ")")
+    if isinstance(exc, DailyNotFoundError):
+        return (f"{api_url} is not the Daily REST API (GET /rooms answered 404); the URL ends in /v1, "
+                "e.g. https://api.daily.co/v1 or http://127.0.0.1:8787/v1 for the stand-in")
+    if isinstance(exc, DailyTransportError):
+        cause = str(exc).split(": ", 1)[-1]
+        return (f"cannot reach the Daily API at {api_url} ({cause}); check DAILY_API_URL or the "
+                "credentials block's api_url, or start the stand-in (daily-sip emulator)")
+    if isinstance(exc, DailyAPIError):
+        return f"the Daily API at {api_url} answered {exc}; check the API key and URL"
+    if isinstance(exc, httpx.InvalidURL):
+        return f"{api_url!r} is not a URL; set DAILY_API_URL to e.g. https://api.daily.co/v1"
+    return f"the Daily API at {api_url} cannot be used: {exc}"
+
+
+async def preflight(creds: DailyCredentials) -> None:
+    """Raise `PreflightError` unless one ``GET /rooms?limit=1`` succeeds with these credentials.
+
+    Example:
+        ```python
+        from daily_sip.flows.preflight import preflight
+        from daily_sip.tasks import DailyCredentials
+
+        await preflight(DailyCredentials.from_env())  # PreflightError: cannot reach ...
+        ```
+    """
+    timeout = min(creds.timeout_seconds, PREFLIGHT_TIMEOUT_SECONDS)
+    try:
+        await pace(DEFAULT)
+        async with DailyClient(creds.api_key, creds.api_url, timeout=timeout) as daily:
+            await daily.list_rooms(limit=1)
+    except (DailyError, httpx.InvalidURL) as exc:
+        raise PreflightError(explain(exc, creds.api_url)) from None
+
+
+async def credentials_or_explain(block_name: str | None) -> DailyCredentials:
+    """The run's credentials: the named block, else the environment; `PreflightError` if neither.
+
+    Example:
+        ```python
+        creds = await credentials_or_explain("daily")  # or None for DAILY_API_KEY / DAILY_API_URL
+        ```
+    """
+    if block_name:
+        try:
+            return await DailyCredentials.aload(block_name)
+        except ValueError:
+            raise PreflightError(
+                f"no DailyCredentials block named {block_name!r} on this Prefect server; create it with "
+                f"`daily-sip setup --block-name {block_name} --api-key ...`"
+            ) from None
+    try:
+        return DailyCredentials.from_env()
+    except ValueError:
+        raise PreflightError(
+            "no Daily credentials: set DAILY_API_KEY (and DAILY_API_URL for the stand-in) or pass "
+            "--credentials-block with a block saved by `daily-sip setup`"
+        ) from None
