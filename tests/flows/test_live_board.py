@@ -70,7 +70,7 @@ async def test_board_shows_two_bridges_on_the_call_while_a_stay_campaign_runs(st
     assert [r["now"] for r in final] == ["✅ answered", "✅ answered", "⛔ busy"]
     assert (await latest("live-board-stay-progress")).data == 100.0
     summary = await latest("live-board-stay-summary")
-    assert "at least 2 of 3 bridges must answer; met with 2 answered" in summary.data
+    assert "at least 2 of 3 bridges must join (answer, for bridges without DTMF); met with 2" in summary.data
     assert "| ⛔ | Busy PBX | busy |" in summary.data
 
     # What happened when: one lane per bridge, in the Prefect UI and as a picture file.
