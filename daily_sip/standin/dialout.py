@@ -23,7 +23,8 @@ from .config import EmulatorConfig
 from .errors import NOT_HOSTING, ApiError, invalid, not_found
 from .events import EventLog
 from .rooms import Participant, Room, RoomService
-from .sip_uri import DEFAULT_OUTCOME, FAILURES, SipUri, check_endpoint, outcome_for, parse_sip_uri
+from .telephony import Script, script_for
+from .sip_uri import DEFAULT_OUTCOME, SipUri, check_endpoint, outcome_for, parse_sip_uri
 from .validation import (
     EXTENSION_RE,
     PHONE_RE,
@@ -64,6 +65,7 @@ class Leg(Participant):
     answered_at: float | None = None
     ended_at: float | None = None
     timer: TimerHandle | None = field(default=None, repr=False)
+    idle_timer: TimerHandle | None = field(default=None, repr=False)
 
     @property
     def active(self) -> bool:
@@ -298,17 +300,17 @@ class CallService:
     def _dialout_connect(self, leg: Leg) -> None:
         if not leg.active:
             return
-        if leg.outcome in ("busy", "notfound"):
-            self._fail_leg(leg, *FAILURES[leg.outcome])
+        script = script_for(self.config.telephony_profile, leg.outcome)
+        if script is not None and not script.connected_first:
+            self._end_unanswered(leg, script)
             return
         leg.state = "ringing"
         leg.sip_code = 180
         leg.connected_at = self.clock.now()
         self.event_log.emit("dialout.connected", self._leg_payload(leg), leg)
-        if leg.outcome == "noanswer":
-            leg.timer = self.scheduler.call_later(
-                self.config.ring_timeout, lambda: self._fail_leg(leg, *FAILURES["noanswer"])
-            )
+        if script is not None:
+            ring = self.config.ring_timeout if leg.outcome == "noanswer" else self.config.answer_delay
+            leg.timer = self.scheduler.call_later(ring, lambda: self._end_unanswered(leg, script))
         else:
             leg.timer = self.scheduler.call_later(self.config.answer_delay, lambda: self._dialout_answer(leg))
 
@@ -319,10 +321,43 @@ class CallService:
         leg.sip_code = 200
         leg.answered_at = self.clock.now()
         self.event_log.emit("dialout.answered", self._leg_payload(leg), leg)
+        self._arm_idle_timeout(leg)
         if leg.outcome == "hangup":
             leg.timer = self.scheduler.call_later(
                 self.config.hangup_after, lambda: self.end_leg(leg, "remote-hangup")
             )
+
+    def _end_unanswered(self, leg: Leg, script: Script) -> None:
+        """End a failing leg the way the telephony profile encodes it (telephony.py)."""
+        if script.end == "error":
+            self._fail_leg(leg, script.sip_code, script.error_msg or "dial-out failed")
+            return
+        leg.timer = None
+        self.end_leg(leg, "remote-rejected")
+        leg.sip_code = script.sip_code
+
+    def _arm_idle_timeout(self, leg: Leg) -> None:
+        """Apply ``dialout_config.max_idle_timeout_sec``: a dial-out user alone in the room (no
+        browser user or dial-in caller; other dial-outs do not count) is hung up after that many
+        seconds (https://docs.daily.co/reference/rest-api/rooms/config). Daily's default is 0;
+        whether an unset value really ends the call at once is not documented, so that is only
+        done with ``--enforce-idle-default``."""
+        room = self.room_service.rooms.get(leg.room)
+        if room is None:
+            return
+        timeout = (room.properties.get("dialout_config") or {}).get("max_idle_timeout_sec")
+        if timeout is None:
+            if not self.config.enforce_idle_default:
+                return
+            timeout = 0
+        if any(p.kind != "dialout" for p in room.participants.values()):
+            return
+
+        def expire() -> None:
+            if leg.state == "answered":
+                self.end_leg(leg, "idle-timeout")
+
+        leg.idle_timer = self.scheduler.call_later(float(timeout), expire)
 
     def _fail_leg(self, leg: Leg, code: int, message: str) -> None:
         if not leg.active:
@@ -345,9 +380,10 @@ class CallService:
         """Stop an active leg (any side hung up) and emit its `*.stopped` event."""
         if not leg.active:
             return
-        if leg.timer:
-            leg.timer.cancel()
-            leg.timer = None
+        for timer in (leg.timer, leg.idle_timer):
+            if timer:
+                timer.cancel()
+        leg.timer = leg.idle_timer = None
         if leg.state in ("dialing", "ringing") and leg.kind == "dialout":
             leg.sip_code = 487  # the INVITE was cancelled before an answer
         leg.state = "stopped"

@@ -11,7 +11,7 @@ from daily_sip.standin.backend import Backend
 from daily_sip.standin.clock import FakeClock, ManualScheduler
 from daily_sip.standin.config import EmulatorConfig
 from daily_sip.standin.errors import ApiError
-from daily_sip.standin.ratelimit import DIALOUT_START, RateLimiter, classify
+from daily_sip.standin.ratelimit import DEFAULT, DIALOUT_START, ROOM_DELETE, RateLimiter, classify
 from daily_sip.standin.sip_uri import outcome_for, parse_sip_uri
 from daily_sip.standin.webhooks import WebhookRegistry
 
@@ -129,7 +129,7 @@ def test_sip_uri_parsing_and_rejections():
 
 def test_session_limit_counts_dialin_callers(world):
     backend, _sched, _seen = world
-    room = dial_room(backend, sip={"sip_mode": "dial-in", "dialin_config": {"allow_room_start": True}})
+    room = dial_room(backend, sip={"sip_mode": "dial-in", "display_name": "SIP caller", "dialin_config": {"allow_room_start": True}})
     backend.simulate_dialin(room, {})
     backend.start_dialout(room, {"sipUri": "sip:a@x.com"})
     backend.start_dialout(room, {"phoneNumber": "+15551230000"})
@@ -142,7 +142,7 @@ def test_turning_sip_on_mid_meeting_then_off(world):
     backend, _sched, seen = world
     room = dial_room(backend)
     backend.start_dialout(room, {"sipUri": "sip:a@x.com"})
-    backend.update_room(room, {"properties": {"sip": {"sip_mode": "dial-in", "num_endpoints": 2}}})
+    backend.update_room(room, {"properties": {"sip": {"sip_mode": "dial-in", "display_name": "SIP caller", "num_endpoints": 2}}})
     ready = [e.payload["sip_endpoint"] for e in seen if e.type == "dialin.ready"]
     assert len(ready) == 2 and len(set(ready)) == 2
     caller = backend.simulate_dialin(room, {"endpoint_index": 1})
@@ -210,6 +210,23 @@ def test_rate_limiter_sliding_window():
     assert RateLimiter(scale=0, clock=clock).hit("k", DIALOUT_START) is None
 
 
+def test_both_windows_of_a_rate_class_hold():
+    """Daily: 20 per second and 100 per 5 s by default; room delete 2 per second and 50 per 30 s."""
+    clock = FakeClock()
+    limiter = RateLimiter(scale=1.0, clock=clock)
+    assert classify("GET", "/rooms") is DEFAULT and classify("DELETE", "/rooms/{name}") is ROOM_DELETE
+    assert [limiter.hit("k", DEFAULT) for _ in range(20)] == [None] * 20
+    assert limiter.hit("k", DEFAULT) == pytest.approx(1.0), "21st in one second: the 1 s window"
+    clock.advance(1.0)
+    assert sum(limiter.hit("k", DEFAULT) is None for _ in range(25)) == 20, "20 more the next second"
+    # (20 per second already caps any 5 s at 100; the delete class shows the long window binding.)
+    per_second = []
+    for _ in range(26):  # 3 tries a second: 2 pass until the 30 s window holds 50
+        per_second.append(sum(limiter.hit("d", ROOM_DELETE) is None for _ in range(3)))
+        clock.advance(1.0)
+    assert per_second == [2] * 25 + [0]
+
+
 def test_webhook_registry_circuit_breaker_and_reactivation():
     clock = FakeClock()
     reg = WebhookRegistry(clock)
@@ -246,7 +263,7 @@ def test_dialin_over_the_limit_is_refused_with_dialin_error(world):
     backend, _sched, seen = world
     room = dial_room(
         backend,
-        sip={"sip_mode": "dial-in", "num_endpoints": 4, "dialin_config": {"allow_room_start": True}},
+        sip={"sip_mode": "dial-in", "display_name": "SIP caller", "num_endpoints": 4, "dialin_config": {"allow_room_start": True}},
     )
     for _ in range(3):
         assert backend.simulate_dialin(room, {}).state == "connected"
