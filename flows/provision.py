@@ -17,7 +17,6 @@ from daily_sip.tasks.rooms import acreate_room, aget_room, aupdate_room
 from .campaign import Campaign
 from .cleanup import Ledger, save_ledger
 
-
 # Seconds after the campaign deadline a leg may still be up: the cleanup's hang-ups.
 IDLE_MARGIN_SECONDS = 120
 

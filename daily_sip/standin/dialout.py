@@ -23,8 +23,8 @@ from .config import EmulatorConfig
 from .errors import NOT_HOSTING, ApiError, invalid, not_found
 from .events import EventLog
 from .rooms import Participant, Room, RoomService
-from .telephony import Script, script_for
 from .sip_uri import DEFAULT_OUTCOME, SipUri, check_endpoint, outcome_for, parse_sip_uri
+from .telephony import Script, script_for
 from .validation import (
     EXTENSION_RE,
     PHONE_RE,

@@ -15,6 +15,9 @@ from daily_sip.standin.ratelimit import DEFAULT, DIALOUT_START, ROOM_DELETE, Rat
 from daily_sip.standin.sip_uri import outcome_for, parse_sip_uri
 from daily_sip.standin.webhooks import WebhookRegistry
 
+# Daily requires both fields whenever `sip` is an object.
+SIP_ON = {"sip_mode": "dial-in", "display_name": "SIP caller"}
+
 
 @pytest.fixture
 def world():
@@ -129,7 +132,7 @@ def test_sip_uri_parsing_and_rejections():
 
 def test_session_limit_counts_dialin_callers(world):
     backend, _sched, _seen = world
-    room = dial_room(backend, sip={"sip_mode": "dial-in", "display_name": "SIP caller", "dialin_config": {"allow_room_start": True}})
+    room = dial_room(backend, sip={**SIP_ON, "dialin_config": {"allow_room_start": True}})
     backend.simulate_dialin(room, {})
     backend.start_dialout(room, {"sipUri": "sip:a@x.com"})
     backend.start_dialout(room, {"phoneNumber": "+15551230000"})
@@ -142,7 +145,7 @@ def test_turning_sip_on_mid_meeting_then_off(world):
     backend, _sched, seen = world
     room = dial_room(backend)
     backend.start_dialout(room, {"sipUri": "sip:a@x.com"})
-    backend.update_room(room, {"properties": {"sip": {"sip_mode": "dial-in", "display_name": "SIP caller", "num_endpoints": 2}}})
+    backend.update_room(room, {"properties": {"sip": {**SIP_ON, "num_endpoints": 2}}})
     ready = [e.payload["sip_endpoint"] for e in seen if e.type == "dialin.ready"]
     assert len(ready) == 2 and len(set(ready)) == 2
     caller = backend.simulate_dialin(room, {"endpoint_index": 1})
@@ -263,7 +266,7 @@ def test_dialin_over_the_limit_is_refused_with_dialin_error(world):
     backend, _sched, seen = world
     room = dial_room(
         backend,
-        sip={"sip_mode": "dial-in", "display_name": "SIP caller", "num_endpoints": 4, "dialin_config": {"allow_room_start": True}},
+        sip={**SIP_ON, "num_endpoints": 4, "dialin_config": {"allow_room_start": True}},
     )
     for _ in range(3):
         assert backend.simulate_dialin(room, {}).state == "connected"

@@ -64,7 +64,8 @@ async def drive_every_operation(daily: DailyClient, emu, poll, name: str, sink_u
     await call("get_presence")
     await call("sip_call_transfer", name, {"sessionId": started.session_id,
                                            "toEndPoint": "sip:next@pbx.example.com"})
-    await call("sip_refer", name, {"sessionId": started.session_id, "toEndPoint": "sip:other@pbx.example.com"})
+    await call("sip_refer", name, {"sessionId": started.session_id,
+                                   "toEndPoint": "sip:other@pbx.example.com"})
     await call("stop_dial_out", name, started.session_id)
     hook = await call("create_webhook", {"url": sink_url, "retryType": "exponential"})
     await call("list_webhooks")
