@@ -286,3 +286,51 @@ def test_eject_at_room_exp_ends_calls(world):
     sched.advance(2)
     assert leg.state == "stopped" and leg.end_reason == "room-expired"
     assert types(seen)[-2:] == ["dialout.stopped", "meeting.ended"]
+
+
+def test_max_idle_timeout_hangs_up_an_answered_dialout_alone_in_the_room(world):
+    backend, sched, _seen = world
+    room = dial_room(backend, "idle", dialout_config={"allow_room_start": True, "max_idle_timeout_sec": 5})
+    leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com"})
+    sched.advance(1.5)
+    assert leg.state == "answered"
+    sched.advance(4.9)
+    assert leg.state == "answered"
+    sched.advance(0.2)
+    assert (leg.state, leg.end_reason) == ("stopped", "idle-timeout")
+    # Unset: not enforced unless asked for Daily's documented default of 0.
+    plain = backend.start_dialout(dial_room(backend, "plain"), {"sipUri": "sip:bob@example.com"})
+    sched.advance(3600)
+    assert plain.state == "answered"
+
+
+def test_unset_idle_timeout_is_daily_default_zero_when_enforced():
+    clock = FakeClock()
+    sched = ManualScheduler(clock)
+    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, enforce_idle_default=True),
+                      clock=clock, scheduler=sched)
+    leg = backend.start_dialout(dial_room(backend), {"sipUri": "sip:alice@example.com"})
+    sched.advance(1.6)
+    assert (leg.state, leg.end_reason) == ("stopped", "idle-timeout")
+
+
+@pytest.mark.parametrize("profile", ["sip-code", "free-text", "stopped", "connected-stopped"])
+def test_every_telephony_profile_ends_each_failing_outcome_without_an_answer(profile):
+    clock = FakeClock()
+    sched = ManualScheduler(clock)
+    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, ring_timeout=10,
+                                     telephony_profile=profile), clock=clock, scheduler=sched)
+    seen: list = []
+    backend.subscribe(seen.append)
+    room = dial_room(backend)
+    legs = {o: backend.start_dialout(room, {"sipUri": f"sip:{o}@pbx.example.com"})
+            for o in ("busy", "noanswer", "declined", "unreachable")}
+    sched.advance(20)
+    for outcome, leg in legs.items():
+        mine = [e.type for e in seen if (e.payload or {}).get("session_id") == leg.id]
+        assert "dialout.answered" not in mine, (profile, outcome)
+        assert mine[-1] in ("dialout.error", "dialout.stopped"), (profile, outcome, mine)
+        assert ("dialout.connected" in mine) == (
+            profile == "connected-stopped" or outcome in ("noanswer", "declined")), (profile, outcome)
+    with pytest.raises(ValueError, match="telephony_profile"):
+        EmulatorConfig(telephony_profile="carrier-pigeon")
