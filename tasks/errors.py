@@ -9,6 +9,11 @@ class DailyError(Exception):
     transient: bool = False
 
 
+class DailyKeyError(DailyError, ValueError):
+    """An API key Daily could never accept (empty, whitespace, non-ASCII). Raised before any
+    request; the message says what is wrong and where, never what the key is."""
+
+
 class DailyTransportError(DailyError):
     """The request did not get an answer: connect failure or timeout. Worth retrying.
 
