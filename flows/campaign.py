@@ -22,8 +22,12 @@ from daily_sip.tasks.models.validators import (
     sip_uri_with_headers,
 )
 
-Outcome = Literal["answered", "busy", "no_answer", "rejected", "failed", "canceled", "unknown"]
-REDIALABLE = ("busy", "no_answer", "rejected", "failed")
+# `ended_before_answer`: Daily stopped the call before any answer and said no more (busy, declined,
+# unreachable and no answer can all look like that). `no_events`: the leg was started but no
+# webhook event at all reached the run (see flows/silence.py).
+Outcome = Literal["answered", "busy", "no_answer", "rejected", "unreachable", "ended_before_answer",
+                  "failed", "no_events", "canceled", "unknown"]
+REDIALABLE = ("busy", "no_answer", "rejected", "unreachable", "ended_before_answer", "failed")
 
 
 class _Form(BaseModel):
@@ -118,7 +122,8 @@ class Redial(_Form):
         default=2.0, ge=1, le=10, title="Backoff multiplier",
         description="Each further wait is the previous one times this.",
     )
-    outcomes: list[Literal["busy", "no_answer", "rejected", "failed"]] = Field(
+    outcomes: list[Literal["busy", "no_answer", "rejected", "unreachable", "ended_before_answer",
+                           "failed"]] = Field(
         default_factory=lambda: ["busy", "no_answer", "failed"], title="Redial on",
         description="Outcomes that earn another attempt.",
         json_schema_extra={"default": ["busy", "no_answer", "failed"]},  # the form shows it preselected

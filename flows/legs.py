@@ -23,6 +23,7 @@ from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 from .campaign import Campaign, Target
 from .listener import DailyEvent, EventRouter
 from .report import CampaignReport, TargetResult, outcome_of_error
+from .silence import SilenceCheck
 
 # How long to wait for Daily to confirm a hang-up before freeing the leg's slot anyway.
 END_CONFIRM_SECONDS = 10.0
@@ -84,6 +85,7 @@ class Dialer:
         self.progress_id: Any = None
         self.all_ready = asyncio.Event()
         self.logger = get_run_logger()
+        self.silence = SilenceCheck(creds, room)
 
     async def dial_all(self) -> None:
         await asyncio.gather(*(self.run_target(i, t) for i, t in enumerate(self.c.targets)))
@@ -154,12 +156,19 @@ class Dialer:
         """Track one leg to its end; True when Daily already ended it, False if we must hang up."""
         loop = asyncio.get_running_loop()
         ring_deadline = loop.time() + self.c.ring_timeout_seconds
+        heard = False
         while True:
             event = await _next(queue, ring_deadline)
+            if event is None and not heard:  # silence is not "no answer"
+                result.status, result.detail = await self.silence.verdict(
+                    session, self.router.user_of(session), self.router.accepted, self.c.ring_timeout_seconds
+                )
+                return False
             if event is None:
                 result.status = "no_answer"
                 result.detail = f"no answer within {self.c.ring_timeout_seconds:.0f} s"
                 return False
+            heard = True
             if event.type == "dialout.connected":
                 result.connected_at = _at(event)
             elif event.type == "dialout.answered":
@@ -176,8 +185,10 @@ class Dialer:
                 if late is not None:
                     result.status, result.answered_at = "answered", _at(late)
                     return self._ended_after_answer(event, result)
-                result.status, result.stopped_at = "rejected", _at(event)
-                result.detail = "far end ended the call before answering"
+                # Daily does not say how busy / declined / unreachable / no answer show up; a
+                # stop before any answer may be any of them, so say only what is known.
+                result.status, result.stopped_at = "ended_before_answer", _at(event)
+                result.detail = "Daily reported the call stopped before it was answered (dialout.stopped)"
                 return True
             elif event.type == "dialout.warning":
                 self.logger.warning("%s: %s", target.sip_uri, event.payload.get("error_msg") or "warning")
