@@ -65,6 +65,11 @@ def emulator(
         typer.Option(help="Treat an unset dialout_config.max_idle_timeout_sec as Daily's default 0: "
                      "an answered dial-out alone in the room is hung up at once."),
     ] = False,
+    participant_events: Annotated[
+        bool,
+        typer.Option(help="Emit participant.joined/left for every participant, legs included "
+                     "(as Daily does for a webhook without eventTypes)."),
+    ] = True,
     presence_lag: Annotated[
         float,
         typer.Option(help="Seconds before presence shows a join or a leave (Daily: near-real-time, "
@@ -116,6 +121,7 @@ def emulator(
         "seed": seed,
         "enforce_idle_default": enforce_idle_default,
         "presence_lag": presence_lag,
+        "participant_events": participant_events,
         "telephony_profile": telephony_profile,
         "log_level": log_level,
     }

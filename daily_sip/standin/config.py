@@ -60,6 +60,7 @@ class EmulatorConfig:
     fault_lost_response: float = 0.0
     seed: int = 0
     enforce_idle_default: bool = False
+    participant_events: bool = True
     presence_lag: float = 0.0
     telephony_profile: str = "sip-code"
     log_level: str = "warning"

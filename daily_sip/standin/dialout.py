@@ -489,6 +489,7 @@ class CallService:
         check_int("waitBeforeExtensionDialSec", wait, 0, 60)
         leg = self._transfer_target(room_name, sid)
         now = self.clock.now()
+        self._transfer_events(leg, body["toEndPoint"], is_sip_refer=False)
         leg.transfers.append(
             {
                 "kind": "sipCallTransfer",
@@ -511,10 +512,38 @@ class CallService:
             raise invalid("'toEndPoint' is required")
         check_endpoint("toEndPoint", body["toEndPoint"])
         leg = self._transfer_target(room_name, sid)
+        self._transfer_events(leg, body["toEndPoint"], is_sip_refer=True)
         leg.transfers.append(
             {"kind": "sipRefer", "toEndPoint": body["toEndPoint"], "at": iso(self.clock.now())}
         )
         return {"ok": True}
+
+    def _transfer_events(self, leg: Leg, to_endpoint: str, *, is_sip_refer: bool) -> None:
+        """`calltransfer.initiated` now; after --answer-delay `calltransfer.answered` (when the new
+        far end answers) and `calltransfer.completed` with a `complete_status` chosen by the
+        target's magic user part (busy, no-answer, failed, else completed). Payload fields as in
+        Daily's generated spec (CalltransferInitiatedPayload / ...CompletedPayload)."""
+        user = to_endpoint[4:].split("@", 1)[0] if to_endpoint.lower().startswith("sip:") else ""
+        status = {"busy": "busy", "noanswer": "no-answer", "declined": "failed",
+                  "unreachable": "failed", "notfound": "failed"}.get(outcome_for(user), "completed")
+
+        def payload(**more: Any) -> dict[str, Any]:
+            return {
+                "domain_id": self.domain_id, "room": leg.room, "timestamp": self.event_log.timestamp(),
+                "session_id": leg.id, "mtg_session_id": leg.mtg_session_id, "to_endpoint": to_endpoint,
+                "from_endpoint": leg.destination or leg.sip_from, "is_sip_refer": is_sip_refer, **more,
+            }
+
+        def finish() -> None:
+            if status == "completed":
+                self.event_log.emit("calltransfer.answered", payload())
+            extra: dict[str, Any] = {"complete_status": status}
+            if is_sip_refer:
+                extra["refer_sip_response_code"] = "202"
+            self.event_log.emit("calltransfer.completed", payload(**extra))
+
+        self.event_log.emit("calltransfer.initiated", payload())
+        self.scheduler.call_later(self.config.answer_delay, finish)
 
     def hangup(self, leg_id: str) -> Leg:
         """The far end of a leg hangs up."""

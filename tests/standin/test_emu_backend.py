@@ -24,7 +24,8 @@ def world():
     clock = FakeClock()
     sched = ManualScheduler(clock)
     cfg = EmulatorConfig(
-        connect_delay=0.5, answer_delay=1.0, ring_timeout=30, hangup_after=5, session_limit=3
+        connect_delay=0.5, answer_delay=1.0, ring_timeout=30, hangup_after=5, session_limit=3,
+        participant_events=False,
     )
     backend = Backend(cfg, clock=clock, scheduler=sched)
     seen: list = []
@@ -319,7 +320,8 @@ def test_every_telephony_profile_ends_each_failing_outcome_without_an_answer(pro
     clock = FakeClock()
     sched = ManualScheduler(clock)
     backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, ring_timeout=10,
-                                     telephony_profile=profile), clock=clock, scheduler=sched)
+                                     telephony_profile=profile, participant_events=False),
+                      clock=clock, scheduler=sched)
     seen: list = []
     backend.subscribe(seen.append)
     room = dial_room(backend)
@@ -334,3 +336,57 @@ def test_every_telephony_profile_ends_each_failing_outcome_without_an_answer(pro
             profile == "connected-stopped" or outcome in ("noanswer", "declined")), (profile, outcome)
     with pytest.raises(ValueError, match="telephony_profile"):
         EmulatorConfig(telephony_profile="carrier-pigeon")
+
+
+def test_presence_lag_delays_joins_and_leaves():
+    clock = FakeClock()
+    sched = ManualScheduler(clock)
+    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, presence_lag=10),
+                      clock=clock, scheduler=sched)
+    room = dial_room(backend)
+    leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com", "userId": "u-1"})
+    assert backend.room_presence(room)["data"] == []
+    sched.advance(10)
+    assert [p["userId"] for p in backend.room_presence(room)["data"]] == ["u-1"]
+    backend.stop_dialout(room, {"sessionId": leg.id})
+    assert [p["userId"] for p in backend.room_presence(room)["data"]] == ["u-1"], "a ghost for a while"
+    assert list(backend.all_presence()) == [room]
+    sched.advance(10.1)
+    assert backend.room_presence(room)["data"] == [] and backend.all_presence() == {}
+
+
+def test_participant_events_for_every_leg():
+    clock = FakeClock()
+    sched = ManualScheduler(clock)
+    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0), clock=clock, scheduler=sched)
+    seen: list = []
+    backend.subscribe(seen.append)
+    room = dial_room(backend)
+    leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com", "userId": "u-1"})
+    sched.advance(5)
+    backend.stop_dialout(room, {"sessionId": leg.id})
+    assert types(seen) == ["meeting.started", "participant.joined", "dialout.connected",
+                           "dialout.answered", "dialout.stopped", "participant.left", "meeting.ended"]
+    joined, left = seen[1].payload, seen[5].payload
+    assert (joined["session_id"], joined["user_id"], joined["room"]) == (leg.id, "u-1", room)
+    assert left["duration"] == 5
+
+
+def test_call_transfers_send_calltransfer_webhooks(world):
+    backend, sched, seen = world
+    room = dial_room(backend)
+    leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com"})
+    sched.advance(1.5)
+    backend.sip_call_transfer(room, {"sessionId": leg.id, "toEndPoint": "sip:desk@pbx.example.com"})
+    backend.sip_refer(room, {"sessionId": leg.id, "toEndPoint": "sip:busy@pbx.example.com"})
+    sched.advance(1.0)
+    transfers = [(e.type, e.payload.get("complete_status"), e.payload["is_sip_refer"])
+                 for e in seen if e.type.startswith("calltransfer.")]
+    assert transfers == [
+        ("calltransfer.initiated", None, False), ("calltransfer.initiated", None, True),
+        ("calltransfer.answered", None, False), ("calltransfer.completed", "completed", False),
+        ("calltransfer.completed", "busy", True),
+    ]
+    completed = [e.payload for e in seen if e.type == "calltransfer.completed"]
+    assert completed[1]["refer_sip_response_code"] == "202"
+    assert completed[0]["to_endpoint"] == "sip:desk@pbx.example.com" and completed[0]["session_id"] == leg.id

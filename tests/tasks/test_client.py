@@ -15,6 +15,7 @@ from daily_sip.tasks.errors import (
     DailyAPIError,
     DailyAuthError,
     DailyError,
+    DailyForbiddenError,
     DailyNotFoundError,
     DailyRateLimitError,
     DailyRequestError,
@@ -225,9 +226,11 @@ async def test_dial_out_into_an_empty_room_without_allow_room_start_is_not_hosti
 
 async def test_dial_out_without_enable_dialout_is_a_permanent_refusal(client, emulator, fresh_name):
     room = (await client.create_room(fresh_name("nodial"))).name
-    with pytest.raises(DailyAPIError) as info:
+    with pytest.raises(DailyForbiddenError) as info:
         await client.start_dial_out(room, {"sipUri": TARGET})
     assert info.value.status == 403 and info.value.error == "forbidden-error"
+    assert not isinstance(info.value, DailyAuthError), "not a bad key"
+    assert "enable_dialout" in str(info.value) and "accepted the API key" in str(info.value)
     assert_permanent(info.value)
     assert emulator.introspect("legs", room=room) == []
 
