@@ -29,6 +29,8 @@ from .silence import SilenceCheck
 END_CONFIRM_SECONDS = 10.0
 # A start refused for the session limit (a leg that just ended is not counted out yet) is retried.
 SESSION_LIMIT_RETRY_SECONDS = 2.0
+# How long after a leg ended Daily may still count it against the session limit (a guess).
+SESSION_COUNT_LAG_SECONDS = 10.0
 ENDED = ("dialout.stopped", "dialout.error")
 # How long a `stopped` that came before any `answered` waits for an `answered` overtaken in transit.
 REORDER_GRACE_SECONDS = 1.5
@@ -81,6 +83,7 @@ class Dialer:
         self.router = router
         self.slots = asyncio.Semaphore(campaign.leg_capacity)
         self.live: set[str] = set()
+        self.last_leg_end = float("-inf")
         self.finished = 0
         self.progress_id: Any = None
         self.all_ready = asyncio.Event()
@@ -131,8 +134,9 @@ class Dialer:
                     started = await astart_dial_out(self.room, request, credentials=self.creds)
                     break
                 except DailyRequestError as exc:
-                    # Daily counts a leg out a moment after its end event; wait for the slot.
-                    if "max_sip_pstn_sessions" in str(exc) and loop.time() < give_up:
+                    # Daily counts a leg out a moment after its end event; wait for the slot. Its
+                    # refusal text is undocumented, so "a leg is up or just ended" is the signal.
+                    if self._may_be_session_limit(exc) and loop.time() < give_up:
                         await asyncio.sleep(SESSION_LIMIT_RETRY_SECONDS)
                         continue
                     result.status, result.error = "failed", exc.info or str(exc)
@@ -150,6 +154,11 @@ class Dialer:
                     await self.hang_up(session, queue, result)
             finally:
                 self.live.discard(session)
+                self.last_leg_end = loop.time()
+
+    def _may_be_session_limit(self, exc: DailyRequestError) -> bool:
+        recent = asyncio.get_running_loop().time() - self.last_leg_end < SESSION_COUNT_LAG_SECONDS
+        return bool(self.live) or recent or "max_sip_pstn_sessions" in str(exc)
 
     async def follow(self, target: Target, session: str, queue: asyncio.Queue[DailyEvent],
                      result: TargetResult) -> bool:
