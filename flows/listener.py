@@ -2,7 +2,9 @@
 
 Prefect's live subscription can drop events and its backfill is short, so the listener
 opens the subscription *before* the first dial and also re-reads the room's event history
-now and then; both feed one de-duplicating router.
+now and then; both feed one de-duplicating router. The router trusts an event only when Daily's
+signature, carried inside it by the receiver, verifies with the run's webhook secret
+(flows/verify.py), and only for legs this run started.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ async def test_forged_answered_event_posted_to_prefect_changes_nothing(own_stack
 
 
 async def test_campaign_with_the_webhook_not_configured_says_so(own_stack):
-    stack = own_stack()
+    # Daily's documented idle default (0) enforced: the flow's explicit value keeps the leg up.
+    stack = own_stack(enforce_idle_default=True)
     c = campaign("sip:ok@pbx.example.com", ring_timeout_seconds=3, dial_in={"enabled": False})
     state = await __import__("daily_sip.flows.dial_campaign", fromlist=["x"]).dial_campaign(
         campaign=c, webhook_url=None, return_state=True)
@@ -91,8 +92,12 @@ async def test_campaign_with_the_webhook_not_configured_says_so(own_stack):
     assert "presence lists the call" in target.detail
     assert NO_EVENTS_ADVICE in target.detail and report.notes == [NO_EVENTS_ADVICE]
     assert "is the Daily webhook pointed at the receiver" in state.message
-    # The stand-in answered it; the flow still hung up.
-    assert [leg["state"] for leg in stack.legs() if leg["room"] == report.room] == ["stopped"]
+    # The stand-in answered it, Daily's idle timeout did not cut it, the flow hung up.
+    legs = [leg for leg in stack.legs() if leg["room"] == report.room]
+    assert [(leg["state"], leg["end_reason"]) for leg in legs] == [("stopped", "api-stop")]
+    created = [r["body"] for r in stack.emulator.introspect("requests")["recent"]
+               if r["route"] == "POST /rooms" and r["body"].get("name") == report.room]
+    assert created[0]["properties"]["dialout_config"]["max_idle_timeout_sec"] == c.deadline_seconds + 120
     assert_nothing_left_behind(stack, report)
 
 
