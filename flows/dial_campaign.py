@@ -154,7 +154,6 @@ async def dial_campaign(
                 report.notes.append(NO_EVENTS_ADVICE)
                 logger.warning("%s", NO_EVENTS_ADVICE)
             report.events_received, report.duplicate_events = router.accepted, router.duplicates
-            report.forged_events = router.forged
             if router.latencies:
                 lat = sorted(router.latencies)
                 report.event_latency_p50 = lat[len(lat) // 2]
