@@ -168,6 +168,14 @@ async def run_setup(
 
     if webhook_secret:
         _check_secret(webhook_secret)
+    if api_key is not None:
+        from daily_sip.tasks.client import check_api_key
+        from daily_sip.tasks.errors import DailyKeyError
+
+        try:
+            check_api_key(api_key)  # saved as given, so refuse here what Daily never accepts
+        except DailyKeyError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--api-key / DAILY_API_KEY") from None
     lines = await _save_block(block_name, api_key, api_url, webhook_secret, verify)
     names = await ensure_rate_limits()
     for rate, name in zip(RATE_CLASSES, names, strict=True):

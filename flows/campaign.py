@@ -35,11 +35,15 @@ from daily_sip.tasks.models.validators import (
 from .bridges import Bridge, BridgeError, BridgePlan, JoinVia, TeamsProvider, plan
 from .dtmf import MAX_SCRIPT_SECONDS, DtmfScript, check_script, parse_script
 
+# `ended_before_answer`: Daily stopped the call before any answer and said no more (busy, declined,
+# unreachable and no answer can all look like that). `no_events`: the leg was started but no
+# webhook event at all reached the run (see flows/silence.py).
 Outcome = Literal[
     "joined", "answered", "dropped_after_dtmf", "dtmf_failed",
-    "busy", "no_answer", "rejected", "failed", "canceled", "unknown",
+    "busy", "no_answer", "rejected", "unreachable", "ended_before_answer", "failed", "no_events",
+    "canceled", "unknown",
 ]
-REDIALABLE = ("busy", "no_answer", "rejected", "failed")
+REDIALABLE = ("busy", "no_answer", "rejected", "unreachable", "ended_before_answer", "failed")
 #: Statuses of a leg the far end picked up.
 ANSWERED = ("joined", "answered", "dropped_after_dtmf", "dtmf_failed")
 
@@ -286,7 +290,8 @@ class Redial(_Form):
         default=2.0, ge=1, le=10, title="Backoff multiplier",
         description="Each further wait is the previous one times this.",
     )
-    outcomes: list[Literal["busy", "no_answer", "rejected", "failed"]] = Field(
+    outcomes: list[Literal["busy", "no_answer", "rejected", "unreachable", "ended_before_answer",
+                           "failed"]] = Field(
         default_factory=lambda: ["busy", "no_answer", "failed"], title="Redial on",
         description="Outcomes that earn another attempt.",
         json_schema_extra={"default": ["busy", "no_answer", "failed"]},  # the form shows it preselected

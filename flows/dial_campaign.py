@@ -26,6 +26,8 @@ from .provision import await_ready, provision
 from .publish import publish
 from .report import CampaignReport, TargetResult
 from .room_lock import room_lock
+from .silence import NO_EVENTS_ADVICE
+from .verify import EventVerifier
 
 # How often a run checks whether someone asked Prefect to cancel it.
 CANCEL_POLL_SECONDS = 1.0
@@ -110,7 +112,12 @@ async def dial_campaign(
     )
     ledger = Ledger(flow_run_id=run_id, room=room_name, user_prefix=f"{tag}-",
                     delete_room=campaign.delete_created_room, credentials_block=credentials_block)
-    router = EventRouter()
+    router = EventRouter(EventVerifier(creds.webhook_secret), room_name)
+    if not router.verifier.can_verify:
+        logger.error(
+            "the credentials have no webhook_secret: Daily's events cannot be verified, so none "
+            "will be trusted; set it to the secret the Daily webhook signs with"
+        )
     work: Dialer | None = None
     cancel_asked = asyncio.Event()
     cancel_watch = (
@@ -155,7 +162,10 @@ async def dial_campaign(
                     "only %d of %d SIP dial-in endpoints reported dialin.ready; callers may not get in",
                     len(report.dialin_ready), len(report.dialin_endpoints),
                 )
-            report.events_received, report.duplicate_events = len(router.latencies), router.duplicates
+            if any(t.status == "no_events" for t in report.targets):
+                report.notes.append(NO_EVENTS_ADVICE)
+                logger.warning("%s", NO_EVENTS_ADVICE)
+            report.events_received, report.duplicate_events = router.accepted, router.duplicates
             if router.latencies:
                 lat = sorted(router.latencies)
                 report.event_latency_p50 = lat[len(lat) // 2]
@@ -189,6 +199,13 @@ async def dial_campaign(
                 logger.error("cleanup failed: %s", exc)
             with contextlib.suppress(Exception):
                 await drop_ledger(run_id)
+        report.forged_events = router.forged
+        if router.forged:
+            logger.warning(
+                "%d event(s) posted to the Prefect API as Daily's were not signed by Daily and were "
+                "ignored; close the Prefect API to outsiders (see the README, 'Trust boundary')",
+                router.forged,
+            )
         report.finished_at = now()
         for t in report.targets:
             if t.status == "unknown" and report.error:

@@ -27,11 +27,14 @@ from .dtmf import DtmfScript
 from .listener import DailyEvent, EventRouter
 from .naming import task_run_name
 from .report import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
+from .silence import SilenceCheck
 
 # How long to wait for Daily to confirm a hang-up before freeing the leg's slot anyway.
 END_CONFIRM_SECONDS = 10.0
 # A start refused for the session limit (a leg that just ended is not counted out yet) is retried.
 SESSION_LIMIT_RETRY_SECONDS = 2.0
+# How long after a leg ended Daily may still count it against the session limit (a guess).
+SESSION_COUNT_LAG_SECONDS = 10.0
 ENDED = ("dialout.stopped", "dialout.error")
 # How long a `stopped` that came before any `answered` waits for an `answered` overtaken in transit.
 REORDER_GRACE_SECONDS = 1.5
@@ -93,11 +96,13 @@ class Dialer:
         self.router = router
         self.slots = asyncio.Semaphore(campaign.leg_capacity)
         self.live: set[str] = set()
+        self.last_leg_end = float("-inf")
         self.finished = 0
         self.progress_id: Any = None
         self.all_ready = asyncio.Event()
         self.logger = get_run_logger()
         self.board: Board | None = None  # the live board, when the flow keeps one
+        self.silence = SilenceCheck(creds, room)
 
     def show(self, result: TargetResult, phase: str, note: str = "") -> None:
         """A leg changed: tell the live board (it logs the line), else just log it."""
@@ -156,8 +161,9 @@ class Dialer:
                     )(self.room, request, credentials=self.creds)
                     break
                 except DailyRequestError as exc:
-                    # Daily counts a leg out a moment after its end event; wait for the slot.
-                    if "max_sip_pstn_sessions" in str(exc) and loop.time() < give_up:
+                    # Daily counts a leg out a moment after its end event; wait for the slot. Its
+                    # refusal text is undocumented, so "a leg is up or just ended" is the signal.
+                    if self._may_be_session_limit(exc) and loop.time() < give_up:
                         await asyncio.sleep(SESSION_LIMIT_RETRY_SECONDS)
                         continue
                     result.status, result.error = "failed", exc.info or str(exc)
@@ -175,18 +181,30 @@ class Dialer:
                     await self.hang_up(session, queue, result)
             finally:
                 self.live.discard(session)
+                self.last_leg_end = loop.time()
+
+    def _may_be_session_limit(self, exc: DailyRequestError) -> bool:
+        recent = asyncio.get_running_loop().time() - self.last_leg_end < SESSION_COUNT_LAG_SECONDS
+        return bool(self.live) or recent or "max_sip_pstn_sessions" in str(exc)
 
     async def follow(self, target: Target, session: str, queue: asyncio.Queue[DailyEvent],
                      result: TargetResult) -> bool:
         """Track one leg to its end; True when Daily already ended it, False if we must hang up."""
         loop = asyncio.get_running_loop()
         ring_deadline = loop.time() + self.c.ring_timeout_seconds
+        heard = False
         while True:
             event = await _next(queue, ring_deadline)
+            if event is None and not heard:  # silence is not "no answer"
+                result.status, result.detail = await self.silence.verdict(
+                    session, self.router.user_of(session), self.router.accepted, self.c.ring_timeout_seconds
+                )
+                return False
             if event is None:
                 result.status = "no_answer"
                 result.detail = f"no answer within {self.c.ring_timeout_seconds:.0f} s"
                 return False
+            heard = True
             if event.type == "dialout.connected":
                 result.connected_at = _at(event)
                 self.show(result, board.RINGING)
@@ -205,8 +223,10 @@ class Dialer:
                 if late is not None:
                     self._answered(late, result)
                     return self._ended_after_answer(event, result)
-                result.status, result.stopped_at = "rejected", _at(event)
-                result.detail = "far end ended the call before answering"
+                # Daily does not say how busy / declined / unreachable / no answer show up; a
+                # stop before any answer may be any of them, so say only what is known.
+                result.status, result.stopped_at = "ended_before_answer", _at(event)
+                result.detail = "Daily reported the call stopped before it was answered (dialout.stopped)"
                 return True
             elif event.type == "dialout.warning":
                 self.logger.warning("%s: %s", target.uri, event.payload.get("error_msg") or "warning")

@@ -2,7 +2,9 @@
 
 Prefect's live subscription can drop events and its backfill is short, so the listener
 opens the subscription *before* the first dial and also re-reads the room's event history
-now and then; both feed one de-duplicating router.
+now and then; both feed one de-duplicating router. The router trusts an event only when Daily's
+signature, carried inside it by the receiver, verifies with the run's webhook secret
+(flows/verify.py), and only for legs this run started.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from prefect.events.filters import (
     EventOccurredFilter,
     EventResourceFilter,
 )
+
+from .verify import EventVerifier
 
 logger = logging.getLogger("daily_sip.listener")
 
@@ -45,46 +49,90 @@ class DailyEvent:
 
 
 class EventRouter:
-    """De-duplicates by Daily event id and hands events to per-``userId`` queues."""
+    """Verifies, de-duplicates by Daily event id and hands events to per-``userId`` queues.
 
-    def __init__(self) -> None:
+    Only events whose Daily signature checks out (`flows.verify`) count; the others are
+    counted in ``forged`` and logged. Only this run's legs get events: a ``userId`` the run
+    created with `queue`, or a ``sessionId`` it `bind`-ed; anything else is ``foreign``.
+    """
+
+    def __init__(self, verifier: EventVerifier, room: str | None = None) -> None:
+        self.verifier = verifier
+        self.room = room
         self._seen: set[str] = set()
-        self._queues: dict[str, asyncio.Queue[DailyEvent]] = defaultdict(asyncio.Queue)
+        self._queues: dict[str, asyncio.Queue[DailyEvent]] = {}
         self._session_user: dict[str, str] = {}
         self._orphans: dict[str, list[DailyEvent]] = defaultdict(list)
+        self._refused: set[str] = set()
         self.room_events: asyncio.Queue[DailyEvent] = asyncio.Queue()
         self.latencies: list[float] = []
         self.duplicates = 0
+        self.forged = 0
+        self.foreign = 0
+        self.accepted = 0
 
     def queue(self, user_id: str) -> asyncio.Queue[DailyEvent]:
-        return self._queues[user_id]
+        """The queue of one of this run's legs; creating it is what makes ``user_id`` ours."""
+        return self._queues.setdefault(user_id, asyncio.Queue())
 
     def bind(self, session_id: str, user_id: str) -> None:
         """Tie a session to its userId; events that came first (by session only) catch up."""
         self._session_user[session_id] = user_id
         for event in self._orphans.pop(session_id, []):
-            self._queues[user_id].put_nowait(event)
+            self.queue(user_id).put_nowait(event)
+
+    def user_of(self, session_id: str) -> str | None:
+        return self._session_user.get(session_id)
 
     def feed(self, event: Any) -> None:
         """Take a ``prefect.events`` Event produced by our receiver."""
-        payload = event.payload or {}
-        daily_id = str(payload.get("daily_event_id") or event.id)
+        prefect_id = str(getattr(event, "id", ""))
+        if prefect_id in self._refused:
+            return  # the history re-read brings it again; counted once
+        verified, reason = self.verifier.check(event.payload)
+        if verified is None:
+            self._refused.add(prefect_id)
+            self.forged += 1
+            _run_logger().warning(
+                "ignored event %s (%s) claiming to be from Daily: %s", prefect_id,
+                getattr(event, "event", "?"), reason,
+            )
+            return
+        body = verified.payload
+        if self.room is not None and body.get("room") not in (None, self.room):
+            self.foreign += 1
+            return
+        daily_id = verified.event_id
         if daily_id in self._seen:
             self.duplicates += 1
             return
         self._seen.add(daily_id)
-        daily_type = payload.get("daily_type") or event.event.removeprefix("daily.")
-        body = payload.get("daily") or {}
-        item = DailyEvent(daily_type, body, daily_id, _float(payload.get("event_ts")))
+        item = DailyEvent(verified.type, body, daily_id, _float(verified.event_ts))
+        self.accepted += 1
         if item.latency is not None:
             self.latencies.append(item.latency)
-        user = body.get("user_id") or self._session_user.get(body.get("session_id") or "")
+        session = body.get("session_id") or ""
+        user = body.get("user_id") or self._session_user.get(session)
         if user:
-            self._queues[user].put_nowait(item)
-        elif body.get("session_id") and daily_type.startswith("dialout."):
-            self._orphans[body["session_id"]].append(item)
+            if user in self._queues:
+                self._queues[user].put_nowait(item)
+            else:
+                self.foreign += 1  # a signed event for a leg another run (or a person) started
+        elif session and verified.type.startswith("dialout."):
+            self._orphans[session].append(item)
         else:
             self.room_events.put_nowait(item)
+
+
+def _run_logger() -> Any:
+    """The flow run's logger (so the warning shows in the run's logs), else the module's."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
 
 
 def _float(value: Any) -> float | None:

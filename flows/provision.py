@@ -17,12 +17,35 @@ from daily_sip.tasks.rooms import acreate_room, aget_room, aupdate_room
 from .campaign import Campaign
 from .cleanup import Ledger, save_ledger
 
+# Seconds after the campaign deadline a leg may still be up: the cleanup's hang-ups.
+IDLE_MARGIN_SECONDS = 120
+
+
+def idle_timeout_for(campaign: Campaign) -> int:
+    """``dialout_config.max_idle_timeout_sec`` for a campaign room.
+
+    A REST-only campaign has no browser participant, so every leg is "alone" in Daily's sense;
+    under Daily's documented default of 0 a bridge could be hung up by Daily itself right after
+    it answered (and be reported as "far end hung up"). The flow hangs legs up itself, so the
+    timeout only has to outlast the run (deadline plus cleanup); keeping it bounded means a leg
+    left behind by a run that was killed outright still ends on its own.
+    https://docs.daily.co/reference/rest-api/rooms/config
+
+    Example:
+        >>> idle_timeout_for(Campaign(targets=[{"sip_uri": "sip:1@b.example.com"}], deadline_seconds=600))
+        720
+    """
+    return int(campaign.deadline_seconds) + IDLE_MARGIN_SECONDS
+
 
 async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger) -> Any:
     """Create the room (or borrow one), with SIP dial-in and REST dial-out allowed."""
     props: dict[str, Any] = {
         "enable_dialout": True,
-        "dialout_config": {"allow_room_start": True},
+        "dialout_config": {
+            "allow_room_start": True,
+            "max_idle_timeout_sec": idle_timeout_for(campaign),
+        },
     }
     if campaign.dial_in.enabled:
         props["sip"] = {

@@ -10,29 +10,67 @@ from pydantic import BaseModel, Field
 
 from .campaign import ANSWERED, Outcome
 
-_SIP_CODE = re.compile(r"\b([3-6]\d\d)\b")
+# Daily does not document how a failed call appears in `dialout.error.error_msg`: it is free
+# text that may change (https://docs.daily.co/reference/rest-api/webhooks/events/dialout-error).
+# A number counts as a SIP status only in an unmistakable context ("SIP 486", "status: 486",
+# or followed by the RFC 3261 reason phrase of that very code); any other wording gives the
+# generic status with Daily's raw text, never a guessed specific one.
+REASONS = {
+    404: "not found", 408: "request timeout", 410: "gone", 480: "temporarily unavailable",
+    484: "address incomplete", 486: "busy here", 487: "request terminated", 488: "not acceptable",
+    500: "server internal error", 502: "bad gateway", 503: "service unavailable",
+    504: "server time-out", 600: "busy everywhere", 603: "decline", 604: "does not exist anywhere",
+    606: "not acceptable", 403: "forbidden", 401: "unauthorized", 407: "proxy authentication required",
+}
+_SIP_CONTEXT = re.compile(r"\b(?:sip(?:/2\.0)?|status|code|cause)\s*[:=#-]?\s*([3-6]\d\d)\b", re.I)
+_CODE_THEN_WORDS = re.compile(r"\b([3-6]\d\d)\s+([a-z][a-z -]+)", re.I)
 # 486 Busy Here, 600 Busy Everywhere
 BUSY_CODES = {486, 600}
 # 408 Request Timeout, 480 Temporarily Unavailable, 487 Request Terminated (cancelled while ringing)
 NO_ANSWER_CODES = {408, 480, 487}
+# Nobody there to ring: no such user/number, or the far end's server could not take the call.
+UNREACHABLE_CODES = {404, 410, 484, 502, 503, 504, 604}
 
 
 def sip_code_of(error_msg: str | None) -> int | None:
-    match = _SIP_CODE.search(error_msg or "")
-    return int(match.group(1)) if match else None
+    """The SIP status in a Daily error text, only when the text says it is one.
+
+    Example:
+        >>> sip_code_of("SIP 486 Busy Here"), sip_code_of("486 busy here"), sip_code_of("room 486 is full")
+        (486, 486, None)
+    """
+    text = error_msg or ""
+    match = _SIP_CONTEXT.search(text)
+    if match:
+        return int(match.group(1))
+    for match in _CODE_THEN_WORDS.finditer(text):
+        code, words = int(match.group(1)), match.group(2).strip().lower()
+        if code in REASONS and words.startswith(REASONS[code]):
+            return code
+    return None
 
 
 def outcome_of_error(error_msg: str | None) -> tuple[Outcome, int | None]:
-    """Map a ``dialout.error`` message to an outcome: busy, no answer, rejected (the far end
-    refused: 4xx/603), or failed (5xx, SDP trouble, anything without a SIP code)."""
+    """Map a ``dialout.error`` message to an outcome.
+
+    busy (486/600), no_answer (408/480/487), unreachable (404/410/484/502-504/604), rejected (any
+    other 4xx, 603/606: the far end refused), else ``ended_before_answer``: the generic status,
+    for which the report keeps Daily's raw text. Free text without a SIP status gets it too.
+
+    Example:
+        >>> outcome_of_error("SIP 603 Decline"), outcome_of_error("The callee is busy")
+        (('rejected', 603), ('ended_before_answer', None))
+    """
     code = sip_code_of(error_msg)
     if code in BUSY_CODES:
         return "busy", code
     if code in NO_ANSWER_CODES:
         return "no_answer", code
-    if code is not None and (400 <= code < 500 or code in (603, 604, 606)):
+    if code in UNREACHABLE_CODES:
+        return "unreachable", code
+    if code is not None and (400 <= code < 500 or code in (603, 606)):
         return "rejected", code
-    return "failed", code
+    return "ended_before_answer", code
 
 
 class DtmfStepResult(BaseModel):
@@ -50,7 +88,7 @@ def _secs(value: float | None) -> str:
 # One glance per status, in the table artifacts, the summary and the terminal.
 ICONS = {"joined": "✅", "answered": "✅", "dropped_after_dtmf": "🔐", "dtmf_failed": "🔐",
          "busy": "⛔", "no_answer": "⌛", "rejected": "🚫", "failed": "❌", "canceled": "⏹️",
-         "unknown": "❔"}
+         "unreachable": "📵", "ended_before_answer": "❔", "no_events": "🔇", "unknown": "❔"}
 
 
 def _hms(at: datetime | None) -> str:
@@ -134,6 +172,11 @@ class CampaignReport(BaseModel):
         default_factory=list, description="Per target, in order: every state change of its legs.")
 
     success_counts: str = Field(default="joined", description="The campaign's success.counts rule")
+    forged_events: int = Field(
+        default=0, description="Events that claimed to be Daily's but carried no valid Daily "
+        "signature: ignored, never part of an outcome.",
+    )
+    notes: list[str] = Field(default_factory=list, description="What to fix, found during the run.")
 
     @property
     def answered(self) -> int:
@@ -174,6 +217,8 @@ class CampaignReport(BaseModel):
             text += f"; {tail}"
         if self.error:
             text += f". Stopped early: {self.error}"
+        for note in self.notes:
+            text += f". {note}"
         return text
 
     def table(self) -> str:
@@ -226,6 +271,8 @@ class CampaignReport(BaseModel):
                      _hms(t.stopped_at), _secs(t.seconds_on_call), t.error or t.detail or ""]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines += ["", f"Afterwards: {cleanup}."]
+        if self.forged_events:
+            lines += ["", f"⚠️ {self.forged_events} event(s) not signed by Daily were ignored."]
         return "\n".join(lines) + self._steps_markdown()
 
     def _steps_markdown(self) -> str:

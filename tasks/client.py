@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from .errors import DailyError, DailyNotFoundError, DailyTransportError, api_error_for
+from .errors import DailyError, DailyKeyError, DailyNotFoundError, DailyTransportError, api_error_for
 from .models import (
     Acknowledged,
     CreateRoom,
@@ -59,6 +59,36 @@ def _path(*parts: str) -> str:
     return "/" + "/".join(quote(p, safe="") for p in parts)
 
 
+def check_api_key(key: SecretStr | str) -> SecretStr:
+    """Refuse a key Daily could never accept, naming the problem but never the key.
+
+    Daily keys are printable ASCII without spaces (they travel in an HTTP header,
+    https://docs.daily.co/reference/rest-api). A copy-pasted key often carries a trailing
+    newline or no-break space; sent as is, the HTTP layer fails with an error whose text
+    repeats the header, i.e. the key.
+
+    Example:
+        >>> check_api_key("abc123").get_secret_value()
+        'abc123'
+        ``check_api_key("abc123\\u00a0")`` raises `DailyKeyError`: "the Daily API key has a
+        non-ASCII character (U+00A0) at position 7 of 7 ...", without the key.
+    """
+    value = key.get_secret_value() if isinstance(key, SecretStr) else key
+    if not isinstance(value, str) or not value:
+        raise DailyKeyError("the Daily API key is empty; copy it from the Daily dashboard (Developers)")
+    for position, ch in enumerate(value, 1):
+        if ch.isspace() or not ch.isascii() or not ch.isprintable():
+            what = (
+                f"a non-ASCII character (U+{ord(ch):04X})" if not ch.isascii()
+                else "a space, tab or newline" if ch.isspace() else "a control character"
+            )
+            raise DailyKeyError(
+                f"the Daily API key has {what} at position {position} of {len(value)}, which no "
+                "Daily key contains (often left over from copy-paste); paste the key again"
+            )
+    return key if isinstance(key, SecretStr) else SecretStr(value)
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -85,7 +115,7 @@ class DailyClient:
         max_connections: int = 20,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
+        self._api_key = check_api_key(api_key)  # before anything can be sent
         self.api_url = api_url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=self.api_url,

@@ -9,6 +9,11 @@ class DailyError(Exception):
     transient: bool = False
 
 
+class DailyKeyError(DailyError, ValueError):
+    """An API key Daily could never accept (empty, whitespace, non-ASCII). Raised before any
+    request; the message says what is wrong and where, never what the key is."""
+
+
 class DailyTransportError(DailyError):
     """The request did not get an answer: connect failure or timeout. Worth retrying.
 
@@ -66,7 +71,7 @@ class DailyServerError(DailyAPIError):
 
 
 class DailyAuthError(DailyAPIError):
-    """Missing or wrong API key (400 authorization-header-error, 401, 403). Permanent."""
+    """Missing or wrong API key (400 authorization-header-error, 401). Permanent."""
 
 
 class DailyNotFoundError(DailyAPIError):
@@ -77,13 +82,29 @@ class DailyRequestError(DailyAPIError):
     """Any other 4xx: Daily refused the request as invalid. Permanent: fix the input."""
 
 
+class DailyForbiddenError(DailyRequestError):
+    """HTTP 403 ``forbidden-error``: the key was accepted, but this operation is not allowed
+    here, e.g. a dial-out from a room without ``enable_dialout`` (daily-js calls it
+    ``NOT_ALLOWED``, https://docs.daily.co/reference/daily-js/instance-methods/start-dial-out).
+    Permanent: change the room or account settings, not the key."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.args = (
+            f"{self.args[0]} (Daily accepted the API key but does not allow this operation here; "
+            "for a dial-out, check the room's enable_dialout property)",
+        )
+
+
 def api_error_for(status: int, error: str | None, info: str | None, **kw) -> DailyAPIError:
     if status == 429:
         cls = DailyRateLimitError
     elif status >= 500:
         cls = DailyServerError
-    elif status in (401, 403) or error == "authorization-header-error":
+    elif status == 401 or error in ("authentication-error", "authorization-header-error"):
         cls = DailyAuthError
+    elif status == 403:
+        cls = DailyForbiddenError
     elif status == 404:
         cls = DailyNotFoundError
     else:

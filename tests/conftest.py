@@ -49,7 +49,9 @@ def _flag_args(flags: dict) -> list[str]:
         opt = "--" + key.replace("_", "-")
         if value is True:
             args.append(opt)
-        elif value is False or value is None:
+        elif value is False:
+            args.append("--no-" + key.replace("_", "-"))
+        elif value is None:
             continue
         else:
             args += [opt, str(value)]
@@ -99,7 +101,7 @@ def emulator() -> Iterator[EmulatorProcess]:
 
     Tests that need limits or faults start their own with `start_emulator`.
     """
-    emu = launch_emulator(rate_limit_scale=0, ring_timeout=1.0, hangup_after=0.5,
+    emu = launch_emulator(rate_limit_scale=0, ring_timeout=1.0, hangup_after=0.5, participant_events=False,
                           connect_delay=0.05, answer_delay=0.05)
     yield emu
     stop_process(emu.proc)

@@ -57,6 +57,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .emitter import PrefectEventsEmitter
+from .events import proof_of
 from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 
 if TYPE_CHECKING:
@@ -68,7 +69,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("daily_sip.receiver")
 
-DEFAULT_MAX_BODY_BYTES = 1_000_000  # Prefect's default maximum event size is 1.5 MB
+# Prefect's default maximum event size is 1.5 MB; an event holds the payload twice (parsed, and
+# base64 in its signature proof), so about 2.4x the body.
+DEFAULT_MAX_BODY_BYTES = 600_000
 _PING = {"test": "test"}
 
 Emitter = Callable[["Event"], Awaitable[None] | None]
@@ -208,7 +211,7 @@ class WebhookReceiver:
         if not isinstance(document, dict):
             return reject(400, "body is not a JSON object")
         try:
-            event = self._to_event(document)
+            event = self._to_event(document, proof_of(timestamp, signature, body))
         except ValueError as exc:  # includes pydantic.ValidationError
             logger.warning("delivery refused: not a usable Daily envelope: %s", _describe(exc))
             return reject(400, "not a Daily webhook envelope")

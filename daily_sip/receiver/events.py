@@ -14,7 +14,10 @@ see https://docs.daily.co/reference/rest-api/webhooks) becomes exactly one Prefe
   ``session_id`` (``daily.dialin.<session_id>`` / ``dialin-session`` for ``dialin.*`` types), and
   ``daily.user.<user_id>`` with role ``dial-user`` when it has a ``user_id``.
 * ``payload``: ``{"daily_event_id", "daily_type", "version", "event_ts", "daily": <the Daily payload
-  exactly as received>}``.
+  exactly as received>, "proof": {"timestamp", "signature", "body_b64"}}``. ``proof`` carries
+  Daily's ``X-Webhook-Timestamp`` and ``X-Webhook-Signature`` headers and the raw body (base64),
+  so a consumer holding the webhook secret can re-verify that Daily sent it: anyone who can
+  write to the Prefect API can post an event that *looks* like ours, but cannot sign it.
 * ``id``: ``uuid5(DAILY_EVENT_NAMESPACE, <Daily envelope id>)``: a redelivered Daily event always
   maps to the same Prefect event id, so duplicates also collapse downstream (the Prefect server
   de-duplicates by event id).
@@ -27,6 +30,7 @@ This module imports nothing heavy at import time (Prefect is imported inside
 
 from __future__ import annotations
 
+import base64
 import math
 import uuid
 from collections.abc import Mapping
@@ -63,6 +67,7 @@ __all__ = [
     "event_name",
     "parse_timestamp",
     "prefect_event_id",
+    "proof_of",
     "room_resource_id",
     "to_prefect_event",
     "user_resource_id",
@@ -216,7 +221,16 @@ def _related(daily_type: str, payload: Mapping[str, Any]) -> list[dict[str, str]
     return related
 
 
-def to_prefect_event(envelope: Mapping[str, Any]) -> Event:
+def proof_of(timestamp: str | None, signature: str | None, body: bytes) -> dict[str, str | None]:
+    """What a consumer needs to re-verify Daily's signature (see `daily_sip.receiver.signing`)."""
+    return {
+        "timestamp": timestamp,
+        "signature": signature,
+        "body_b64": base64.b64encode(body).decode("ascii"),
+    }
+
+
+def to_prefect_event(envelope: Mapping[str, Any], proof: Mapping[str, Any] | None = None) -> Event:
     """Convert one Daily webhook envelope (already JSON-decoded) to a Prefect `Event`.
 
     Raises ValueError when the envelope has no usable ``type`` or ``id``. Unknown fields and
@@ -248,5 +262,6 @@ def to_prefect_event(envelope: Mapping[str, Any]) -> Event:
             "version": envelope.get("version"),
             "event_ts": envelope.get("event_ts"),
             "daily": raw_payload,
+            **({"proof": dict(proof)} if proof is not None else {}),
         },
     )

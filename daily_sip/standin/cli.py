@@ -66,6 +66,26 @@ def emulator(
         typer.Option(help="Share of successful dialOut/start calls whose answer is lost (504)."),
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the fault RNG; same seed, same faults.")] = 0,
+    enforce_idle_default: Annotated[
+        bool,
+        typer.Option(help="Treat an unset dialout_config.max_idle_timeout_sec as Daily's default 0: "
+                     "an answered dial-out alone in the room is hung up at once."),
+    ] = False,
+    participant_events: Annotated[
+        bool,
+        typer.Option(help="Emit participant.joined/left for every participant, legs included "
+                     "(as Daily does for a webhook without eventTypes)."),
+    ] = True,
+    presence_lag: Annotated[
+        float,
+        typer.Option(help="Seconds before presence shows a join or a leave (Daily: near-real-time, "
+                     "observed 10-25 s)."),
+    ] = 0.0,
+    telephony_profile: Annotated[
+        str,
+        typer.Option(help="How busy / no answer / declined / unreachable reach webhooks (Daily does "
+                     "not document it): sip-code, free-text, stopped, connected-stopped."),
+    ] = "sip-code",
     log_level: Annotated[
         str, typer.Option(help="Log level for stderr: debug, info, warning, error.")
     ] = "warning",
@@ -107,6 +127,10 @@ def emulator(
         "fault_reorder": fault_reorder,
         "fault_lost_response": fault_lost_response,
         "seed": seed,
+        "enforce_idle_default": enforce_idle_default,
+        "presence_lag": presence_lag,
+        "participant_events": participant_events,
+        "telephony_profile": telephony_profile,
         "log_level": log_level,
     }
     try:

@@ -28,6 +28,7 @@ _NON_NEGATIVE = (
     "webhook_timeout",
     "webhook_retry_base",
     "fault_latency",
+    "presence_lag",
 )
 
 
@@ -62,6 +63,10 @@ class EmulatorConfig:
     fault_reorder: float = 0.0
     fault_lost_response: float = 0.0
     seed: int = 0
+    enforce_idle_default: bool = False
+    participant_events: bool = True
+    presence_lag: float = 0.0
+    telephony_profile: str = "sip-code"
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
@@ -80,6 +85,12 @@ class EmulatorConfig:
             raise ValueError(f"session_limit must be >= 1, got {self.session_limit}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
+        from .telephony import PROFILES  # late: telephony.py is a leaf, config is imported first
+
+        if self.telephony_profile not in PROFILES:
+            raise ValueError(
+                f"telephony_profile must be one of {', '.join(PROFILES)}, got {self.telephony_profile!r}"
+            )
         if not self.api_key:
             raise ValueError("api_key must not be empty")
 

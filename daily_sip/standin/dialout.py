@@ -25,13 +25,13 @@ from .events import EventLog
 from .rooms import Participant, Room, RoomService
 from .sip_uri import (
     DEFAULT_OUTCOME,
-    FAILURES,
     SipUri,
     check_endpoint,
     ivr_pin_for,
     outcome_for,
     parse_sip_uri,
 )
+from .telephony import Script, script_for
 from .validation import (
     EXTENSION_RE,
     PHONE_RE,
@@ -91,6 +91,7 @@ class Leg(Participant):
     answered_at: float | None = None
     ended_at: float | None = None
     timer: TimerHandle | None = field(default=None, repr=False)
+    idle_timer: TimerHandle | None = field(default=None, repr=False)
 
     @property
     def active(self) -> bool:
@@ -328,17 +329,17 @@ class CallService:
     def _dialout_connect(self, leg: Leg) -> None:
         if not leg.active:
             return
-        if leg.outcome in ("busy", "notfound"):
-            self._fail_leg(leg, *FAILURES[leg.outcome])
+        script = script_for(self.config.telephony_profile, leg.outcome)
+        if script is not None and not script.connected_first:
+            self._end_unanswered(leg, script)
             return
         leg.state = "ringing"
         leg.sip_code = 180
         leg.connected_at = self.clock.now()
         self.event_log.emit("dialout.connected", self._leg_payload(leg), leg)
-        if leg.outcome == "noanswer":
-            leg.timer = self.scheduler.call_later(
-                self.config.ring_timeout, lambda: self._fail_leg(leg, *FAILURES["noanswer"])
-            )
+        if script is not None:
+            ring = self.config.ring_timeout if leg.outcome == "noanswer" else self.config.answer_delay
+            leg.timer = self.scheduler.call_later(ring, lambda: self._end_unanswered(leg, script))
         else:
             leg.timer = self.scheduler.call_later(self.config.answer_delay, lambda: self._dialout_answer(leg))
 
@@ -349,6 +350,7 @@ class CallService:
         leg.sip_code = 200
         leg.answered_at = self.clock.now()
         self.event_log.emit("dialout.answered", self._leg_payload(leg), leg)
+        self._arm_idle_timeout(leg)
         if leg.outcome == "hangup":
             leg.timer = self.scheduler.call_later(
                 self.config.hangup_after, lambda: self.end_leg(leg, "remote-hangup")
@@ -386,6 +388,38 @@ class CallService:
                     self.config.ivr_reject_delay, lambda: self.end_leg(leg, "remote-hangup")
                 )
 
+    def _end_unanswered(self, leg: Leg, script: Script) -> None:
+        """End a failing leg the way the telephony profile encodes it (telephony.py)."""
+        if script.end == "error":
+            self._fail_leg(leg, script.sip_code, script.error_msg or "dial-out failed")
+            return
+        leg.timer = None
+        self.end_leg(leg, "remote-rejected")
+        leg.sip_code = script.sip_code
+
+    def _arm_idle_timeout(self, leg: Leg) -> None:
+        """Apply ``dialout_config.max_idle_timeout_sec``: a dial-out user alone in the room (no
+        browser user or dial-in caller; other dial-outs do not count) is hung up after that many
+        seconds (https://docs.daily.co/reference/rest-api/rooms/config). Daily's default is 0;
+        whether an unset value really ends the call at once is not documented, so that is only
+        done with ``--enforce-idle-default``."""
+        room = self.room_service.rooms.get(leg.room)
+        if room is None:
+            return
+        timeout = (room.properties.get("dialout_config") or {}).get("max_idle_timeout_sec")
+        if timeout is None:
+            if not self.config.enforce_idle_default:
+                return
+            timeout = 0
+        if any(p.kind != "dialout" for p in room.participants.values()):
+            return
+
+        def expire() -> None:
+            if leg.state == "answered":
+                self.end_leg(leg, "idle-timeout")
+
+        leg.idle_timer = self.scheduler.call_later(float(timeout), expire)
+
     def _fail_leg(self, leg: Leg, code: int, message: str) -> None:
         if not leg.active:
             return
@@ -407,9 +441,10 @@ class CallService:
         """Stop an active leg (any side hung up) and emit its `*.stopped` event."""
         if not leg.active:
             return
-        if leg.timer:
-            leg.timer.cancel()
-            leg.timer = None
+        for timer in (leg.timer, leg.idle_timer):
+            if timer:
+                timer.cancel()
+        leg.timer = leg.idle_timer = None
         if leg.state in ("dialing", "ringing") and leg.kind == "dialout":
             leg.sip_code = 487  # the INVITE was cancelled before an answer
         leg.state = "stopped"
@@ -516,6 +551,7 @@ class CallService:
         check_int("waitBeforeExtensionDialSec", wait, 0, 60)
         leg = self._transfer_target(room_name, sid)
         now = self.clock.now()
+        self._transfer_events(leg, body["toEndPoint"], is_sip_refer=False)
         leg.transfers.append(
             {
                 "kind": "sipCallTransfer",
@@ -538,10 +574,38 @@ class CallService:
             raise invalid("'toEndPoint' is required")
         check_endpoint("toEndPoint", body["toEndPoint"])
         leg = self._transfer_target(room_name, sid)
+        self._transfer_events(leg, body["toEndPoint"], is_sip_refer=True)
         leg.transfers.append(
             {"kind": "sipRefer", "toEndPoint": body["toEndPoint"], "at": iso(self.clock.now())}
         )
         return {"ok": True}
+
+    def _transfer_events(self, leg: Leg, to_endpoint: str, *, is_sip_refer: bool) -> None:
+        """`calltransfer.initiated` now; after --answer-delay `calltransfer.answered` (when the new
+        far end answers) and `calltransfer.completed` with a `complete_status` chosen by the
+        target's magic user part (busy, no-answer, failed, else completed). Payload fields as in
+        Daily's generated spec (CalltransferInitiatedPayload / ...CompletedPayload)."""
+        user = to_endpoint[4:].split("@", 1)[0] if to_endpoint.lower().startswith("sip:") else ""
+        status = {"busy": "busy", "noanswer": "no-answer", "declined": "failed",
+                  "unreachable": "failed", "notfound": "failed"}.get(outcome_for(user), "completed")
+
+        def payload(**more: Any) -> dict[str, Any]:
+            return {
+                "domain_id": self.domain_id, "room": leg.room, "timestamp": self.event_log.timestamp(),
+                "session_id": leg.id, "mtg_session_id": leg.mtg_session_id, "to_endpoint": to_endpoint,
+                "from_endpoint": leg.destination or leg.sip_from, "is_sip_refer": is_sip_refer, **more,
+            }
+
+        def finish() -> None:
+            if status == "completed":
+                self.event_log.emit("calltransfer.answered", payload())
+            extra: dict[str, Any] = {"complete_status": status}
+            if is_sip_refer:
+                extra["refer_sip_response_code"] = "202"
+            self.event_log.emit("calltransfer.completed", payload(**extra))
+
+        self.event_log.emit("calltransfer.initiated", payload())
+        self.scheduler.call_later(self.config.answer_delay, finish)
 
     def hangup(self, leg_id: str) -> Leg:
         """The far end of a leg hangs up."""

@@ -2,8 +2,8 @@
 
 Daily has two shapes: `GET /rooms/:name/presence` with `total_count`, `data` and filters
 (https://docs.daily.co/reference/rest-api/rooms/get-room-presence) and `GET /presence`, a map of
-room name to rows (https://docs.daily.co/reference/rest-api/presence). Presence here is immediate,
-where Daily may lag by up to 15 s.
+room name to rows (https://docs.daily.co/reference/rest-api/presence). Presence here is immediate
+unless `--presence-lag` delays it, as Daily's does ("near-real-time"; observed 10-25 s).
 """
 
 from __future__ import annotations
@@ -15,8 +15,13 @@ from .errors import invalid
 from .rooms import Participant, Room, RoomService
 
 
-def _presence_rows(room: Room) -> list[Participant]:
-    return sorted(room.participants.values(), key=lambda p: p.joined_at)
+def _presence_rows(room: Room, now: float, lag: float) -> list[Participant]:
+    """Who presence shows: with `--presence-lag`, a join shows up `lag` seconds late and a
+    leave is seen `lag` seconds late too (Daily: near-real-time, observed 10-25 s)."""
+    seen_by = now - lag
+    rows = [p for p in room.participants.values() if p.joined_at <= seen_by]
+    rows += [p for p, left in room.departed if left > seen_by and p.joined_at <= seen_by]
+    return sorted(rows, key=lambda p: p.joined_at)
 
 
 def room_presence(
@@ -28,7 +33,7 @@ def room_presence(
 ) -> dict[str, Any]:
     """REST GET /rooms/:name/presence (camelCase fields)."""
     room = rooms.get_room(room_name)
-    rows = _presence_rows(room)
+    rows = _presence_rows(room, rooms.clock.now(), rooms.config.presence_lag)
     if user_id is not None:
         rows = [p for p in rows if p.user_id == user_id]
     if user_name is not None:
@@ -63,7 +68,8 @@ def all_presence(rooms: RoomService) -> dict[str, list[dict[str, Any]]]:
     now = rooms.clock.now()
     out: dict[str, list[dict[str, Any]]] = {}
     for room in rooms.rooms.values():
-        if not room.participants or rooms.expired(room):
+        rows = _presence_rows(room, now, rooms.config.presence_lag)
+        if not rows or rooms.expired(room):
             continue
         out[room.name] = [
             {
@@ -75,6 +81,6 @@ def all_presence(rooms: RoomService) -> dict[str, list[dict[str, Any]]]:
                 "join_time": iso(p.joined_at),
                 "duration": int(now - p.joined_at),
             }
-            for p in _presence_rows(room)
+            for p in rows
         ]
     return out

@@ -14,16 +14,23 @@ from .clock import Clock, SystemClock
 
 @dataclass(frozen=True)
 class RateClass:
-    """`limit` requests per `window` seconds (Daily's published numbers)."""
+    """`limit` requests per `window` seconds, and every window in `also` at the same time
+    (Daily's published numbers hold together: e.g. 20 per second *and* 100 per 5 s)."""
 
     name: str
     limit: int
     window: float
+    also: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def windows(self) -> tuple[tuple[int, float], ...]:
+        return ((self.limit, self.window), *self.also)
 
 
+# "Bursts allowed within the window" for call starts: only the 5 s window binds.
 DIALOUT_START = RateClass("dialout-start", 5, 5.0)
-ROOM_DELETE = RateClass("room-delete", 50, 30.0)
-DEFAULT = RateClass("default", 100, 5.0)
+ROOM_DELETE = RateClass("room-delete", 50, 30.0, also=((2, 1.0),))
+DEFAULT = RateClass("default", 100, 5.0, also=((20, 1.0),))
 
 
 def classify(method: str, route: str) -> RateClass:
@@ -49,26 +56,37 @@ class RateLimiter:
     def __init__(self, scale: float = 1.0, clock: Clock | None = None) -> None:
         self.scale = scale
         self.clock = clock or SystemClock()
-        self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._windows: dict[tuple[str, str, float], deque[float]] = {}
 
     @property
     def enabled(self) -> bool:
         return self.scale > 0
 
-    def allowance(self, rate: RateClass) -> int:
-        return max(1, math.floor(rate.limit * self.scale + 1e-9))
+    def allowance(self, rate: RateClass, limit: int | None = None) -> int:
+        return max(1, math.floor((rate.limit if limit is None else limit) * self.scale + 1e-9))
+
+    def describe(self, rate: RateClass) -> str:
+        return " and ".join(f"{self.allowance(rate, n)} per {w:g}s" for n, w in rate.windows)
 
     def hit(self, key: str, rate: RateClass) -> float | None:
-        """Count one request; None if allowed, else seconds until a slot frees up."""
+        """Count one request in every window of its class; None if allowed, else seconds until
+        a slot frees up in each full window."""
         if not self.enabled:
             return None
         now = self.clock.now()
-        window = self._windows.setdefault((key, rate.name), deque())
-        while window and window[0] <= now - rate.window:
-            window.popleft()
-        if len(window) >= self.allowance(rate):
-            return max(0.0, window[0] + rate.window - now)
-        window.append(now)
+        waits: list[float] = []
+        logs = []
+        for limit, span in rate.windows:
+            log = self._windows.setdefault((key, rate.name, span), deque())
+            while log and log[0] <= now - span:
+                log.popleft()
+            if len(log) >= self.allowance(rate, limit):
+                waits.append(max(0.0, log[-self.allowance(rate, limit)] + span - now))
+            logs.append(log)
+        if waits:
+            return max(waits)
+        for log in logs:
+            log.append(now)
         return None
 
     def reset(self) -> None:

@@ -7,12 +7,13 @@ auth, rate limit, JSON parsing, the handler, then request statistics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
 import math
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,15 +43,20 @@ class RequestStats:
     def __init__(self) -> None:
         self.reset()
 
+    #: How many recent requests keep their JSON body (for contract tests: what did the client send?)
+    RECENT = 500
+
     def reset(self) -> None:
         self.by_route: dict[str, Counter[str]] = {}
         self.by_status: Counter[str] = Counter()
         self.total = 0
+        self.recent: deque[dict[str, Any]] = deque(maxlen=self.RECENT)
 
-    def record(self, route: str, status: int) -> None:
+    def record(self, route: str, status: int, body: Any = None, error: Any = None) -> None:
         self.total += 1
         self.by_route.setdefault(route, Counter())[str(status)] += 1
         self.by_status[str(status)] += 1
+        self.recent.append({"route": route, "status": status, "body": body, "error": error})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +64,7 @@ class RequestStats:
             "rate_limited": self.by_status.get("429", 0),
             "by_status": dict(self.by_status),
             "by_route": {route: dict(c) for route, c in sorted(self.by_route.items())},
+            "recent": list(self.recent),
         }
 
 
@@ -92,7 +99,11 @@ class Api:
 
         async def endpoint(request: Request) -> Response:
             response = await self._pipeline(request, rate, handler)
-            self.stats.record(key, response.status_code)
+            error = None
+            if response.status_code >= 400:
+                with contextlib.suppress(ValueError):
+                    error = json.loads(response.body)
+            self.stats.record(key, response.status_code, getattr(request.state, "body", None), error)
             return response
 
         return Route("/v1" + route, endpoint, methods=[method], name=key)
@@ -117,11 +128,12 @@ class Api:
                         429,
                         "rate-limit-error",
                         f"rate limit exceeded for {rate.name} requests "
-                        f"({self.limiter.allowance(rate)} per {rate.window:g}s)",
+                        f"({self.limiter.describe(rate)})",
                     ),
                     headers,
                 )
             body = await self._json_body(request)
+            request.state.body = body
             result = await handler(request, body)
         except ApiError as err:
             return error_response(err)

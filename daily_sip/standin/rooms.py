@@ -71,6 +71,8 @@ class Room:
     sip_endpoints: list[str] = field(default_factory=list)
     session: Session | None = None
     participants: dict[str, Participant] = field(default_factory=dict)
+    # Who left, and when: presence keeps showing them for `--presence-lag` seconds.
+    departed: list[tuple[Participant, float]] = field(default_factory=list)
     exp_timer: TimerHandle | None = field(default=None, repr=False)
 
     @property
@@ -340,9 +342,19 @@ class RoomService:
                 self._emit_dialin_ready(room, endpoint)
         participant.mtg_session_id = room.session.meeting_id
         room.participants[participant.id] = participant
+        if self.config.participant_events:
+            self.event_log.emit("participant.joined", self._participant_payload(room, participant))
 
     def leave(self, room: Room, participant: Participant) -> None:
-        room.participants.pop(participant.id, None)
+        if room.participants.pop(participant.id, None) is not None:
+            now = self.clock.now()
+            payload = self._participant_payload(room, participant)
+            payload["duration"] = int(now - participant.joined_at)
+            if self.config.participant_events:
+                self.event_log.emit("participant.left", payload)
+            if self.config.presence_lag > 0:
+                room.departed = [(p, t) for p, t in room.departed if t > now - self.config.presence_lag]
+                room.departed.append((participant, now))
         self.web_participants.pop(participant.id, None)
         if not room.participants and room.session is not None:
             session, room.session = room.session, None
@@ -355,6 +367,21 @@ class RoomService:
                     "room": room.name,
                 },
             )
+
+    @staticmethod
+    def _participant_payload(room: Room, p: Participant) -> dict[str, Any]:
+        """`participant.joined` / `.left` payload
+        (https://docs.daily.co/reference/rest-api/webhooks/events/participant-joined); dial-out
+        and dial-in legs are participants too (an inference: Daily does not say)."""
+        return {
+            "room": room.name,
+            "session_id": p.id,
+            "user_id": p.user_id,
+            "user_name": p.user_name,
+            "joined_at": p.joined_at,
+            "owner": False,
+            "permissions": {"hasPresence": True, "canSend": True, "canAdmin": False},
+        }
 
     def _emit_dialin_ready(self, room: Room, endpoint: str) -> None:
         self.event_log.emit(

@@ -15,16 +15,10 @@ from urllib.parse import unquote
 from .errors import invalid
 from .validation import PHONE_RE, check_str
 
-#: User parts of a dial-out SIP URI that pick a scripted outcome (see README).
-MAGIC_OUTCOMES = ("noanswer", "notfound", "busy", "hangup")
+#: User parts of a dial-out SIP URI that pick a scripted outcome (see README); how the failing
+#: ones reach the webhooks depends on `--telephony-profile` (telephony.py).
+MAGIC_OUTCOMES = ("noanswer", "notfound", "busy", "hangup", "declined", "unreachable")
 DEFAULT_OUTCOME = "answer"
-#: SIP status and `error_msg` of the `dialout.error` that ends each failing outcome
-#: (https://docs.daily.co/reference/rest-api/webhooks/events/dialout-error).
-FAILURES = {
-    "busy": (486, "SIP 486 Busy Here"),
-    "notfound": (404, "SIP 404 Not Found"),
-    "noanswer": (408, "SIP 408 Request Timeout"),
-}
 
 
 #: `ivr-<digits>`: an IVR bridge that wants the DTMF entry `<digits>#` (see README).

@@ -112,6 +112,7 @@ def _list_prop(path: str, v: Any) -> None:
 
 MAX_NUM_ENDPOINTS = 20
 SIP_PROVIDERS = {"daily", "signalwire"}
+SIP_REQUIRED = ("sip_mode", "display_name")
 
 
 def _check_sip(path: str, v: Any) -> None:
@@ -170,6 +171,15 @@ def _check_sip(path: str, v: Any) -> None:
         for key in ("max_idle_timeout_sec", "max_idle_timeout_post_conversation_sec"):
             if key in sub:
                 check_number(f"{p}.{key}", sub[key], 0)
+    # Daily's schema marks both required whenever `sip` is an object
+    # (https://docs.daily.co/reference/rest-api/rooms/config); checked after the types so a
+    # wrong value is named before a missing one.
+    missing = [key for key in SIP_REQUIRED if key not in obj]
+    if missing:
+        raise invalid(
+            f"'{path}' is missing required field(s) {', '.join(repr(k) for k in missing)}; "
+            f'send e.g. {{"sip_mode": "dial-in", "display_name": "SIP Participant"}}'
+        )
 
 
 def _check_dialout_config(path: str, v: Any) -> None:

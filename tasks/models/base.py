@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class DailyResponse(BaseModel):
@@ -17,6 +17,16 @@ class DailyRequest(BaseModel):
     """Something we send Daily. Unknown fields are refused so a typo fails here, not at Daily."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    #: Fields Daily requires whose defaults must be sent even when the caller left them out.
+    #: Marked as "set" after validation, so ``exclude_unset`` keeps them at every nesting level
+    #: (a nested model is dumped by its parent, not by its own ``to_body``).
+    always_sent: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _mark_required_defaults(self):
+        self.__pydantic_fields_set__.update(self.always_sent)
+        return self
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body, with Daily's field names.

@@ -12,6 +12,8 @@ from .validators import AudioCodecList, DisplayName, RoomName, VideoCodecList
 
 # Daily documents no maximum; 20 is far above the default session limit of 5 and catches typos.
 MAX_SIP_ENDPOINTS = 20
+# The name Daily's own SIP guide uses (https://docs.daily.co/docs/guides/features/dial-in-dial-out/sip).
+DEFAULT_SIP_DISPLAY_NAME = "SIP Participant"
 
 
 class SipCodecs(DailyRequest):
@@ -32,13 +34,21 @@ class DialinConfig(DailyRequest):
 class SipSettings(DailyRequest):
     """``properties.sip``: turns SIP dial-in on for a room.
 
+    Daily requires ``sip_mode`` and ``display_name`` whenever ``sip`` is an object
+    (https://docs.daily.co/reference/rest-api/rooms/config); both have defaults here and are
+    always sent, nested in a room update or not.
+
     Example:
         >>> SipSettings(display_name="Bridge", num_endpoints=2).to_body()
         {'sip_mode': 'dial-in', 'display_name': 'Bridge', 'num_endpoints': 2}
+        >>> RoomProperties(sip=SipSettings()).to_body()
+        {'sip': {'sip_mode': 'dial-in', 'display_name': 'SIP Participant'}}
     """
 
+    always_sent = ("sip_mode", "display_name")
+
     sip_mode: Literal["dial-in"] = "dial-in"
-    display_name: DisplayName | None = None
+    display_name: DisplayName = DEFAULT_SIP_DISPLAY_NAME
     video: bool | None = None
     num_endpoints: int | None = Field(default=None, ge=1, le=MAX_SIP_ENDPOINTS)
     codecs: SipCodecs | None = None
@@ -53,11 +63,6 @@ class SipSettings(DailyRequest):
                 "force_digit_only_username works only with num_endpoints = 1; drop one of them"
             )
         return self
-
-    def to_body(self):
-        body = super().to_body()
-        body["sip_mode"] = self.sip_mode  # a default Daily requires, so always sent
-        return {"sip_mode": body.pop("sip_mode"), **body}
 
 
 class DialoutConfig(DailyRequest):

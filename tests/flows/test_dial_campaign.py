@@ -67,12 +67,12 @@ async def test_every_outcome_is_reported_and_everything_is_turned_off(stack):
     assert by_uri["sip:noanswer@pbx.example.com"].status == "no_answer"
     assert by_uri["sip:noanswer@pbx.example.com"].sip_code == 408
     assert (by_uri["sip:notfound@pbx.example.com"].status,
-            by_uri["sip:notfound@pbx.example.com"].sip_code) == ("rejected", 404)
+            by_uri["sip:notfound@pbx.example.com"].sip_code) == ("unreachable", 404)
     hangup = by_uri["sip:hangup@pbx.example.com"]
     assert hangup.status == "answered" and hangup.detail == "far end hung up"
     assert by_uri["sip:teams@t.example.com"].status == "answered"
     assert state.message == (
-        "3/6 bridges joined or answered (answered 2, joined 1); busy 1, no answer 1, rejected 1")
+        "3/6 bridges joined or answered (answered 2, joined 1); busy 1, no answer 1, unreachable 1")
     # What the far ends saw: the DTMF arrived, the X- header rode along, every leg had a userId.
     legs = [leg for leg in stack.legs() if leg["room"] == report.room]
     zoom = next(leg for leg in legs if leg["destination"].startswith("sip:zoom-ops"))
@@ -279,7 +279,7 @@ async def test_duplicated_and_reordered_deliveries_give_the_same_report(faulty_s
     deliveries = faulty_stack.emulator.introspect("deliveries")
     assert any(d["result"] == "duplicate" for d in deliveries)
     assert any(d["note"] == "reordered" for d in deliveries)
-    assert [t.status for t in report.targets] == ["answered", "busy", "answered", "no_answer", "rejected"]
+    assert [t.status for t in report.targets] == ["answered", "busy", "answered", "no_answer", "unreachable"]
     async with httpx.AsyncClient() as http:
         health = (await http.get(faulty_stack.webhook_url.rsplit("/", 1)[0] + "/healthz")).json()
     # The receiver dropped the duplicates; Prefect never saw them twice.

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from daily_sip.receiver import create_app
-from daily_sip.receiver.events import to_prefect_event
+from daily_sip.receiver.events import proof_of, to_prefect_event
 from tests.receiver.helpers import dumps, envelope, new_secret, signed, unique
 
 
@@ -70,12 +70,14 @@ async def test_mounted_app_emits_the_converted_event(serve_app):
     body = dumps(env)
     async with httpx.AsyncClient(timeout=10) as client:
         assert (await client.get(f"{base}/daily/healthz")).status_code == 200
-        r = await client.post(f"{base}/daily/webhook", content=body, headers=signed(secret, body))
+        headers = signed(secret, body)
+        r = await client.post(f"{base}/daily/webhook", content=body, headers=headers)
         assert r.status_code == 200, r.text
         bad = await client.post(f"{base}/daily/webhook", content=body, headers=signed(new_secret(), body))
         assert bad.status_code == 401
         assert (await client.get(f"{base}/daily/webhook")).status_code == 405
-    assert emitter.events == [to_prefect_event(env)]
+    proof = proof_of(headers["X-Webhook-Timestamp"], headers["X-Webhook-Signature"], body)
+    assert emitter.events == [to_prefect_event(env, proof)]
 
 
 async def test_failed_emit_is_503_and_not_remembered(serve_app):

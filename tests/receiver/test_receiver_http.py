@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from daily_sip.receiver.events import proof_of
 from tests.receiver.helpers import (
     daily_signature,
     dumps,
@@ -72,7 +73,8 @@ def test_signed_event_is_emitted_with_the_contract(prefect_server, live_receiver
     )
     body = dumps(env)
 
-    r = live_receiver.post(body, signed(webhook_secret, body))
+    headers = signed(webhook_secret, body)
+    r = live_receiver.post(body, headers)
 
     assert r.status_code == 200, r.text
     assert r.json()["event_id"] == expected_id(env["id"])
@@ -95,6 +97,8 @@ def test_signed_event_is_emitted_with_the_contract(prefect_server, live_receiver
         "version": "1.0.0",
         "event_ts": env["event_ts"],
         "daily": env["payload"],
+        # What a consumer needs to verify Daily's signature itself (flows/verify.py).
+        "proof": proof_of(headers["X-Webhook-Timestamp"], headers["X-Webhook-Signature"], body),
     }
     occurred = datetime.fromisoformat(event["occurred"].replace("Z", "+00:00"))
     assert occurred == datetime.fromtimestamp(int(env["payload"]["timestamp"]), tz=UTC)

@@ -123,7 +123,9 @@ def _flag_args(flags: dict[str, Any]) -> list[str]:
         opt = "--" + key.replace("_", "-")
         if value is True:
             args.append(opt)
-        elif value is not False and value is not None:
+        elif value is False:
+            args.append("--no-" + key.replace("_", "-"))
+        elif value is not None:
             args += [opt, str(value)]
     return args
 
@@ -161,6 +163,8 @@ def stop(emu: Emu) -> int | None:
 
 
 FAST = {
+    # Exact event sequences below leave out participant.*; test_emu_backend covers those.
+    "participant_events": False,
     "rate_limit_scale": 0,
     "ring_timeout": 1.0,
     "hangup_after": 0.5,

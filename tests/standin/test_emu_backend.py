@@ -11,9 +11,12 @@ from daily_sip.standin.backend import Backend
 from daily_sip.standin.clock import FakeClock, ManualScheduler
 from daily_sip.standin.config import EmulatorConfig
 from daily_sip.standin.errors import ApiError
-from daily_sip.standin.ratelimit import DIALOUT_START, RateLimiter, classify
+from daily_sip.standin.ratelimit import DEFAULT, DIALOUT_START, ROOM_DELETE, RateLimiter, classify
 from daily_sip.standin.sip_uri import outcome_for, parse_sip_uri
 from daily_sip.standin.webhooks import WebhookRegistry
+
+# Daily requires both fields whenever `sip` is an object.
+SIP_ON = {"sip_mode": "dial-in", "display_name": "SIP caller"}
 
 
 @pytest.fixture
@@ -21,7 +24,8 @@ def world():
     clock = FakeClock()
     sched = ManualScheduler(clock)
     cfg = EmulatorConfig(
-        connect_delay=0.5, answer_delay=1.0, ring_timeout=30, hangup_after=5, session_limit=3
+        connect_delay=0.5, answer_delay=1.0, ring_timeout=30, hangup_after=5, session_limit=3,
+        participant_events=False,
     )
     backend = Backend(cfg, clock=clock, scheduler=sched)
     seen: list = []
@@ -129,7 +133,7 @@ def test_sip_uri_parsing_and_rejections():
 
 def test_session_limit_counts_dialin_callers(world):
     backend, _sched, _seen = world
-    room = dial_room(backend, sip={"sip_mode": "dial-in", "dialin_config": {"allow_room_start": True}})
+    room = dial_room(backend, sip={**SIP_ON, "dialin_config": {"allow_room_start": True}})
     backend.simulate_dialin(room, {})
     backend.start_dialout(room, {"sipUri": "sip:a@x.com"})
     backend.start_dialout(room, {"phoneNumber": "+15551230000"})
@@ -142,7 +146,7 @@ def test_turning_sip_on_mid_meeting_then_off(world):
     backend, _sched, seen = world
     room = dial_room(backend)
     backend.start_dialout(room, {"sipUri": "sip:a@x.com"})
-    backend.update_room(room, {"properties": {"sip": {"sip_mode": "dial-in", "num_endpoints": 2}}})
+    backend.update_room(room, {"properties": {"sip": {**SIP_ON, "num_endpoints": 2}}})
     ready = [e.payload["sip_endpoint"] for e in seen if e.type == "dialin.ready"]
     assert len(ready) == 2 and len(set(ready)) == 2
     caller = backend.simulate_dialin(room, {"endpoint_index": 1})
@@ -210,6 +214,23 @@ def test_rate_limiter_sliding_window():
     assert RateLimiter(scale=0, clock=clock).hit("k", DIALOUT_START) is None
 
 
+def test_both_windows_of_a_rate_class_hold():
+    """Daily: 20 per second and 100 per 5 s by default; room delete 2 per second and 50 per 30 s."""
+    clock = FakeClock()
+    limiter = RateLimiter(scale=1.0, clock=clock)
+    assert classify("GET", "/rooms") is DEFAULT and classify("DELETE", "/rooms/{name}") is ROOM_DELETE
+    assert [limiter.hit("k", DEFAULT) for _ in range(20)] == [None] * 20
+    assert limiter.hit("k", DEFAULT) == pytest.approx(1.0), "21st in one second: the 1 s window"
+    clock.advance(1.0)
+    assert sum(limiter.hit("k", DEFAULT) is None for _ in range(25)) == 20, "20 more the next second"
+    # (20 per second already caps any 5 s at 100; the delete class shows the long window binding.)
+    per_second = []
+    for _ in range(26):  # 3 tries a second: 2 pass until the 30 s window holds 50
+        per_second.append(sum(limiter.hit("d", ROOM_DELETE) is None for _ in range(3)))
+        clock.advance(1.0)
+    assert per_second == [2] * 25 + [0]
+
+
 def test_webhook_registry_circuit_breaker_and_reactivation():
     clock = FakeClock()
     reg = WebhookRegistry(clock)
@@ -246,7 +267,7 @@ def test_dialin_over_the_limit_is_refused_with_dialin_error(world):
     backend, _sched, seen = world
     room = dial_room(
         backend,
-        sip={"sip_mode": "dial-in", "num_endpoints": 4, "dialin_config": {"allow_room_start": True}},
+        sip={**SIP_ON, "num_endpoints": 4, "dialin_config": {"allow_room_start": True}},
     )
     for _ in range(3):
         assert backend.simulate_dialin(room, {}).state == "connected"
@@ -266,3 +287,106 @@ def test_eject_at_room_exp_ends_calls(world):
     sched.advance(2)
     assert leg.state == "stopped" and leg.end_reason == "room-expired"
     assert types(seen)[-2:] == ["dialout.stopped", "meeting.ended"]
+
+
+def test_max_idle_timeout_hangs_up_an_answered_dialout_alone_in_the_room(world):
+    backend, sched, _seen = world
+    room = dial_room(backend, "idle", dialout_config={"allow_room_start": True, "max_idle_timeout_sec": 5})
+    leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com"})
+    sched.advance(1.5)
+    assert leg.state == "answered"
+    sched.advance(4.9)
+    assert leg.state == "answered"
+    sched.advance(0.2)
+    assert (leg.state, leg.end_reason) == ("stopped", "idle-timeout")
+    # Unset: not enforced unless asked for Daily's documented default of 0.
+    plain = backend.start_dialout(dial_room(backend, "plain"), {"sipUri": "sip:bob@example.com"})
+    sched.advance(3600)
+    assert plain.state == "answered"
+
+
+def test_unset_idle_timeout_is_daily_default_zero_when_enforced():
+    clock = FakeClock()
+    sched = ManualScheduler(clock)
+    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, enforce_idle_default=True),
+                      clock=clock, scheduler=sched)
+    leg = backend.start_dialout(dial_room(backend), {"sipUri": "sip:alice@example.com"})
+    sched.advance(1.6)
+    assert (leg.state, leg.end_reason) == ("stopped", "idle-timeout")
+
+
+@pytest.mark.parametrize("profile", ["sip-code", "free-text", "stopped", "connected-stopped"])
+def test_every_telephony_profile_ends_each_failing_outcome_without_an_answer(profile):
+    clock = FakeClock()
+    sched = ManualScheduler(clock)
+    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, ring_timeout=10,
+                                     telephony_profile=profile, participant_events=False),
+                      clock=clock, scheduler=sched)
+    seen: list = []
+    backend.subscribe(seen.append)
+    room = dial_room(backend)
+    legs = {o: backend.start_dialout(room, {"sipUri": f"sip:{o}@pbx.example.com"})
+            for o in ("busy", "noanswer", "declined", "unreachable")}
+    sched.advance(20)
+    for outcome, leg in legs.items():
+        mine = [e.type for e in seen if (e.payload or {}).get("session_id") == leg.id]
+        assert "dialout.answered" not in mine, (profile, outcome)
+        assert mine[-1] in ("dialout.error", "dialout.stopped"), (profile, outcome, mine)
+        assert ("dialout.connected" in mine) == (
+            profile == "connected-stopped" or outcome in ("noanswer", "declined")), (profile, outcome)
+    with pytest.raises(ValueError, match="telephony_profile"):
+        EmulatorConfig(telephony_profile="carrier-pigeon")
+
+
+def test_presence_lag_delays_joins_and_leaves():
+    clock = FakeClock()
+    sched = ManualScheduler(clock)
+    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, presence_lag=10),
+                      clock=clock, scheduler=sched)
+    room = dial_room(backend)
+    leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com", "userId": "u-1"})
+    assert backend.room_presence(room)["data"] == []
+    sched.advance(10)
+    assert [p["userId"] for p in backend.room_presence(room)["data"]] == ["u-1"]
+    backend.stop_dialout(room, {"sessionId": leg.id})
+    assert [p["userId"] for p in backend.room_presence(room)["data"]] == ["u-1"], "a ghost for a while"
+    assert list(backend.all_presence()) == [room]
+    sched.advance(10.1)
+    assert backend.room_presence(room)["data"] == [] and backend.all_presence() == {}
+
+
+def test_participant_events_for_every_leg():
+    clock = FakeClock()
+    sched = ManualScheduler(clock)
+    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0), clock=clock, scheduler=sched)
+    seen: list = []
+    backend.subscribe(seen.append)
+    room = dial_room(backend)
+    leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com", "userId": "u-1"})
+    sched.advance(5)
+    backend.stop_dialout(room, {"sessionId": leg.id})
+    assert types(seen) == ["meeting.started", "participant.joined", "dialout.connected",
+                           "dialout.answered", "dialout.stopped", "participant.left", "meeting.ended"]
+    joined, left = seen[1].payload, seen[5].payload
+    assert (joined["session_id"], joined["user_id"], joined["room"]) == (leg.id, "u-1", room)
+    assert left["duration"] == 5
+
+
+def test_call_transfers_send_calltransfer_webhooks(world):
+    backend, sched, seen = world
+    room = dial_room(backend)
+    leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com"})
+    sched.advance(1.5)
+    backend.sip_call_transfer(room, {"sessionId": leg.id, "toEndPoint": "sip:desk@pbx.example.com"})
+    backend.sip_refer(room, {"sessionId": leg.id, "toEndPoint": "sip:busy@pbx.example.com"})
+    sched.advance(1.0)
+    transfers = [(e.type, e.payload.get("complete_status"), e.payload["is_sip_refer"])
+                 for e in seen if e.type.startswith("calltransfer.")]
+    assert transfers == [
+        ("calltransfer.initiated", None, False), ("calltransfer.initiated", None, True),
+        ("calltransfer.answered", None, False), ("calltransfer.completed", "completed", False),
+        ("calltransfer.completed", "busy", True),
+    ]
+    completed = [e.payload for e in seen if e.type == "calltransfer.completed"]
+    assert completed[1]["refer_sip_response_code"] == "202"
+    assert completed[0]["to_endpoint"] == "sip:desk@pbx.example.com" and completed[0]["session_id"] == leg.id

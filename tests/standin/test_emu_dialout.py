@@ -10,6 +10,9 @@ import pytest
 
 from .support import wait_until
 
+# Daily requires both fields whenever `sip` is an object.
+SIP_ON = {"sip_mode": "dial-in", "display_name": "SIP caller"}
+
 ENDED = ("stopped", "failed")
 
 
@@ -181,7 +184,7 @@ def test_full_valid_body_is_accepted(shared):
 
 
 def test_session_limit_counts_dialouts_and_dialins(shared):
-    room = shared.dial_room(sip={"sip_mode": "dial-in", "dialin_config": {"allow_room_start": True}})
+    room = shared.dial_room(sip={**SIP_ON, "dialin_config": {"allow_room_start": True}})
     caller = shared.emu_post(f"rooms/{room}/dialin", {"from": "sip:+15550009999@carrier"})
     assert caller.status_code == 200 and caller.json()["state"] == "connected"
     sids = [shared.start_ok(room, sipUri=f"sip:user{i}@x.com") for i in range(4)]
@@ -303,7 +306,7 @@ def test_presence(shared):
 
 
 def test_dialin_simulation_and_sip_teardown(shared):
-    sip = {"sip_mode": "dial-in", "num_endpoints": 2, "dialin_config": {"allow_room_start": True}}
+    sip = {**SIP_ON, "num_endpoints": 2, "dialin_config": {"allow_room_start": True}}
     room = shared.make_room(sip=sip)
     name = room["name"]
     endpoints = [room["config"]["sip_uri"]["endpoint"], *room["config"]["sip_uri"]["extra_endpoints"]]
@@ -339,7 +342,7 @@ def test_dialin_simulation_and_sip_teardown(shared):
 
 
 def test_dialin_without_room_start_waits_for_a_meeting(shared):
-    name = shared.make_room(sip={"sip_mode": "dial-in"})["name"]
+    name = shared.make_room(sip=dict(SIP_ON))["name"]
     r = shared.emu_post(f"rooms/{name}/dialin", {})
     assert r.status_code == 409 and "allow_room_start" in r.json()["info"]
     host = shared.emu_post(f"rooms/{name}/join", {}).json()
@@ -354,7 +357,7 @@ def test_dialin_without_room_start_waits_for_a_meeting(shared):
 def test_sip_turned_on_mid_meeting_announces_endpoints(shared):
     room = shared.dial_room()
     shared.start_ok(room, sipUri="sip:a@x.com")
-    r = shared.post(f"/rooms/{room}", {"properties": {"sip": {"sip_mode": "dial-in", "num_endpoints": 3}}})
+    r = shared.post(f"/rooms/{room}", {"properties": {"sip": {**SIP_ON, "num_endpoints": 3}}})
     ready = [e for e in shared.events(room) if e["type"] == "dialin.ready"]
     assert len(ready) == 3
     sip_uri = r.json()["config"]["sip_uri"]
@@ -378,7 +381,7 @@ def test_far_end_hangup_and_room_deletion(shared):
 
 
 def test_introspection_at_a_glance(shared):
-    room = shared.dial_room(sip={"sip_mode": "dial-in"})
+    room = shared.dial_room(sip=dict(SIP_ON))
     shared.start_ok(room, sipUri="sip:a@x.com")
     summary = wait_until(lambda: {x["name"]: x for x in shared.emu("rooms")}.get(room))
     assert summary["sip_enabled"] is True and summary["legs_up"] == 1 and summary["session"]

@@ -15,6 +15,7 @@ from daily_sip.tasks.errors import (
     DailyAPIError,
     DailyAuthError,
     DailyError,
+    DailyForbiddenError,
     DailyNotFoundError,
     DailyRateLimitError,
     DailyRequestError,
@@ -225,9 +226,11 @@ async def test_dial_out_into_an_empty_room_without_allow_room_start_is_not_hosti
 
 async def test_dial_out_without_enable_dialout_is_a_permanent_refusal(client, emulator, fresh_name):
     room = (await client.create_room(fresh_name("nodial"))).name
-    with pytest.raises(DailyAPIError) as info:
+    with pytest.raises(DailyForbiddenError) as info:
         await client.start_dial_out(room, {"sipUri": TARGET})
     assert info.value.status == 403 and info.value.error == "forbidden-error"
+    assert not isinstance(info.value, DailyAuthError), "not a bad key"
+    assert "enable_dialout" in str(info.value) and "accepted the API key" in str(info.value)
     assert_permanent(info.value)
     assert emulator.introspect("legs", room=room) == []
 
@@ -357,14 +360,14 @@ KEY_WITH_NEWLINE = SECRET_KEY + "\n"  # e.g. read from a file without strip()
 
 @pytest.mark.parametrize("key", ["", KEY_WITH_NEWLINE, SECRET_KEY + " "], ids=["empty", "newline", "space"])
 async def test_a_key_that_cannot_be_sent_is_a_quiet_permanent_error(emulator, key):
-    """httpx refuses such a header before sending; the error must not echo it, nor invite retries."""
-    async with DailyClient(key, emulator.base_url) as daily:
-        with pytest.raises(DailyError) as info:
-            await daily.get_presence()
+    """Refused when the client is built, before any request; the error must not echo the key,
+    nor invite retries (tests/tasks/test_keys.py has the other malformed keys)."""
+    with pytest.raises(DailyError) as info:
+        DailyClient(key, emulator.base_url)
     err = info.value
     assert not err.transient
     assert not getattr(err, "maybe_applied", False)
-    assert "API key" in str(err) and "GET /presence" in str(err)
+    assert "API key" in str(err)
     if key:
         assert SECRET_KEY not in str(err) and SECRET_KEY not in repr(err)
 
