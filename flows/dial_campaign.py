@@ -112,12 +112,8 @@ async def dial_campaign(
     )
     ledger = Ledger(flow_run_id=run_id, room=room_name, user_prefix=f"{tag}-",
                     delete_room=campaign.delete_created_room, credentials_block=credentials_block)
-    router = EventRouter(EventVerifier(creds.webhook_secret), room_name)
-    if not router.verifier.can_verify:
-        logger.error(
-            "the credentials have no webhook_secret: Daily's events cannot be verified, so none "
-            "will be trusted; set it to the secret the Daily webhook signs with"
-        )
+    # Until the credentials are loaded nothing can be verified; no event is read before that.
+    router = EventRouter(EventVerifier(None), room_name)
     work: Dialer | None = None
     cancel_asked = asyncio.Event()
     cancel_watch = (
@@ -129,6 +125,12 @@ async def dial_campaign(
         # Key and URL are proven by one cheap call before anything is touched.
         creds = await credentials_or_explain(credentials_block)
         await preflight(creds)
+        router.verifier = EventVerifier(creds.webhook_secret)
+        if not router.verifier.can_verify:
+            logger.error(
+                "the credentials have no webhook_secret: Daily's events cannot be verified, so none "
+                "will be trusted; set it to the secret the Daily webhook signs with"
+            )
         if campaign.room:
             await held.enter_async_context(room_lock(campaign.room, campaign.deadline_seconds, logger))
         if webhook_url:
