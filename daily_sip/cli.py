@@ -54,6 +54,8 @@ def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
     typer.echo("")
     typer.echo(f"{state.type.value}: {report.message}")
     typer.echo(f"Cleanup: {'; '.join(report.cleanup) or 'nothing to clean up'}")
+    if report.cleanup_pending:
+        typer.echo(f"Cleanup still pending (the sweeper will finish it): {'; '.join(report.cleanup_pending)}")
     if ui_url and report.flow_run_id:
         typer.echo(f"Prefect UI: {ui_url}/runs/flow-run/{report.flow_run_id}")
     if json_out:

@@ -17,13 +17,22 @@ from daily_sip.tasks import DailyError
 from daily_sip.tasks.webhooks import aensure_webhook
 
 from .campaign import Campaign
-from .cleanup import Ledger, clean_up, clean_up_interrupted_run, credentials_for, drop_ledger
+from .cleanup import (
+    CleanupResult,
+    Heartbeat,
+    Ledger,
+    clean_up,
+    clean_up_interrupted_run,
+    credentials_for,
+    settle_ledger,
+)
 from .legs import Dialer, now
 from .listener import EventRouter, RoomListener
 from .provision import await_ready, provision
 from .publish import publish
 from .report import CampaignReport, TargetResult
 from .room_lock import room_lock
+from .sweeper import RoomLeftoversError
 
 # How often a run checks whether someone asked Prefect to cancel it.
 CANCEL_POLL_SECONDS = 1.0
@@ -53,6 +62,20 @@ async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio
                 asked.set()
                 body.cancel()
                 return
+
+
+async def _clean_up_for_report(ledger: Ledger, creds: Any, live: set[str], logger: Any) -> CleanupResult:
+    """Cleanup that never raises into the report: anything unexpected is itself reported as pending."""
+    try:
+        result = await clean_up(ledger, creds, live)
+    except Exception as exc:
+        logger.error("cleanup stopped unexpectedly: %s", exc)
+        result = CleanupResult(pending=[f"cleanup stopped unexpectedly ({type(exc).__name__}: {exc})"])
+    if result.pending:
+        logger.error("cleanup still pending (kept in ledger %s for the sweeper): %s",
+                     ledger.variable_name, "; ".join(result.pending))
+    await settle_ledger(ledger, result)
+    return result
 
 
 @flow(
@@ -112,9 +135,11 @@ async def dial_campaign(
         if context and context.flow_run else None
     )
     held = contextlib.AsyncExitStack()
+    await held.enter_async_context(Heartbeat(ledger))
     try:
         if campaign.room:
-            await held.enter_async_context(room_lock(campaign.room, campaign.deadline_seconds, logger))
+            await held.enter_async_context(
+                room_lock(campaign.room, campaign.deadline_seconds, logger, holder=run_id))
         if webhook_url:
             await aensure_webhook(webhook_url, credentials=creds)
         async with RoomListener(room_name, router):
@@ -150,7 +175,7 @@ async def dial_campaign(
                 report.event_latency_p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
                 logger.info("webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
                             report.event_latency_p50, report.event_latency_p95, len(lat))
-    except (DailyError, TimeoutError) as exc:
+    except (DailyError, TimeoutError, RoomLeftoversError) as exc:
         report.error = str(exc)
         logger.error("campaign stopped: %s", exc)
     except BaseException as exc:
@@ -169,9 +194,8 @@ async def dial_campaign(
             cancel_watch.cancel()
         if ledger.created_room or ledger.restore:
             live = work.live if work else set()
-            report.cleanup = await asyncio.shield(clean_up(ledger, creds, live))
-            with contextlib.suppress(Exception):
-                await drop_ledger(run_id)
+            result = await asyncio.shield(_clean_up_for_report(ledger, creds, live, logger))
+            report.cleanup, report.cleanup_pending = result.actions, result.pending
         report.finished_at = now()
         for t in report.targets:
             if t.status == "unknown" and report.error:

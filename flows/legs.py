@@ -16,16 +16,15 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import aupdate_progress_artifact
 
-from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError, DailyRequestError
-from daily_sip.tasks.dialout import asend_dtmf, astart_dial_out, astop_dial_out
+from daily_sip.tasks import DailyCredentials, DailyError, DailyRequestError
+from daily_sip.tasks.dialout import asend_dtmf
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 
+from .attempts import StartOutcomeUnknown, hang_up_until_ended, start_once
 from .campaign import Campaign, Target
 from .listener import DailyEvent, EventRouter
 from .report import CampaignReport, TargetResult, outcome_of_error
 
-# How long to wait for Daily to confirm a hang-up before freeing the leg's slot anyway.
-END_CONFIRM_SECONDS = 10.0
 # A start refused for the session limit (a leg that just ended is not counted out yet) is retried.
 SESSION_LIMIT_RETRY_SECONDS = 2.0
 ENDED = ("dialout.stopped", "dialout.error")
@@ -126,8 +125,13 @@ class Dialer:
             give_up = loop.time() + self.c.ring_timeout_seconds
             while True:
                 try:
-                    started = await astart_dial_out(self.room, request, credentials=self.creds)
+                    session, _recovered = await start_once(self.room, request, queue, self.creds,
+                                                           self.logger)
                     break
+                except StartOutcomeUnknown as exc:
+                    # It may be ringing somewhere: never dial it again blindly (status stays unknown).
+                    result.error = str(exc)
+                    return
                 except DailyRequestError as exc:
                     # Daily counts a leg out a moment after its end event; wait for the slot.
                     if "max_sip_pstn_sessions" in str(exc) and loop.time() < give_up:
@@ -138,16 +142,17 @@ class Dialer:
                 except DailyError as exc:
                     result.status, result.error = "failed", str(exc)
                     return
-            session = started.session_id
             self.router.bind(session, user_id)
             result.session_ids.append(session)
             self.live.add(session)
+            ended = False
             try:
                 ended = await self.follow(target, session, queue, result)
                 if not ended:
-                    await self.hang_up(session, queue, result)
+                    ended = await self.hang_up(session, queue, result, user_id)
             finally:
-                self.live.discard(session)
+                if ended:  # a leg not confirmed ended keeps its slot and stays for cleanup
+                    self.live.discard(session)
 
     async def follow(self, target: Target, session: str, queue: asyncio.Queue[DailyEvent],
                      result: TargetResult) -> bool:
@@ -214,17 +219,14 @@ class Dialer:
         if result.answered_at and result.stopped_at:
             result.seconds_on_call = (result.stopped_at - result.answered_at).total_seconds()
 
-    async def hang_up(self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult) -> None:
-        try:
-            await astop_dial_out(self.room, session, credentials=self.creds)
-        except DailyNotFoundError:
-            pass  # it ended on its own a moment ago
-        except DailyError as exc:
-            self.logger.warning("could not hang up %s: %s (cleanup will retry)", session, exc)
-            return
-        ended = await _until_ended(queue, asyncio.get_running_loop().time() + END_CONFIRM_SECONDS)
-        result.stopped_at = _at(ended) if ended else now()
-        self._on_call(result)
+    async def hang_up(self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult,
+                      user_id: str = "") -> bool:
+        """Hang up and keep the slot until Daily confirms the end; False if it never did."""
+        ended, event = await hang_up_until_ended(self.room, session, user_id, queue, self.creds, self.logger)
+        if ended:
+            result.stopped_at = _at(event) if event else now()
+            self._on_call(result)
+        return ended
 
     async def watch_dialin(self) -> None:
         while True:
