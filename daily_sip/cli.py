@@ -162,6 +162,23 @@ def demo(
     raise typer.Exit(code)
 
 
+@app.command()
+def sweep(
+    grace_seconds: Annotated[float, typer.Option(
+        help="A running campaign whose ledger was not refreshed for this long counts as dead.")] = 60.0,
+) -> None:
+    """Finish the cleanup of campaign runs that died or gave up (the sweep-ledgers flow, once)."""
+    require_prefect_server("cleanup ledgers are Prefect variables on the Prefect server")
+    from daily_sip.flows.sweeper import sweep_ledgers
+
+    report = asyncio.run(sweep_ledgers(grace_seconds=grace_seconds))
+    typer.echo(f"swept {len(report.finished)} run(s); {len(report.pending)} still pending; "
+               f"{len(report.live)} live run(s) left alone; {len(report.busy)} in a room in use")
+    for run_id, pending in report.pending.items():
+        typer.echo(f"  {run_id}: still pending: {'; '.join(pending)}", err=True)
+    raise typer.Exit(1 if report.pending else 0)
+
+
 @app.command("setup-limits")
 def setup_limits() -> None:
     """Create Daily's rate limits as Prefect global concurrency limits on the current Prefect server."""

@@ -26,7 +26,8 @@ from daily_sip.tasks.dialout import astart_dial_out, astop_dial_out
 from daily_sip.tasks.models import StartDialOut
 from daily_sip.tasks.presence import aget_room_presence
 
-from .cleanup import CLEANUP_BUDGET_SECONDS, persist
+from . import cleanup
+from .cleanup import persist
 from .listener import DailyEvent
 
 # How long a start whose answer was lost is looked for: events come within seconds, presence
@@ -58,7 +59,7 @@ def _requeue(queue: asyncio.Queue[DailyEvent], first: DailyEvent) -> None:
 
 
 async def resolve_lost_start(room: str, user_id: str, queue: asyncio.Queue[DailyEvent],
-                             creds: DailyCredentials, wait: float = RESOLVE_SECONDS) -> str | None:
+                             creds: DailyCredentials, wait: float | None = None) -> str | None:
     """The sessionId of the leg started with ``user_id``, from its events or presence; None if none.
 
     Example:
@@ -66,7 +67,7 @@ async def resolve_lost_start(room: str, user_id: str, queue: asyncio.Queue[Daily
         session = await resolve_lost_start("standup", "ab12cd34-0-1", router.queue("ab12cd34-0-1"), creds)
         ```
     """
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (RESOLVE_SECONDS if wait is None else wait)
     while True:
         try:
             event = await asyncio.wait_for(queue.get(), PRESENCE_POLL_SECONDS)
@@ -148,7 +149,7 @@ async def hang_up_until_ended(room: str, session: str, user_id: str, queue: asyn
         ended, event = await hang_up_until_ended("standup", session, user_id, queue, creds, log)
         ```
     """
-    deadline = time.monotonic() + (CLEANUP_BUDGET_SECONDS if budget is None else budget)
+    deadline = time.monotonic() + (cleanup.CLEANUP_BUDGET_SECONDS if budget is None else budget)
     while True:
         try:
             ack = await persist(lambda: astop_dial_out(room, session, credentials=creds), deadline,
