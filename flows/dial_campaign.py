@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 from typing import Any
 
@@ -42,18 +43,34 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:40] or "campaign"
 
 
-async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio.Event) -> None:
-    """Cancel the flow body when the run turns CANCELLING (e.g. "Cancel" in the UI).
+def _supervised() -> bool:
+    """True in a flow-run process a worker or `serve` started (they set PREFECT__FLOW_RUN_ID)."""
+    return bool(os.environ.get("PREFECT__FLOW_RUN_ID"))
+
+
+async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio.Event,
+                            orphaned: asyncio.Event) -> None:
+    """Cancel the flow body when the run turns CANCELLING (e.g. "Cancel" in the UI), or when the
+    worker that started this process died.
 
     A worker or `serve` kills a cancelled run's process and then runs the on_cancellation hook;
     a run started in-process (`daily-sip run`, a notebook) has nobody to do that, so it would keep
     dialing. Cancelling the body here makes its own cleanup run instead.
+
+    A worker killed outright (``kill -9``) leaves its flow-run child running unsupervised: nobody
+    can cancel it any more. So a supervised run stops itself, with its cleanup, within
+    `CANCEL_POLL_SECONDS` of its parent process disappearing (it is re-parented).
     """
     from prefect.client.orchestration import get_client
 
+    parent = os.getppid() if _supervised() else None
     async with get_client() as client:
         while True:
             await asyncio.sleep(CANCEL_POLL_SECONDS)
+            if parent is not None and os.getppid() != parent:
+                orphaned.set()
+                body.cancel()
+                return
             try:
                 run = await client.read_flow_run(run_id)
             except Exception:  # a blip in the API must not end the campaign
@@ -129,9 +146,9 @@ async def dial_campaign(
                     delete_room=campaign.delete_created_room, credentials_block=credentials_block)
     router = EventRouter()
     work: Dialer | None = None
-    cancel_asked = asyncio.Event()
+    cancel_asked, orphaned = asyncio.Event(), asyncio.Event()
     cancel_watch = (
-        asyncio.create_task(_watch_for_cancel(run_id, asyncio.current_task(), cancel_asked))
+        asyncio.create_task(_watch_for_cancel(run_id, asyncio.current_task(), cancel_asked, orphaned))
         if context and context.flow_run else None
     )
     held = contextlib.AsyncExitStack()
@@ -182,7 +199,10 @@ async def dial_campaign(
         # Cancelled or interrupted: record it, clean up below, then let it propagate, unless it
         # is our own answer to a cancel request: then the run ends Cancelled with its report.
         asked = isinstance(exc, asyncio.CancelledError) and cancel_asked.is_set()
-        report.error = "cancelled on request" if asked else f"interrupted ({type(exc).__name__})"
+        report.error = (
+            "cancelled on request" if asked
+            else "stopped: the worker that supervised this run died" if orphaned.is_set()
+            else f"interrupted ({type(exc).__name__})")
         for t in report.targets:
             if t.status == "unknown":
                 t.status = "canceled"

@@ -4,6 +4,7 @@ cleans up."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -113,3 +114,44 @@ def test_sweep_command_reports_and_exits_zero_when_nothing_is_pending(stack):
                           timeout=180)
     assert done.returncode == 0, done.stderr
     assert "swept" in done.stdout and "live run(s) left alone" in done.stdout
+
+
+async def test_a_run_whose_worker_dies_stops_itself_and_cleans_up(stack, tmp_path):
+    """A worker killed with kill -9 leaves its flow-run child unsupervised; the child stops itself."""
+    body = {"name": "orphan", "targets": [{"sip_uri": "sip:a@b.example.com"}],
+            "after_answer": {"mode": "stay", "max_seconds": 600}, "success": {"min_answered_fraction": 0}}
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(body))
+    worker = spawn_worker(f"{sys.executable} -m daily_sip.cli run {path} --webhook-url {stack.webhook_url}")
+    child = None
+    try:
+        try:
+            [leg] = await legs_answered(stack, "orphan-", 1)
+            child = child_of(worker.pid)
+        finally:
+            kill9(worker)
+        room = leg["room"]
+        for _ in range(100):
+            if room not in {r["name"] for r in stack.rooms()}:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail("the orphaned run kept its room for 20 s after its worker died")
+        assert not [leg for leg in stack.legs() if leg["room"] == room and leg["active"]]
+    finally:
+        if child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+
+
+def spawn_worker(command: str) -> subprocess.Popen:
+    """A stand-in for a worker: a parent process whose child runs the flow with the variable a
+    worker sets for its flow-run processes."""
+    env = {**os.environ, "PREFECT__FLOW_RUN_ID": "00000000-0000-4000-8000-000000000000"}
+    return subprocess.Popen(["sh", "-c", f"{command} & wait"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+
+
+def child_of(pid: int) -> int | None:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
