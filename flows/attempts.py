@@ -160,7 +160,7 @@ async def hang_up_until_ended(room: str, session: str, user_id: str, queue: asyn
             logger.warning("could not hang up %s: %s (cleanup will retry)", session, exc)
             return False, None
         if getattr(ack, "already_stopped", False):
-            return True, await _ended_event(queue, 0.5)
+            return True, await _ended_event(queue, 2.0)  # its end event may still be in transit
         event = await _ended_event(queue, END_CONFIRM_SECONDS)
         if event is not None:
             return True, event

@@ -225,6 +225,10 @@ class Dialer:
         ended, event = await hang_up_until_ended(self.room, session, user_id, queue, self.creds, self.logger)
         if ended:
             result.stopped_at = _at(event) if event else now()
+            if event is not None and event.type == "dialout.error" and result.answered_at is None:
+                # Daily's own verdict (e.g. 486 busy, 408) came while we hung up: it decides.
+                result.status, result.sip_code = outcome_of_error(event.payload.get("error_msg"))
+                result.error = event.payload.get("error_msg") or "dial-out error"
             self._on_call(result)
         return ended
 

@@ -135,3 +135,12 @@ async def test_a_leg_whose_hang_up_fails_keeps_its_session_slot(tight_stack):
              for leg in legs]
     most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
     assert most <= 2, "more legs up at once than the session limit"
+
+
+async def test_a_dialout_error_arriving_during_the_hang_up_decides_the_status(stack):
+    # The campaign gives up ringing after 1 s; Daily's 408 comes at 1.5 s, while our stop is slow.
+    arm(stack, "POST /rooms/{name}/dialOut/stop", mode="delay", delay=1.5, count=1)
+    c = campaign("sip:noanswer@b.example.com", name="lateerror", ring_timeout_seconds=1)
+    _state, report = await run(stack, c)
+    [target] = report.targets
+    assert (target.status, target.sip_code) == ("no_answer", 408), report.table()
