@@ -190,12 +190,16 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
             print("left for the sweeper:", result.pending)
         ```
     """
-    deadline = time.monotonic() + (CLEANUP_BUDGET_SECONDS if budget_seconds is None else budget_seconds)
+    budget = CLEANUP_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + budget
+    deleting = ledger.created_room and ledger.delete_room
+    # Deleting a room also ends its calls, so hang-ups must not use up the deletion's budget.
+    legs_deadline = time.monotonic() + budget / 2 if deleting else deadline
     out = CleanupResult()
     to_stop = set(live_sessions)
     room_gone = False
     try:
-        to_stop |= await _run_legs(ledger, creds, deadline)
+        to_stop |= await _run_legs(ledger, creds, legs_deadline)
     except DailyNotFoundError:
         to_stop.clear()  # no room, no legs
         room_gone = True
@@ -205,7 +209,7 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
     for session_id in sorted(to_stop):
         try:
             await persist(lambda s=session_id: astop_dial_out(ledger.room, s, credentials=creds),
-                          deadline, f"hang up {session_id}")
+                          legs_deadline, f"hang up {session_id}")
             hung_up += 1
         except DailyNotFoundError:
             pass  # the room is gone or not hosting a call: the leg has ended
@@ -214,7 +218,7 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
     if hung_up:
         out.actions.append(f"hung up {hung_up} leg(s) still up")
 
-    if ledger.created_room and ledger.delete_room:
+    if deleting:
         await _delete_created_room(ledger, creds, deadline, out, room_gone)
     elif ledger.restore and not room_gone:
         await _restore_borrowed_room(ledger, creds, deadline, out)

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "chaos.py"
 
 
+@pytest.mark.timeout(900)
 def test_ten_chaos_campaigns_leave_nothing_behind(prefect_server, tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "10", "--seed", "3", "--parallel", "5"],
                           capture_output=True, text=True, timeout=900, cwd=tmp_path,

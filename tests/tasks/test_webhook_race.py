@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
 from prefect import flow
 
+from daily_sip.tasks.credentials import DailyCredentials
 from daily_sip.tasks.webhooks import aensure_webhook
 
-from .test_tasks import creds_for, route_count
+SECRET = base64.b64encode(b"webhook-race-secret").decode()
+
+
+def route_count(emu, route: str, status: str) -> int:
+    return emu.introspect("requests")["by_route"].get(route, {}).get(status, 0)
 
 
 async def test_concurrent_first_time_ensures_share_the_one_webhook(prefect_server, fast_emulator, sink):
     emu = fast_emulator()
-    creds = creds_for(emu)
+    creds = DailyCredentials(api_key=emu.api_key, api_url=emu.base_url, webhook_secret=SECRET)
 
     @flow
     async def two_at_once():
