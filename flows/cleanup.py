@@ -56,6 +56,8 @@ class Ledger(BaseModel):
     credentials_block: str | None = None
     alive_at: float | None = Field(default=None, description="unix seconds of the last heartbeat")
     pending: list[str] = Field(default_factory=list, description="cleanup steps still undone")
+    report: dict[str, Any] | None = Field(
+        default=None, description="the run's CampaignReport as of its last heartbeat, for a crash report")
     # Set once cleanup settled the ledger (dropped or handed to the sweeper): no more heartbeats.
     _settled: bool = PrivateAttr(default=False)
     _lock: asyncio.Lock | None = PrivateAttr(default=None)
@@ -111,8 +113,9 @@ class Heartbeat:
         ```
     """
 
-    def __init__(self, ledger: Ledger, every: float = HEARTBEAT_SECONDS) -> None:
-        self.ledger, self.every = ledger, every
+    def __init__(self, ledger: Ledger, every: float = HEARTBEAT_SECONDS,
+                 snapshot: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.ledger, self.every, self.snapshot = ledger, every, snapshot
         self._task: asyncio.Task[None] | None = None
 
     async def _beat(self) -> None:
@@ -123,6 +126,8 @@ class Heartbeat:
                 if self.ledger.alive_at is None or self.ledger._settled:
                     continue
                 try:
+                    if self.snapshot is not None:
+                        self.ledger.report = self.snapshot()
                     await save_ledger(self.ledger)
                 except Exception as exc:  # a Prefect API blip must not end the campaign
                     logger.warning("could not refresh the cleanup ledger: %s", exc)
@@ -301,6 +306,28 @@ async def _settle(ledger: Ledger, result: CleanupResult) -> None:
             await asyncio.sleep(2.0)
 
 
+async def publish_crash_report(ledger: Ledger, result: CleanupResult, why: str) -> None:
+    """Publish the per-target report of a run that could not publish it itself (from its ledger)."""
+    from .publish import publish_for_run
+    from .report import CampaignReport
+
+    if not ledger.report:
+        return
+    try:
+        report = CampaignReport.model_validate(ledger.report)
+    except ValueError:
+        return
+    from datetime import UTC, datetime
+
+    report.error = report.error or why
+    report.finished_at = report.finished_at or datetime.now(UTC)
+    for t in report.targets:
+        if t.status == "unknown":
+            t.status, t.detail = "canceled", t.detail or f"not finished: {why}"
+    report.cleanup, report.cleanup_pending = result.actions, result.pending
+    await publish_for_run(report, ledger.flow_run_id)
+
+
 async def clean_up_interrupted_run(flow: Any, flow_run: Any, state: Any) -> None:
     """``on_cancellation`` / ``on_crashed`` hook: finish the cleanup the flow could not."""
     try:
@@ -315,4 +342,5 @@ async def clean_up_interrupted_run(flow: Any, flow_run: Any, state: Any) -> None
     logger.warning("run %s ended %s; cleanup: %s%s", flow_run.id, state.type, "; ".join(result.actions),
                    f"; still pending (left for the sweeper): {'; '.join(result.pending)}"
                    if result.pending else "")
+    await publish_crash_report(ledger, result, f"the run ended {state.type.value}")
     await settle_ledger(ledger, result)

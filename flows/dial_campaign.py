@@ -83,6 +83,7 @@ async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio
 
 async def _clean_up_for_report(ledger: Ledger, creds: Any, live: set[str], logger: Any) -> CleanupResult:
     """Cleanup that never raises into the report: anything unexpected is itself reported as pending."""
+    ledger.report = None  # this run publishes its own report; no crash report from the ledger
     try:
         result = await clean_up(ledger, creds, live)
     except Exception as exc:
@@ -144,6 +145,7 @@ async def dial_campaign(
     )
     ledger = Ledger(flow_run_id=run_id, room=room_name, user_prefix=f"{tag}-",
                     delete_room=campaign.delete_created_room, credentials_block=credentials_block)
+    ledger.report = report.model_dump(mode="json")  # saved with the ledger, for a crash report
     router = EventRouter()
     work: Dialer | None = None
     cancel_asked, orphaned = asyncio.Event(), asyncio.Event()
@@ -152,7 +154,7 @@ async def dial_campaign(
         if context and context.flow_run else None
     )
     held = contextlib.AsyncExitStack()
-    await held.enter_async_context(Heartbeat(ledger))
+    await held.enter_async_context(Heartbeat(ledger, snapshot=lambda: report.model_dump(mode="json")))
     try:
         if campaign.room:
             await held.enter_async_context(

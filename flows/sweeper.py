@@ -35,6 +35,7 @@ from .cleanup import (
     Ledger,
     clean_up,
     credentials_for,
+    publish_crash_report,
     settle_ledger,
 )
 from .room_lock import LEASE_SECONDS, RoomLock
@@ -102,6 +103,8 @@ async def sweep_one(ledger: Ledger, logger: Any) -> list[str]:
     """Finish one orphan's cleanup; returns what is still pending (empty when done)."""
     creds = await credentials_for(ledger.credentials_block)
     result = await clean_up(ledger, creds, set())
+    if ledger.report:  # the run died before publishing its own report
+        await publish_crash_report(ledger, result, "the run died; cleaned up by the sweeper")
     await settle_ledger(ledger, result)
     logger.info("swept run %s (room %s): %s%s", ledger.flow_run_id, ledger.room,
                 "; ".join(result.actions) or "nothing was left",

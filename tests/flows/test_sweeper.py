@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from daily_sip.flows.cleanup import load_ledger
+from daily_sip.flows.cleanup import HEARTBEAT_SECONDS, load_ledger
 from daily_sip.flows.sweeper import sweep_ledgers
 
 from .test_dial_campaign import campaign, run
@@ -63,6 +64,7 @@ async def test_kill_9_of_a_run_in_a_created_room_is_finished_by_the_sweeper(stac
     proc = start_cli_run(tmp_path, stack, name="swept")
     try:
         legs = await legs_answered(stack, "swept-", 2)
+        await asyncio.sleep(HEARTBEAT_SECONDS + 1)  # one heartbeat records the answered targets
     finally:
         kill9(proc)
     room = legs[0]["room"]
@@ -80,6 +82,21 @@ async def test_kill_9_of_a_run_in_a_created_room_is_finished_by_the_sweeper(stac
     assert room not in {r["name"] for r in stack.rooms()}
     assert not [leg for leg in stack.legs() if leg["room"] == room and leg["active"]]
     assert await load_ledger(run_id) is None
+    # The dead run's per-target report is published on its flow run after all.
+    rows = await results_artifact(run_id)
+    assert [r["status"] for r in rows] == ["answered", "answered"], rows
+
+
+async def results_artifact(run_id: str) -> list[dict]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    async with get_client() as client:
+        [artifact] = await client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]),
+            key=ArtifactFilterKey(any_=["dial-campaign-results"])))
+    data = artifact.data
+    return json.loads(data) if isinstance(data, str) else data
 
 
 async def test_next_campaign_into_a_borrowed_room_restores_a_killed_runs_originals(stack, tmp_path):
