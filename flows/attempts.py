@@ -155,7 +155,8 @@ async def hang_up_until_ended(room: str, session: str, user_id: str, queue: asyn
             ack = await persist(lambda: astop_dial_out(room, session, credentials=creds), deadline,
                                 f"hang up {session}")
         except DailyNotFoundError:
-            return True, None  # the room is gone or hosts no call: nothing is up
+            # The room is gone or hosts no call: nothing is up; its end event may be in transit.
+            return True, await _ended_event(queue, 2.0)
         except DailyError as exc:
             logger.warning("could not hang up %s: %s (cleanup will retry)", session, exc)
             return False, None

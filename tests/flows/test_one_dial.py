@@ -45,7 +45,7 @@ def deaf_stack(prefect_server):
 async def test_an_unresolvable_lost_start_is_reported_and_not_redialled(deaf_stack, monkeypatch):
     monkeypatch.setattr(attempts, "RESOLVE_SECONDS", 4.0)
     arm(deaf_stack, START, mode="lost", count=1)
-    arm(deaf_stack, PRESENCE, mode="error", seconds=6)
+    arm(deaf_stack, PRESENCE, mode="error", seconds=40)  # outlasts the run start on a slow machine
     c = campaign("sip:a@b.example.com", name="deaf", redial={"attempts": 3, "backoff_seconds": 0.5},
                  ring_timeout_seconds=2)
     _state, report = await run(deaf_stack, c)
