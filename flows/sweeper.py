@@ -136,6 +136,7 @@ async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
                 continue
             logger.warning("run %s cannot clean up for itself (%s); sweeping room %s",
                            ledger.flow_run_id, reason, ledger.room)
+            await _mark_crashed(client, ledger.flow_run_id, reason)
             lock: RoomLock | None = None
             if not ledger.created_room:
                 lock = RoomLock(ledger.room, holder=f"sweeper-{uuid.uuid4().hex[:8]}")
@@ -154,6 +155,19 @@ async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
     logger.info("sweep: %d finished, %d still pending, %d live, %d in a busy room",
                 len(report.finished), len(report.pending), len(report.live), len(report.busy))
     return report
+
+
+async def _mark_crashed(client: Any, flow_run_id: str, reason: str) -> None:
+    """A run that died without a word (kill -9) would show RUNNING forever; say it crashed."""
+    from prefect.states import Crashed
+
+    try:
+        run = await client.read_flow_run(uuid.UUID(flow_run_id))
+        if run.state and not run.state.is_final():
+            await client.set_flow_run_state(
+                run.id, Crashed(message=f"found dead by the sweeper: {reason}"), force=True)
+    except Exception as exc:  # no such run (a local one), or Prefect refused: the cleanup matters more
+        get_run_logger().debug("could not mark run %s crashed: %s", flow_run_id, exc)
 
 
 class RoomLeftoversError(RuntimeError):

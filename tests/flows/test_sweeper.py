@@ -85,6 +85,11 @@ async def test_kill_9_of_a_run_in_a_created_room_is_finished_by_the_sweeper(stac
     # The dead run's per-target report is published on its flow run after all.
     rows = await results_artifact(run_id)
     assert [r["status"] for r in rows] == ["answered", "answered"], rows
+    # And the run no longer shows RUNNING forever.
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        assert (await client.read_flow_run(run_id)).state.is_crashed()
 
 
 async def results_artifact(run_id: str) -> list[dict]:
