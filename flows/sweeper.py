@@ -198,6 +198,8 @@ async def clear_orphans_of_room(room: str, own_run_id: str, logger: Any) -> None
             reason = await orphaned_because(ledger, written, client, LEASE_SECONDS)
             if reason is None:
                 reason = "it holds no lock on the room any more"
+            else:
+                await _mark_crashed(client, ledger.flow_run_id, reason)
             logger.warning("room %s still has changes of run %s (%s); undoing them first",
                            room, ledger.flow_run_id, reason)
             pending = await sweep_one(ledger, logger)
