@@ -99,6 +99,8 @@ class Api:
                     ApiError(fault.status, "server-error", "injected fault: the server had a problem"))
             else:
                 if fault is not None and fault.mode == "delay":
+                    # The request has arrived in full: a client giving up now does not undo it.
+                    await request.body()
                     await asyncio.sleep(fault.delay)
                 response = await self._pipeline(request, rate, handler)
                 if fault is not None and fault.mode == "lost" and response.status_code < 400:

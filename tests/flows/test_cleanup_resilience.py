@@ -63,14 +63,18 @@ async def test_created_room_expires_and_ejects_everyone_at_exp(stack):
 async def test_cancel_while_the_room_is_being_created_removes_the_room(stack):
     # Daily takes 2 s to create the room; the run is cancelled before the answer arrives.
     created = stack.emulator.introspect("requests")["by_route"].get("POST /rooms", {}).get("200", 0)
-    arm(stack, "POST /rooms", mode="delay", delay=2.0, count=1)
+    arm(stack, "POST /rooms", mode="delay", delay=3.0, count=1)
     c = campaign("sip:a@b.example.com", name="cancelprov")
     task = asyncio.create_task(run(stack, c))
-    await asyncio.sleep(1.0)
+    for _ in range(600):  # until the create request is at Daily
+        if stack.emulator.introspect("faults")[-1]["hits"]:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.sleep(2.5)  # the create lands after the cancel
+    await asyncio.sleep(3.5)  # the create lands after the cancel
     by_route = stack.emulator.introspect("requests")["by_route"]
     assert by_route["POST /rooms"].get("200", 0) == created + 1, "the room was never created: no race"
     assert rooms_named(stack, "cancelprov-") == []
@@ -116,6 +120,15 @@ async def test_cleanup_that_cannot_finish_reports_what_is_pending_and_keeps_the_
     assert await load_ledger(report.flow_run_id) is None
 
 
+async def test_a_dialout_error_arriving_during_the_hang_up_decides_the_status(stack):
+    # The campaign gives up ringing after 1 s; Daily's 408 comes at 1.5 s, while our stop is slow.
+    arm(stack, "POST /rooms/{name}/dialOut/stop", mode="delay", delay=1.5, count=1)
+    c = campaign("sip:noanswer@b.example.com", name="lateerror", ring_timeout_seconds=1)
+    _state, report = await run(stack, c)
+    [target] = report.targets
+    assert (target.status, target.sip_code) == ("no_answer", 408), report.table()
+
+
 @pytest.fixture(scope="module")
 def tight_stack(prefect_server):
     s = start_stack(prefect_server.api_url, session_limit=2, hangup_after=30)
@@ -135,12 +148,3 @@ async def test_a_leg_whose_hang_up_fails_keeps_its_session_slot(tight_stack):
              for leg in legs]
     most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
     assert most <= 2, "more legs up at once than the session limit"
-
-
-async def test_a_dialout_error_arriving_during_the_hang_up_decides_the_status(stack):
-    # The campaign gives up ringing after 1 s; Daily's 408 comes at 1.5 s, while our stop is slow.
-    arm(stack, "POST /rooms/{name}/dialOut/stop", mode="delay", delay=1.5, count=1)
-    c = campaign("sip:noanswer@b.example.com", name="lateerror", ring_timeout_seconds=1)
-    _state, report = await run(stack, c)
-    [target] = report.targets
-    assert (target.status, target.sip_code) == ("no_answer", 408), report.table()
