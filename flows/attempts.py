@@ -45,6 +45,33 @@ ENDED = ("dialout.stopped", "dialout.error")
 _start_no_retry = astart_dial_out.with_options(retries=0)
 
 
+class LegSlots(asyncio.Semaphore):
+    """The room's session slots; a leg Daily never confirmed ended keeps its slot for good.
+
+    Example:
+        ```python
+        slots = LegSlots(4)
+        async with slots:
+            ...
+            if not ended:
+                slots.keep()  # this hold is not given back when the block exits
+        ```
+    """
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self._kept = 0
+
+    def keep(self) -> None:
+        self._kept += 1
+
+    def release(self) -> None:
+        if self._kept:
+            self._kept -= 1  # the leg may still be up: its slot stays taken
+            return
+        super().release()
+
+
 class StartOutcomeUnknown(DailyError):
     """A start may have placed a call, but no trace of it was found; it is not dialled again."""
 

@@ -20,7 +20,7 @@ from daily_sip.tasks import DailyCredentials, DailyError, DailyRequestError
 from daily_sip.tasks.dialout import asend_dtmf
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 
-from .attempts import StartOutcomeUnknown, hang_up_until_ended, start_once
+from .attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
 from .campaign import Campaign, Target
 from .listener import DailyEvent, EventRouter
 from .report import CampaignReport, TargetResult, outcome_of_error
@@ -77,7 +77,7 @@ class Dialer:
         self.tag = tag
         self.report = report
         self.router = router
-        self.slots = asyncio.Semaphore(campaign.leg_capacity)
+        self.slots = LegSlots(campaign.leg_capacity)
         self.live: set[str] = set()
         self.finished = 0
         self.progress_id: Any = None
@@ -151,8 +151,10 @@ class Dialer:
                 if not ended:
                     ended = await self.hang_up(session, queue, result, user_id)
             finally:
-                if ended:  # a leg not confirmed ended keeps its slot and stays for cleanup
+                if ended:
                     self.live.discard(session)
+                else:  # not confirmed ended: it keeps its slot and stays for cleanup
+                    self.slots.keep()
 
     async def follow(self, target: Target, session: str, queue: asyncio.Queue[DailyEvent],
                      result: TargetResult) -> bool:
