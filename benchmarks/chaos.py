@@ -129,7 +129,11 @@ class Soak:
             tag = (report.flow_run_id or "").replace("-", "")[:8]
             for t in report.targets:
                 mine = [leg for leg in legs if (leg.get("userId") or "").startswith(f"{tag}-{t.index}-")]
-                wrong += int(not _consistent(t, mine))
+                if not _consistent(t, mine):
+                    wrong += 1
+                    seen = [(leg["state"], leg.get("sip_code"), leg.get("end_reason")) for leg in mine]
+                    print(f"wrong status: {t.sip_uri} reported {t.status} ({t.error or t.detail}); "
+                          f"stand-in legs {seen}", file=sys.stderr)
         return {
             "campaigns": len(self.reports),
             "rooms left": len(created_left),
