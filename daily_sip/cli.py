@@ -97,6 +97,8 @@ def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
     typer.echo(f"{state.type.value}: {report.message}")
     typer.echo(f"Success rule: {report.rule}")
     typer.echo(f"Cleanup: {'; '.join(report.cleanup) or 'nothing to clean up'}")
+    if report.cleanup_pending:
+        typer.echo(f"Cleanup still pending (the sweeper will finish it): {'; '.join(report.cleanup_pending)}")
     if ui_url and report.flow_run_id:
         typer.echo(f"Prefect UI: {ui_url}/runs/flow-run/{report.flow_run_id}")
     if json_out:
@@ -232,6 +234,23 @@ def report(
                    "`prefect flow-run ls`", err=True)
         raise typer.Exit(2) from None
     print_past_run(Console(width=max(Console().width, 120)), flow_run, artifacts)
+
+
+@app.command()
+def sweep(
+    grace_seconds: Annotated[float, typer.Option(
+        help="A running campaign whose ledger was not refreshed for this long counts as dead.")] = 60.0,
+) -> None:
+    """Finish the cleanup of campaign runs that died or gave up (the sweep-ledgers flow, once)."""
+    require_prefect_server("cleanup ledgers are Prefect variables on the Prefect server")
+    from daily_sip.flows.sweeper import sweep_ledgers
+
+    report = asyncio.run(sweep_ledgers(grace_seconds=grace_seconds))
+    typer.echo(f"swept {len(report.finished)} run(s); {len(report.pending)} still pending; "
+               f"{len(report.live)} live run(s) left alone; {len(report.busy)} in a room in use")
+    for run_id, pending in report.pending.items():
+        typer.echo(f"  {run_id}: still pending: {'; '.join(pending)}", err=True)
+    raise typer.Exit(1 if report.pending else 0)
 
 
 @app.command("setup-limits")

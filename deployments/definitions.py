@@ -17,6 +17,8 @@ from typing import Any
 
 from . import FLOW_ENTRYPOINT
 
+SWEEPER_ENTRYPOINT = "daily_sip.flows.sweeper:sweep_ledgers"
+
 CAMPAIGN_STEP = "daily_sip.deployments.steps.campaign_from_file"
 WEBHOOK_URL_VARIABLE = "daily_webhook_url"
 DEFAULT_BLOCK = "daily"
@@ -37,6 +39,9 @@ class CampaignDeployment:
     triggers: tuple[dict[str, Any], ...] = ()
     concurrency_limit: dict[str, Any] | None = None
     extra_parameters: dict[str, Any] = field(default_factory=dict)
+    entrypoint: str = FLOW_ENTRYPOINT
+    # False for flows other than dial_campaign (the sweeper): no credentials/webhook parameters.
+    campaign_parameters: bool = True
 
     @property
     def step_id(self) -> str:
@@ -111,6 +116,20 @@ DEPLOYMENTS: tuple[CampaignDeployment, ...] = (
         # dialling everyone again afterwards.
         concurrency_limit={"limit": 1, "collision_strategy": "CANCEL_NEW"},
     ),
+    CampaignDeployment(
+        name="sweep-ledgers",
+        comment="Scheduled: every 5 minutes, finish the cleanup of campaign runs that died (kill -9, lost\n"
+        "host) or ran out of cleanup retries while Daily was failing (daily_sip.flows.sweeper).",
+        description="Finds cleanup ledgers (variables daily_campaign_<run id>) of runs that ended or "
+        "stopped sending heartbeats, and hangs up their legs, deletes the rooms they created and "
+        "restores the original properties of rooms they borrowed. Never touches a live run's room.",
+        tags=("daily", "sip", "sweeper", "scheduled"),
+        entrypoint=SWEEPER_ENTRYPOINT,
+        campaign_parameters=False,
+        schedules=({"cron": "*/5 * * * *", "timezone": "UTC"},),
+        # A sweep still going makes the next one skip, not pile up.
+        concurrency_limit={"limit": 1, "collision_strategy": "CANCEL_NEW"},
+    ),
 )
 
 
@@ -131,10 +150,10 @@ def yaml_entry(d: CampaignDeployment, *, block: str = DEFAULT_BLOCK, pool: str =
         # Empty when the variable does not exist: then runs change nothing at Daily's webhook.
         "webhook_url": "{{ prefect.variables." + WEBHOOK_URL_VARIABLE + " }}",
         **d.extra_parameters,
-    }
+    } if d.campaign_parameters else dict(d.extra_parameters)
     entry: dict[str, Any] = {
         "name": d.name,
-        "entrypoint": FLOW_ENTRYPOINT,
+        "entrypoint": d.entrypoint,
         "description": d.description,
         "tags": list(d.tags),
     }
@@ -157,7 +176,8 @@ def yaml_entry(d: CampaignDeployment, *, block: str = DEFAULT_BLOCK, pool: str =
 
 
 HEADER = """\
-# Deployments of the dial-campaign flow (daily_sip.flows.dial_campaign), for a `process` work pool.
+# Deployments of the dial-campaign flow (daily_sip.flows.dial_campaign) and of the sweeper that
+# finishes the cleanup of dead runs (daily_sip.flows.sweeper), for a `process` work pool.
 # Rendered from daily_sip.deployments.definitions by `daily-sip init`; edit freely in your copy.
 #
 # From this folder, once `daily-sip setup` has stored the `{block}` credentials block, the rate

@@ -53,11 +53,14 @@ async def build_deployment(
     from pydantic import TypeAdapter
 
     from daily_sip.flows.dial_campaign import dial_campaign
+    from daily_sip.flows.sweeper import sweep_ledgers
 
     from .steps import campaign_from_file
 
-    parameters: dict[str, Any] = {"credentials_block": block, "webhook_url": webhook_url,
-                                  **d.extra_parameters}
+    flow = dial_campaign if d.campaign_parameters else sweep_ledgers
+    parameters: dict[str, Any] = (
+        {"credentials_block": block, "webhook_url": webhook_url, **d.extra_parameters}
+        if d.campaign_parameters else dict(d.extra_parameters))
     placeholders: dict[str, str] = {}
     if d.campaign_file:
         path = Path(campaigns_dir, Path(d.campaign_file).name) if campaigns_dir else d.campaign_file
@@ -67,7 +70,7 @@ async def build_deployment(
     adapter = TypeAdapter(DeploymentTriggerTypes)
     triggers = [adapter.validate_python(_fill(t, placeholders)) for t in d.triggers]
     limit = ConcurrencyLimitConfig(**d.concurrency_limit) if d.concurrency_limit else None
-    return await dial_campaign.ato_deployment(
+    return await flow.ato_deployment(
         name=d.name,
         description=d.description,
         tags=list(d.tags),

@@ -9,8 +9,8 @@
 4. the Prefect variable ``daily_webhook_url`` (``--webhook-url``), which ``prefect deploy`` and
    ``daily-sip serve`` put into the deployments' ``webhook_url`` parameter;
 5. one global concurrency limit of 1 per room that a campaign file (or ``--room``) names,
-   ``daily-room-<room>`` (`daily_sip.flows.room_lock`), so that two campaigns cannot run in one room (a
-   campaign also creates its room's limit on first use; here they show up in the UI beforehand).
+   ``daily-room-<room>``, so the rooms show up in the UI beforehand. The lock that keeps two
+   campaigns out of one room is a lease in a Prefect Variable (`daily_sip.flows.room_lock`).
 
 Running it again changes only what differs. Secrets: prefer the environment variables to the
 options (command lines are visible to other users in ``ps``).

@@ -1,17 +1,26 @@
-"""Turning off what a campaign turned on, on every exit path.
+"""Turning off what a campaign turned on, on every exit path, even while Daily is failing.
 
 The flow writes a small ledger (room, whether it created it, the properties it must restore)
-to a Prefect Variable before touching anything. Its own ``finally`` cleans up and removes the
-ledger; if the run is cancelled or crashes instead, the ``on_cancellation`` / ``on_crashed``
-hook reads the ledger (possibly in the runner's process) and does the same.
+to a Prefect Variable ``daily_campaign_<run id>`` *before* touching anything, and refreshes its
+``alive_at`` every `HEARTBEAT_SECONDS` while it runs. Its own ``finally`` cleans up; if the run
+is cancelled or crashes instead, the ``on_cancellation`` / ``on_crashed`` hook reads the ledger
+(possibly in the runner's process) and does the same. A run killed outright (``kill -9``) runs
+neither: its ledger stops being refreshed and the sweeper (`flows/sweeper.py`) finishes it.
+
+Each cleanup step is retried with backoff for up to `CLEANUP_BUDGET_SECONDS` of Daily errors
+(5xx, 429, timeouts). Whatever is still undone then is written back to the ledger as
+``pending`` for the sweeper; the ledger is removed only when nothing is left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError
 from daily_sip.tasks.dialout import astop_dial_out
@@ -19,6 +28,21 @@ from daily_sip.tasks.presence import aget_room_presence
 from daily_sip.tasks.rooms import adelete_room, aget_room, aupdate_room
 
 logger = logging.getLogger("daily_sip.cleanup")
+T = TypeVar("T")
+
+# How long cleanup keeps retrying a step while Daily answers 5xx/429 or times out: well past a
+# minute of errors, bounded so a run still ends. What is left then goes to the sweeper.
+CLEANUP_BUDGET_SECONDS = 240.0
+# Backoff between attempts of one step (each attempt is itself a task with its own short retries).
+BACKOFF_START_SECONDS, BACKOFF_MAX_SECONDS = 1.0, 20.0
+# How often a running campaign refreshes its ledger's ``alive_at``; the sweeper treats a ledger
+# not refreshed for `sweeper.GRACE_SECONDS` as orphaned.
+HEARTBEAT_SECONDS = 10.0
+# A room whose create request went out but whose answer never came may appear a little later
+# (the request was still in flight when the run stopped); cleanup watches for it this long.
+CREATE_SETTLE_SECONDS = 6.0
+
+LEDGER_PREFIX = "daily_campaign_"
 
 
 class Ledger(BaseModel):
@@ -26,9 +50,23 @@ class Ledger(BaseModel):
     room: str
     user_prefix: str = Field(description="userId prefix of every leg this run started")
     created_room: bool = False
+    room_confirmed: bool = Field(default=False, description="Daily answered the create/update")
     delete_room: bool = True
     restore: dict[str, Any] = Field(default_factory=dict, description="room properties to put back")
     credentials_block: str | None = None
+    alive_at: float | None = Field(default=None, description="unix seconds of the last heartbeat")
+    pending: list[str] = Field(default_factory=list, description="cleanup steps still undone")
+    report: dict[str, Any] | None = Field(
+        default=None, description="the run's CampaignReport as of its last heartbeat, for a crash report")
+    # Set once cleanup settled the ledger (dropped or handed to the sweeper): no more heartbeats.
+    _settled: bool = PrivateAttr(default=False)
+    _lock: asyncio.Lock | None = PrivateAttr(default=None)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     @property
     def variable_name(self) -> str:
@@ -36,12 +74,13 @@ class Ledger(BaseModel):
 
 
 def ledger_variable(flow_run_id: str) -> str:
-    return f"daily_campaign_{str(flow_run_id).replace('-', '_')}"
+    return f"{LEDGER_PREFIX}{str(flow_run_id).replace('-', '_')}"
 
 
 async def save_ledger(ledger: Ledger) -> None:
     from prefect.variables import Variable
 
+    ledger.alive_at = time.time()
     await Variable.aset(ledger.variable_name, ledger.model_dump(mode="json"), overwrite=True)
 
 
@@ -64,50 +103,229 @@ async def credentials_for(block_name: str | None) -> DailyCredentials:
     return DailyCredentials.from_env()
 
 
-async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[str]) -> list[str]:
+class Heartbeat:
+    """Keeps a saved ledger's ``alive_at`` fresh while the run lives.
+
+    Example:
+        ```python
+        async with Heartbeat(ledger):
+            ...  # provision, dial, clean up
+        ```
+    """
+
+    def __init__(self, ledger: Ledger, every: float = HEARTBEAT_SECONDS,
+                 snapshot: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.ledger, self.every, self.snapshot = ledger, every, snapshot
+        self._task: asyncio.Task[None] | None = None
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            async with self.ledger.lock:
+                # Only a ledger that was saved (something was touched) and not yet settled.
+                if self.ledger.alive_at is None or self.ledger._settled:
+                    continue
+                try:
+                    if self.snapshot is not None:
+                        self.ledger.report = self.snapshot()
+                    await save_ledger(self.ledger)
+                except Exception as exc:  # a Prefect API blip must not end the campaign
+                    logger.warning("could not refresh the cleanup ledger: %s", exc)
+
+    async def __aenter__(self) -> Heartbeat:
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def persist(step: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
+    """Run ``step`` until it succeeds, a permanent error, or ``deadline`` (monotonic) passes.
+
+    Transient Daily errors (5xx, 429, timeouts) are retried with backoff; the last one is
+    raised at the deadline. Permanent ones (4xx, e.g. 404) are raised at once.
+
+    Example:
+        ```python
+        await persist(lambda: adelete_room("r", credentials=creds), time.monotonic() + 60, "delete")
+        ```
+    """
+    delay = BACKOFF_START_SECONDS
+    while True:
+        try:
+            return await step()
+        except DailyError as exc:
+            if not exc.transient or time.monotonic() + delay > deadline:
+                raise
+            logger.warning("%s failed (%s); retrying in %.0f s", what, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+
+
+class CleanupResult(BaseModel):
+    actions: list[str] = Field(default_factory=list, description="what was done")
+    pending: list[str] = Field(default_factory=list, description="what is still undone")
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
+
+
+async def _run_legs(ledger: Ledger, creds: DailyCredentials, deadline: float) -> set[str]:
+    presence = await persist(lambda: aget_room_presence(ledger.room, credentials=creds), deadline,
+                             f"presence of {ledger.room}")
+    return {p.id for p in presence.data if (p.user_id or "").startswith(ledger.user_prefix)}
+
+
+async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[str],
+                   budget_seconds: float | None = None) -> CleanupResult:
     """Hang up this run's legs, then delete the room it created or restore the one it borrowed.
 
-    Returns what was done, for the report. Each step is tried even if an earlier one failed.
+    Every step is retried for up to ``budget_seconds`` (default `CLEANUP_BUDGET_SECONDS`) of
+    transient Daily errors and tried even if an earlier one failed. Never raises a Daily error:
+    what could not be done is listed in ``pending``.
+
+    Example:
+        ```python
+        result = await clean_up(ledger, creds, set())
+        if not result.done:
+            print("left for the sweeper:", result.pending)
+        ```
     """
-    actions: list[str] = []
+    budget = CLEANUP_BUDGET_SECONDS if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + budget
+    deleting = ledger.created_room and ledger.delete_room
+    # Deleting a room also ends its calls, so hang-ups must not use up the deletion's budget.
+    legs_deadline = time.monotonic() + budget / 2 if deleting else deadline
+    out = CleanupResult()
     to_stop = set(live_sessions)
+    room_gone = False
     try:
-        presence = await aget_room_presence(ledger.room, credentials=creds)
-        to_stop |= {p.id for p in presence.data if (p.user_id or "").startswith(ledger.user_prefix)}
+        to_stop |= await _run_legs(ledger, creds, legs_deadline)
     except DailyNotFoundError:
         to_stop.clear()  # no room, no legs
+        room_gone = True
     except DailyError as exc:
-        actions.append(f"could not read presence ({exc})")
+        out.pending.append(f"read presence of {ledger.room} ({exc})")
     hung_up = 0
     for session_id in sorted(to_stop):
         try:
-            await astop_dial_out(ledger.room, session_id, credentials=creds)
+            await persist(lambda s=session_id: astop_dial_out(ledger.room, s, credentials=creds),
+                          legs_deadline, f"hang up {session_id}")
             hung_up += 1
         except DailyNotFoundError:
-            pass  # it ended on its own in the meantime
+            pass  # the room is gone or not hosting a call: the leg has ended
         except DailyError as exc:
-            actions.append(f"could not hang up {session_id} ({exc})")
+            out.pending.append(f"hang up {session_id} ({exc})")
     if hung_up:
-        actions.append(f"hung up {hung_up} leg(s) still up")
+        out.actions.append(f"hung up {hung_up} leg(s) still up")
 
-    if ledger.created_room and ledger.delete_room:
-        result = await adelete_room(ledger.room, credentials=creds)
-        actions.append("room already gone" if result.already_gone else f"deleted room {ledger.room}")
-        return actions
-    if ledger.restore:
+    if deleting:
+        await _delete_created_room(ledger, creds, deadline, out, room_gone)
+    elif ledger.restore and not room_gone:
+        await _restore_borrowed_room(ledger, creds, deadline, out)
+    elif ledger.restore:
+        out.actions.append("room already gone")
+    return out
+
+
+async def _delete_created_room(ledger: Ledger, creds: DailyCredentials, deadline: float,
+                               out: CleanupResult, room_gone: bool) -> None:
+    try:
+        result = await persist(lambda: adelete_room(ledger.room, credentials=creds), deadline,
+                               f"delete room {ledger.room}")
+    except DailyError as exc:
+        out.pending = [p for p in out.pending if not p.startswith("hang up")]  # deletion ends them
+        out.pending.append(f"delete room {ledger.room} ({exc})")
+        return
+    # Deleting the room ends every leg in it, so failed hang-ups are no longer pending.
+    out.pending = [p for p in out.pending if not p.startswith(("hang up", "read presence"))]
+    if not result.already_gone:
+        out.actions.append(f"deleted room {ledger.room}")
+        return
+    if ledger.room_confirmed:
+        out.actions.append("room already gone")
+        return
+    # The create request went out but its answer never came (cancelled or lost): the room may
+    # still appear. Watch for it a little while, then leave it to the sweeper.
+    settle = time.monotonic() + CREATE_SETTLE_SECONDS
+    while time.monotonic() < settle:
+        await asyncio.sleep(0.5)
         try:
-            await aupdate_room(ledger.room, properties=ledger.restore, credentials=creds)
-            room = await aget_room(ledger.room, credentials=creds)
-        except DailyNotFoundError:
-            actions.append("room already gone")
-            return actions
-        if ledger.restore.get("sip", "absent") is None:
-            state = "SIP off" if not room.sip_enabled else "SIP STILL ON"
-        else:
-            state = "SIP settings restored"
-        restored = ", ".join(k for k in ledger.restore if k != "sip")
-        actions.append(f"{state} in room {ledger.room}" + (f"; restored {restored}" if restored else ""))
-    return actions
+            late = await adelete_room(ledger.room, credentials=creds)
+        except DailyError:
+            continue
+        if not late.already_gone:
+            out.actions.append(f"deleted room {ledger.room} (created after the run stopped)")
+            return
+    out.actions.append("room never created")
+
+
+async def _restore_borrowed_room(ledger: Ledger, creds: DailyCredentials, deadline: float,
+                                 out: CleanupResult) -> None:
+    try:
+        await persist(lambda: aupdate_room(ledger.room, properties=ledger.restore, credentials=creds),
+                      deadline, f"restore room {ledger.room}")
+        room = await persist(lambda: aget_room(ledger.room, credentials=creds), deadline,
+                             f"read room {ledger.room}")
+    except DailyNotFoundError:
+        out.actions.append("room already gone")
+        return
+    except DailyError as exc:
+        out.pending.append(f"restore room {ledger.room} ({exc})")
+        return
+    if ledger.restore.get("sip", "absent") is None:
+        state = "SIP off" if not room.sip_enabled else "SIP STILL ON"
+    else:
+        state = "SIP settings restored"
+    restored = ", ".join(k for k in ledger.restore if k != "sip")
+    out.actions.append(f"{state} in room {ledger.room}" + (f"; restored {restored}" if restored else ""))
+
+
+async def settle_ledger(ledger: Ledger, result: CleanupResult) -> None:
+    """Drop the ledger when cleanup finished; otherwise keep it, with what is pending, for the sweeper."""
+    async with ledger.lock:
+        ledger._settled = True
+        await _settle(ledger, result)
+
+
+async def _settle(ledger: Ledger, result: CleanupResult) -> None:
+    for _ in range(5):
+        try:
+            if result.done:
+                await drop_ledger(ledger.flow_run_id)
+            else:
+                ledger.pending = list(result.pending)
+                await save_ledger(ledger)
+            return
+        except Exception as exc:  # the Prefect API is down for a moment: try again
+            logger.warning("could not update the cleanup ledger %s: %s", ledger.variable_name, exc)
+            await asyncio.sleep(2.0)
+
+
+async def publish_crash_report(ledger: Ledger, result: CleanupResult, why: str) -> None:
+    """Publish the per-target report of a run that could not publish it itself (from its ledger)."""
+    from .publish import publish_for_run
+    from .report import CampaignReport
+
+    if not ledger.report:
+        return
+    try:
+        report = CampaignReport.model_validate(ledger.report)
+    except ValueError:
+        return
+    from datetime import UTC, datetime
+
+    report.error = report.error or why
+    report.finished_at = report.finished_at or datetime.now(UTC)
+    for t in report.targets:
+        if t.status == "unknown":
+            t.status, t.detail = "canceled", t.detail or f"not finished: {why}"
+    report.cleanup, report.cleanup_pending = result.actions, result.pending
+    await publish_for_run(report, ledger.flow_run_id)
 
 
 async def clean_up_interrupted_run(flow: Any, flow_run: Any, state: Any) -> None:
@@ -120,6 +338,9 @@ async def clean_up_interrupted_run(flow: Any, flow_run: Any, state: Any) -> None
     if ledger is None:
         return  # the flow cleaned up itself, or never touched anything
     creds = await credentials_for(ledger.credentials_block)
-    actions = await clean_up(ledger, creds, set())
-    logger.warning("run %s ended %s; cleanup: %s", flow_run.id, state.type, "; ".join(actions))
-    await drop_ledger(str(flow_run.id))
+    result = await clean_up(ledger, creds, set())
+    logger.warning("run %s ended %s; cleanup: %s%s", flow_run.id, state.type, "; ".join(result.actions),
+                   f"; still pending (left for the sweeper): {'; '.join(result.pending)}"
+                   if result.pending else "")
+    await publish_crash_report(ledger, result, f"the run ended {state.type.value}")
+    await settle_ledger(ledger, result)

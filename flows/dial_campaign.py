@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -17,7 +18,14 @@ from daily_sip.tasks.webhooks import aensure_webhook
 
 from .board import Board
 from .campaign import Campaign
-from .cleanup import Ledger, clean_up, clean_up_interrupted_run, drop_ledger
+from .cleanup import (
+    CleanupResult,
+    Heartbeat,
+    Ledger,
+    clean_up,
+    clean_up_interrupted_run,
+    settle_ledger,
+)
 from .legs import Dialer, now
 from .listener import EventRouter, RoomListener
 from .naming import artifact_key, flow_run_name, quiet_completed_tasks, slug
@@ -27,24 +35,41 @@ from .publish import publish
 from .report import CampaignReport, TargetResult
 from .room_lock import room_lock
 from .silence import NO_EVENTS_ADVICE
+from .sweeper import RoomLeftoversError
 from .verify import EventVerifier
 
 # How often a run checks whether someone asked Prefect to cancel it.
 CANCEL_POLL_SECONDS = 1.0
 
 
-async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio.Event) -> None:
-    """Cancel the flow body when the run turns CANCELLING (e.g. "Cancel" in the UI).
+def _supervised() -> bool:
+    """True in a flow-run process a worker or `serve` started (they set PREFECT__FLOW_RUN_ID)."""
+    return bool(os.environ.get("PREFECT__FLOW_RUN_ID"))
+
+
+async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio.Event,
+                            orphaned: asyncio.Event) -> None:
+    """Cancel the flow body when the run turns CANCELLING (e.g. "Cancel" in the UI), or when the
+    worker that started this process died.
 
     A worker or `serve` kills a cancelled run's process and then runs the on_cancellation hook;
     a run started in-process (`daily-sip run`, a notebook) has nobody to do that, so it would keep
     dialing. Cancelling the body here makes its own cleanup run instead.
+
+    A worker killed outright (``kill -9``) leaves its flow-run child running unsupervised: nobody
+    can cancel it any more. So a supervised run stops itself, with its cleanup, within
+    `CANCEL_POLL_SECONDS` of its parent process disappearing (it is re-parented).
     """
     from prefect.client.orchestration import get_client
 
+    parent = os.getppid() if _supervised() else None
     async with get_client() as client:
         while True:
             await asyncio.sleep(CANCEL_POLL_SECONDS)
+            if parent is not None and os.getppid() != parent:
+                orphaned.set()
+                body.cancel()
+                return
             try:
                 run = await client.read_flow_run(run_id)
             except Exception:  # a blip in the API must not end the campaign
@@ -56,6 +81,21 @@ async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio
 
 
 quiet_completed_tasks()
+
+
+async def _clean_up_for_report(ledger: Ledger, creds: Any, live: set[str], logger: Any) -> CleanupResult:
+    """Cleanup that never raises into the report: anything unexpected is itself reported as pending."""
+    ledger.report = None  # this run publishes its own report; no crash report from the ledger
+    try:
+        result = await clean_up(ledger, creds, live)
+    except Exception as exc:
+        logger.error("cleanup stopped unexpectedly: %s", exc)
+        result = CleanupResult(pending=[f"cleanup stopped unexpectedly ({type(exc).__name__}: {exc})"])
+    if result.pending:
+        logger.error("cleanup still pending (kept in ledger %s for the sweeper): %s",
+                     ledger.variable_name, "; ".join(result.pending))
+    await settle_ledger(ledger, result)
+    return result
 
 
 @flow(
@@ -114,13 +154,15 @@ async def dial_campaign(
                     delete_room=campaign.delete_created_room, credentials_block=credentials_block)
     # Until the credentials are loaded nothing can be verified; no event is read before that.
     router = EventRouter(EventVerifier(None), room_name)
+    ledger.report = report.model_dump(mode="json")  # saved with the ledger, for a crash report
     work: Dialer | None = None
-    cancel_asked = asyncio.Event()
+    cancel_asked, orphaned = asyncio.Event(), asyncio.Event()
     cancel_watch = (
-        asyncio.create_task(_watch_for_cancel(run_id, asyncio.current_task(), cancel_asked))
+        asyncio.create_task(_watch_for_cancel(run_id, asyncio.current_task(), cancel_asked, orphaned))
         if context and context.flow_run else None
     )
     held = contextlib.AsyncExitStack()
+    await held.enter_async_context(Heartbeat(ledger, snapshot=lambda: report.model_dump(mode="json")))
     try:
         # Key and URL are proven by one cheap call before anything is touched.
         creds = await credentials_or_explain(credentials_block)
@@ -132,7 +174,8 @@ async def dial_campaign(
                 "will be trusted; set it to the secret the Daily webhook signs with"
             )
         if campaign.room:
-            await held.enter_async_context(room_lock(campaign.room, campaign.deadline_seconds, logger))
+            await held.enter_async_context(
+                room_lock(campaign.room, campaign.deadline_seconds, logger, holder=run_id))
         if webhook_url:
             await aensure_webhook(webhook_url, credentials=creds)
         async with RoomListener(room_name, router):
@@ -174,14 +217,17 @@ async def dial_campaign(
                 report.event_latency_p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
                 logger.debug("webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
                             report.event_latency_p50, report.event_latency_p95, len(lat))
-    except (DailyError, TimeoutError) as exc:
+    except (DailyError, TimeoutError, RoomLeftoversError) as exc:
         report.error = str(exc)
         logger.error("campaign stopped: %s", exc)
     except BaseException as exc:
         # Cancelled or interrupted: record it, clean up below, then let it propagate, unless it
         # is our own answer to a cancel request: then the run ends Cancelled with its report.
         asked = isinstance(exc, asyncio.CancelledError) and cancel_asked.is_set()
-        report.error = "cancelled on request" if asked else f"interrupted ({type(exc).__name__})"
+        report.error = (
+            "cancelled on request" if asked
+            else "stopped: the worker that supervised this run died" if orphaned.is_set()
+            else f"interrupted ({type(exc).__name__})")
         for t in report.targets:
             if t.status == "unknown":
                 t.status = "canceled"
@@ -193,14 +239,8 @@ async def dial_campaign(
             cancel_watch.cancel()
         if ledger.created_room or ledger.restore:
             live = work.live if work else set()
-            try:
-                report.cleanup = await asyncio.shield(clean_up(ledger, creds, live))
-            except Exception as exc:  # a cleanup failure is reported, never instead of the report
-                report.cleanup = [f"cleanup failed ({exc}); the room may still have SIP on: "
-                                  f"check room {ledger.room}"]
-                logger.error("cleanup failed: %s", exc)
-            with contextlib.suppress(Exception):
-                await drop_ledger(run_id)
+            result = await asyncio.shield(_clean_up_for_report(ledger, creds, live, logger))
+            report.cleanup, report.cleanup_pending = result.actions, result.pending
         report.forged_events = router.forged
         if router.forged:
             logger.warning(

@@ -16,11 +16,12 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.artifacts import aupdate_progress_artifact
 
-from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError, DailyRequestError
-from daily_sip.tasks.dialout import asend_dtmf, astart_dial_out, astop_dial_out
+from daily_sip.tasks import DailyCredentials, DailyError, DailyRequestError
+from daily_sip.tasks.dialout import asend_dtmf
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 
 from . import board
+from .attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
 from .board import Board
 from .campaign import Campaign, Target
 from .dtmf import DtmfScript
@@ -29,8 +30,6 @@ from .naming import task_run_name
 from .report import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
 from .silence import SilenceCheck
 
-# How long to wait for Daily to confirm a hang-up before freeing the leg's slot anyway.
-END_CONFIRM_SECONDS = 10.0
 # A start refused for the session limit (a leg that just ended is not counted out yet) is retried.
 SESSION_LIMIT_RETRY_SECONDS = 2.0
 # How long after a leg ended Daily may still count it against the session limit (a guess).
@@ -94,7 +93,7 @@ class Dialer:
         self.tag = tag
         self.report = report
         self.router = router
-        self.slots = asyncio.Semaphore(campaign.leg_capacity)
+        self.slots = LegSlots(campaign.leg_capacity)
         self.live: set[str] = set()
         self.last_leg_end = float("-inf")
         self.finished = 0
@@ -156,10 +155,14 @@ class Dialer:
             while True:
                 result.dialed_at = now()
                 try:
-                    started = await astart_dial_out.with_options(
-                        task_run_name=task_run_name("dial", target, attempt)
-                    )(self.room, request, credentials=self.creds)
+                    session, _recovered = await start_once(
+                        self.room, request, queue, self.creds, self.logger,
+                        task_run_name=task_run_name("dial", target, attempt))
                     break
+                except StartOutcomeUnknown as exc:
+                    # It may be ringing somewhere: never dial it again blindly (status stays unknown).
+                    result.error = str(exc)
+                    return
                 except DailyRequestError as exc:
                     # Daily counts a leg out a moment after its end event; wait for the slot. Its
                     # refusal text is undocumented, so "a leg is up or just ended" is the signal.
@@ -171,16 +174,19 @@ class Dialer:
                 except DailyError as exc:
                     result.status, result.error = "failed", str(exc)
                     return
-            session = started.session_id
             self.router.bind(session, user_id)
             result.session_ids.append(session)
             self.live.add(session)
+            ended = False
             try:
                 ended = await self.follow(target, session, queue, result)
                 if not ended:
-                    await self.hang_up(session, queue, result)
+                    ended = await self.hang_up(session, queue, result, user_id)
             finally:
-                self.live.discard(session)
+                if ended:
+                    self.live.discard(session)
+                else:  # not confirmed ended: it keeps its slot and stays for cleanup
+                    self.slots.keep()
                 self.last_leg_end = loop.time()
 
     def _may_be_session_limit(self, exc: DailyRequestError) -> bool:
@@ -343,19 +349,19 @@ class Dialer:
         if result.answered_at and result.stopped_at:
             result.seconds_on_call = (result.stopped_at - result.answered_at).total_seconds()
 
-    async def hang_up(self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult) -> None:
+    async def hang_up(self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult,
+                      user_id: str = "") -> bool:
+        """Hang up and keep the slot until Daily confirms the end; False if it never did."""
         self.show(result, board.HANGING_UP)
-        try:
-            await astop_dial_out.with_options(task_run_name=task_run_name("hang up", result))(
-                self.room, session, credentials=self.creds)
-        except DailyNotFoundError:
-            pass  # it ended on its own a moment ago
-        except DailyError as exc:
-            self.logger.warning("could not hang up %s: %s (cleanup will retry)", session, exc)
-            return
-        ended = await _until_ended(queue, asyncio.get_running_loop().time() + END_CONFIRM_SECONDS)
-        result.stopped_at = _at(ended) if ended else now()
-        self._on_call(result)
+        ended, event = await hang_up_until_ended(self.room, session, user_id, queue, self.creds, self.logger)
+        if ended:
+            result.stopped_at = _at(event) if event else now()
+            if event is not None and event.type == "dialout.error" and result.answered_at is None:
+                # Daily's own verdict (e.g. 486 busy, 408) came while we hung up: it decides.
+                result.status, result.sip_code = outcome_of_error(event.payload.get("error_msg"))
+                result.error = event.payload.get("error_msg") or "dial-out error"
+            self._on_call(result)
+        return ended
 
     async def watch_dialin(self) -> None:
         while True:

@@ -8,6 +8,7 @@ Room properties: https://docs.daily.co/reference/rest-api/rooms/config
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -16,6 +17,10 @@ from daily_sip.tasks.rooms import acreate_room, aget_room, aupdate_room
 
 from .campaign import Campaign
 from .cleanup import Ledger, save_ledger
+from .sweeper import clear_orphans_of_room
+
+# A created room expires (and ejects everyone) this long after the campaign's deadline.
+CREATED_ROOM_EXTRA_SECONDS = 3600
 
 # Seconds after the campaign deadline a leg may still be up: the cleanup's hang-ups.
 IDLE_MARGIN_SECONDS = 120
@@ -57,12 +62,19 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
                        **({"video": campaign.video_codecs} if campaign.video else {})},
         }
     if campaign.room is None:
-        # Expiry is the safety net for a run killed so hard that no cleanup ran at all.
-        props["exp"] = int(time.time() + campaign.deadline_seconds + 3600)
+        # Expiry is the safety net for a run killed so hard that no cleanup (and no sweeper) ran:
+        # nobody joins after `exp`, and `eject_at_room_exp` ends the calls already up then, so
+        # nothing outlives it (https://docs.daily.co/reference/rest-api/rooms/config#exp).
+        props["exp"] = int(time.time() + campaign.deadline_seconds + CREATED_ROOM_EXTRA_SECONDS)
+        props["eject_at_room_exp"] = True
         ledger.created_room = True
         ledger.restore = {"sip": None} if campaign.dial_in.enabled else {}
         await save_ledger(ledger)
-        return await acreate_room(ledger.room, properties=props, credentials=creds)
+        room = await acreate_room(ledger.room, properties=props, credentials=creds)
+        ledger.room_confirmed = True
+        return room
+    # A dead run's leftovers must never be taken for the room's original state.
+    await clear_orphans_of_room(campaign.room, ledger.flow_run_id, logging.getLogger("daily_sip.provision"))
     before = await aget_room(campaign.room, credentials=creds)
     known_sip = ("sip_mode", "display_name", "video", "num_endpoints", "codecs", "provider",
                  "force_digit_only_username", "dialin_config")
@@ -74,7 +86,9 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
     if campaign.dial_in.enabled:
         ledger.restore["sip"] = {k: v for k, v in prior_sip.items() if k in known_sip} if prior_sip else None
     await save_ledger(ledger)
-    return await aupdate_room(campaign.room, properties=props, credentials=creds)
+    room = await aupdate_room(campaign.room, properties=props, credentials=creds)
+    ledger.room_confirmed = True
+    return room
 
 
 async def await_ready(campaign: Campaign, creds: DailyCredentials, room: str) -> list[str]:

@@ -163,6 +163,8 @@ class CampaignReport(BaseModel):
     dialin_endpoints: list[str] = Field(default_factory=list)
     dialin_ready: list[str] = Field(default_factory=list)
     cleanup: list[str] = Field(default_factory=list, description="What was turned off afterwards.")
+    cleanup_pending: list[str] = Field(
+        default_factory=list, description="What cleanup could not finish; left to the sweeper.")
     error: str | None = None
     events_received: int = 0
     duplicate_events: int = 0
@@ -252,6 +254,8 @@ class CampaignReport(BaseModel):
             f" in {(self.finished_at - self.started_at).total_seconds():.0f} s" if self.finished_at else ""
         )
         cleanup = "; ".join(self.cleanup) or "nothing to clean up"
+        if self.cleanup_pending:
+            cleanup += "; STILL PENDING (left to the sweeper): " + "; ".join(self.cleanup_pending)
         lines = [
             f"## {self.campaign} {verdict}{duration}: {self.message}",
             "",

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from ._shared import client_for, resolve_credentials
 from ._sync import daily_task, sync_twin
 from .credentials import DailyCredentials
+from .errors import DailyRequestError
 from .models import Webhook, WebhookSettings
 from .ratelimit import DEFAULT
 from .retries import paced_call
@@ -114,6 +115,11 @@ async def aensure_webhook(
     if secret is None:
         secret = creds.webhook_secret
     secret_value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+    return await _ensure(url, secret_value, event_types, retry_type, creds, first=True)
+
+
+async def _ensure(url: str, secret_value: str | None, event_types: list[str] | None, retry_type: str,
+                  creds: DailyCredentials, first: bool) -> Webhook:
     client = client_for(creds)
     hooks = await paced_call(DEFAULT, client.list_webhooks)
     wanted = list(event_types or CAMPAIGN_EVENT_TYPES)
@@ -121,7 +127,14 @@ async def aensure_webhook(
         wanted += [t for t in hooks[0].event_types or [] if t not in wanted]
     settings = WebhookSettings(url=url, hmac=secret_value, event_types=wanted, retry_type=retry_type)
     if not hooks:
-        return await paced_call(DEFAULT, lambda: client.create_webhook(settings))
+        try:
+            return await paced_call(DEFAULT, lambda: client.create_webhook(settings))
+        except DailyRequestError:
+            # Another campaign may have created the domain's one webhook between our list and our
+            # create (Daily refuses a second one with a 400): then share it, updated to our settings.
+            if not first or not await paced_call(DEFAULT, client.list_webhooks):
+                raise
+            return await _ensure(url, secret_value, event_types, retry_type, creds, first=False)
     hook = hooks[0]
     current_secret = hook.hmac.get_secret_value() if hook.hmac else None
     up_to_date = (

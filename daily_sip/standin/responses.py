@@ -26,6 +26,7 @@ from .config import EmulatorConfig
 from .delivery import Dispatcher
 from .errors import ApiError
 from .ratelimit import RateLimiter, classify
+from .route_faults import RouteFaults
 from .webhooks import WebhookRegistry
 
 log = logging.getLogger("daily_sip.standin.http")
@@ -83,6 +84,7 @@ class Api:
         self.dispatcher = dispatcher
         self.limiter = limiter
         self.stats = RequestStats()
+        self.route_faults = RouteFaults()
         self.reseed()
 
     def reseed(self) -> None:
@@ -98,7 +100,19 @@ class Api:
         rate = classify(method, route)
 
         async def endpoint(request: Request) -> Response:
-            response = await self._pipeline(request, rate, handler)
+            fault = self.route_faults.match(key)
+            if fault is not None and fault.mode == "error":
+                response = error_response(
+                    ApiError(fault.status, "server-error", "injected fault: the server had a problem"))
+            else:
+                if fault is not None and fault.mode == "delay":
+                    # The request has arrived in full: a client giving up now does not undo it.
+                    await request.body()
+                    await asyncio.sleep(fault.delay)
+                response = await self._pipeline(request, rate, handler)
+                if fault is not None and fault.mode == "lost" and response.status_code < 400:
+                    response = error_response(
+                        ApiError(504, "server-error", "gateway timeout: the upstream answer was lost"))
             error = None
             if response.status_code >= 400:
                 with contextlib.suppress(ValueError):
@@ -371,7 +385,16 @@ class Api:
         leg_id = request.path_params["id"]
         return await self._emu(request, lambda body: self.backend.hangup(leg_id).to_json())
 
+    async def emu_faults(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.route_faults.reset()
+            return JSONResponse({"ok": True})
+        if request.method == "POST":
+            return await self._emu(request, lambda body: self.route_faults.add(body).to_json())
+        return JSONResponse([f.to_json() for f in self.route_faults.faults])
+
     async def emu_reset(self, request: Request) -> Response:
+        self.route_faults.reset()
         self.backend.reset()
         self.dispatcher.reset()
         self.limiter.reset()
@@ -433,4 +456,5 @@ class Api:
             Route("/_emulator/participants/{id}/leave", self.emu_leave, methods=["POST"]),
             Route("/_emulator/legs/{id}/hangup", self.emu_hangup, methods=["POST"]),
             Route("/_emulator/reset", self.emu_reset, methods=["POST"]),
+            Route("/_emulator/faults", self.emu_faults, methods=["GET", "POST", "DELETE"]),
         ]
