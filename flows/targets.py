@@ -139,6 +139,7 @@ class Target(_Form):
     )
     join_via: JoinVia | None = Field(
         default=None, title="Join via",
+        json_schema_extra=empty_means_none,
         description="uri: meeting ID / passcode in the address where the service supports it; "
         "dtmf: dial the service's IVR and send them as tones. Empty = the profile's default.",
     )
@@ -154,15 +155,18 @@ class Target(_Form):
     )
     dtmf_delay_seconds: float | None = Field(
         default=None, ge=0, le=300, title="First prompt delay (s)",
+        json_schema_extra=empty_means_none,
         description="Seconds from answer to the first tone (the IVR's greeting); "
         "empty = the profile's default (generic: 2).",
     )
     dtmf_digit_ms: int | None = Field(
         default=None, ge=50, le=2000, title="DTMF digit duration (ms)",
+        json_schema_extra=empty_means_none,
         description="Daily's digitDurationMs, 50-2000; empty = Daily's default (500).",
     )
     join_confirm_seconds: float | None = Field(
         default=None, ge=0, le=600, title="Join confirmation (s)",
+        json_schema_extra=empty_means_none,
         description="A bridge with a DTMF script is joined once it is still connected this long "
         "after the last tone; empty = the profile's default (generic: 10).",
     )
@@ -176,8 +180,8 @@ class Target(_Form):
     _problem: BridgeError | None = PrivateAttr(default=None)
 
     _empty_is_none = field_validator(
-        "display_name", "dtmf", "sip_uri", "meeting_id", "passcode", "webex_site", "tenant_key", "sip_host",
-        mode="before")(empty_to_none)
+        "display_name", "dtmf", "sip_uri", "join_via", "meeting_id", "passcode", "webex_site",
+        "tenant_key", "sip_host", mode="before")(empty_to_none)
 
     @model_validator(mode="after")
     def _build_plan(self) -> Target:
