@@ -113,6 +113,11 @@ class LocalStack:
                            {"DAILY_WEBHOOK_SECRET": secret, "PREFECT_API_URL": prefect_api_url})
         return self._first_line_url("receiver", proc)
 
+    def pacer(self) -> str:
+        """Start the shared pacer (`daily_sip.pacer`); returns its base URL for ``DAILY_PACER_URL``."""
+        proc = self._spawn("pacer", [sys.executable, "-m", "daily_sip.pacer", "--port", "0"])
+        return self._first_line_url("pacer", proc)
+
     def close(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:

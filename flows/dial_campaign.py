@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import resource
+import time
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -25,8 +28,12 @@ from .publish import publish
 from .report import CampaignReport, TargetResult
 from .room_lock import room_lock
 
-# How often a run checks whether someone asked Prefect to cancel it.
-CANCEL_POLL_SECONDS = 1.0
+# How often a run nobody supervises checks whether someone asked Prefect to cancel it.
+CANCEL_POLL_SECONDS = 5.0
+# Set by Prefect's workers and `serve` in the flow run's process: they watch for cancellation
+# themselves (one watcher per worker, not one poll per run), kill the process and run the
+# on_cancellation hook, so a supervised run does not poll too.
+SUPERVISED_ENV = "PREFECT__FLOW_RUN_ID"
 
 
 def _slug(text: str) -> str:
@@ -90,6 +97,7 @@ async def dial_campaign(
         report = await dial_campaign(Campaign(targets=[{"sip_uri": "sip:123@bridge.example.com"}]))
         ```
     """
+    cpu_at_start = time.process_time()
     logger = get_run_logger()
     context = FlowRunContext.get()
     run_id = str(context.flow_run.id) if context and context.flow_run else "local"
@@ -109,7 +117,7 @@ async def dial_campaign(
     cancel_asked = asyncio.Event()
     cancel_watch = (
         asyncio.create_task(_watch_for_cancel(run_id, asyncio.current_task(), cancel_asked))
-        if context and context.flow_run else None
+        if context and context.flow_run and not os.environ.get(SUPERVISED_ENV) else None
     )
     held = contextlib.AsyncExitStack()
     try:
@@ -178,6 +186,11 @@ async def dial_campaign(
                 t.status, t.detail = "canceled", t.detail or "not finished when the campaign stopped"
         await publish(report)
         logger.info("%s\n%s", report.message, report.table())
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        # One line for capacity planning (benchmarks/fleet.py reads it): what this run cost here.
+        logger.info("resources: %.3f s CPU in this run, %.3f s in its process, peak RSS %.0f MB",
+                    time.process_time() - cpu_at_start, usage.ru_utime + usage.ru_stime,
+                    usage.ru_maxrss / 1024)
         await held.aclose()  # the room is free for the next campaign once it is cleaned up
     if cancel_asked.is_set():
         return Cancelled(message=f"cancelled on request; {report.message}", data=report)

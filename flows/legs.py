@@ -4,6 +4,11 @@ One `Dialer` per run. Each target gets up to ``redial.attempts`` attempts; each 
 dial-out leg with its own ``userId`` (``<run tag>-<target>-<attempt>``), started under the room's
 session limit and followed through Daily's ``dialout.*`` webhooks (delivered as Prefect events by
 the receiver, routed per leg by `EventRouter`).
+
+The per-leg calls (start, DTMF, stop) run the public tasks' bodies with the tasks' retry policy
+(`retrying`) instead of as task runs: a task run per HTTP call cost more flow CPU, server CPU
+and database rows than the call itself; the legs are recorded in the campaign report and its
+artifacts, and the coarse steps (provision, webhook, cleanup) remain task runs.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from prefect.artifacts import aupdate_progress_artifact
 from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError, DailyRequestError
 from daily_sip.tasks.dialout import asend_dtmf, astart_dial_out, astop_dial_out
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
+from daily_sip.tasks.retries import retrying
 
 from .campaign import Campaign, Target
 from .listener import DailyEvent, EventRouter
@@ -126,7 +132,7 @@ class Dialer:
             give_up = loop.time() + self.c.ring_timeout_seconds
             while True:
                 try:
-                    started = await astart_dial_out(self.room, request, credentials=self.creds)
+                    started = await retrying(astart_dial_out.fn, self.room, request, credentials=self.creds)
                     break
                 except DailyRequestError as exc:
                     # Daily counts a leg out a moment after its end event; wait for the slot.
@@ -187,7 +193,7 @@ class Dialer:
             ended = await _until_ended(queue, min(loop.time() + target.dtmf_delay_seconds, end_deadline))
             if ended is None:
                 try:
-                    await asend_dtmf(self.room, session, target.dtmf, credentials=self.creds)
+                    await retrying(asend_dtmf.fn, self.room, session, target.dtmf, credentials=self.creds)
                     result.dtmf_sent = target.dtmf
                 except DailyError as exc:
                     result.detail = f"DTMF not delivered: {exc}"
@@ -216,7 +222,7 @@ class Dialer:
 
     async def hang_up(self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult) -> None:
         try:
-            await astop_dial_out(self.room, session, credentials=self.creds)
+            await retrying(astop_dial_out.fn, self.room, session, credentials=self.creds)
         except DailyNotFoundError:
             pass  # it ended on its own a moment ago
         except DailyError as exc:
