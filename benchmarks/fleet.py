@@ -251,7 +251,9 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
     daily_url = stack.standin(rate_limit_scale=args.rate_scale)
     webhook_url = stack.receiver(secret, api_url)
     pacer_url = stack.pacer() if hasattr(stack, "pacer") else ""  # absent in code before the pacer
+    print(f"stand-in, receiver, pacer up after {time.monotonic() - t0:.1f} s")
     name = asyncio.run(deploy(webhook_url, daily_url, secret))
+    print(f"deployed after {time.monotonic() - t0:.1f} s")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAILY_")}
     # The workers know Daily only through the credentials block `daily-sip setup` saved.
     env.update(PREFECT_API_URL=api_url, DAILY_PACER_URL=pacer_url,
@@ -291,6 +293,7 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     by_campaign = dict(zip(run_ids, specs, strict=True))
     runs, resubmitted = await wait_for(run_ids, name, by_campaign, args.timeout)
     makespan = time.monotonic() - started
+    print(f"all {len(runs)} runs final after {makespan:.1f} s")
     ends = [r.end_time for r in runs.values() if r.end_time]
     await asyncio.sleep(3)  # the workers reap their last runs: then their CPU is in cutime/cstime
     cpu1 = {"server": tree_cpu(server_pid), "postgres": tree_cpu(pg.pid)}
@@ -394,12 +397,16 @@ def main() -> int:
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args()
     stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="fleet-")))
+    t0 = time.monotonic()
     pg = Postgres.start()
+    print(f"PostgreSQL up after {time.monotonic() - t0:.1f} s")
     try:
         result = asyncio.run(fleet(args, start_fleet(args, stack, pg)))
     finally:
+        t1 = time.monotonic()
         stack.close()
         pg.stop()
+        print(f"everything stopped in {time.monotonic() - t1:.1f} s")
     show(result)
     print(json.dumps(result))
     if args.json_out:

@@ -58,6 +58,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import DailyError
+
 logger = logging.getLogger("daily_sip.ratelimit")
 
 
@@ -153,8 +155,11 @@ PACER_TOKEN_ENV = "DAILY_PACER_TOKEN"
 PACER_GIVE_UP_SECONDS = 300.0
 
 
-class PacerUnavailableError(RuntimeError):
-    """The shared pacer did not answer for ``PACER_GIVE_UP_SECONDS``; the call was not sent."""
+class PacerUnavailableError(DailyError):
+    """The shared pacer did not answer for ``PACER_GIVE_UP_SECONDS``; the call was not sent.
+
+    Not transient: the call already waited that long, a task retry would only wait again.
+    """
 
 
 def pacer_url() -> str | None:
