@@ -186,12 +186,18 @@ async def wait_for(run_ids: list[str], name: str, campaigns: dict[str, dict],
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    resubmitted = 0
+    resubmitted = api_errors = 0
     deadline = time.monotonic() + give_up_after
     async with get_client() as client:
         while True:
-            runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=list(run_ids))), limit=len(run_ids))
+            try:
+                runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=list(run_ids))), limit=len(run_ids))
+            except Exception as exc:  # an overloaded server answers 500/503: say so, ask again
+                print(f"  reading the runs failed ({type(exc).__name__}: {str(exc)[:120]}); retrying")
+                api_errors += 1
+                await asyncio.sleep(5)
+                continue
             by_id = {str(r.id): r for r in runs}
             for rid, run in list(by_id.items()):
                 message = (run.state.message or "") if run.state else ""
