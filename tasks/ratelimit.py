@@ -43,7 +43,9 @@ Example:
     ```python
     from daily_sip.tasks.ratelimit import DIALOUT_START, pace
 
-    await pace(DIALOUT_START)  # returns when one more call start fits Daily's window
+    permit = await pace(DIALOUT_START)  # returns when one more call start fits Daily's window
+    await client.start_dial_out(room, request)
+    permit.done()  # (in-process pacing counts the call from its answer if that came late)
     ```
 """
 
@@ -121,25 +123,44 @@ def shared_limit(rate: RateClass, scale: float) -> tuple[int, float]:
 
 
 class WindowLimiter:
-    """In-process limiter: at most ``count`` calls in any ``seconds`` window, for each window."""
+    """In-process limiter: at most ``count`` calls in any ``seconds`` window, for each window.
+
+    A call counts from when it was admitted or, once it is done, from when it was answered,
+    whichever is later: Daily receives it somewhere in between, and a call that left late
+    (a busy event loop) must not let the next window open early.
+    """
 
     def __init__(self, windows: tuple[tuple[int, float], ...]) -> None:
         self.windows = windows
-        self._calls: deque[float] = deque(maxlen=max(n for n, _ in windows))
+        self._calls: deque[list[float]] = deque(maxlen=max(n for n, _ in windows))
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> list[float]:
+        """Wait for room in every window; returns the call's entry (see `Permit.done`)."""
         async with self._lock:
             while True:
                 now = time.monotonic()
+                times = sorted(entry[0] for entry in self._calls)
                 wait = 0.0
                 for count, seconds in self.windows:
-                    if len(self._calls) >= count:
-                        wait = max(wait, self._calls[-count] + seconds - now)
+                    if len(times) >= count:
+                        wait = max(wait, times[-count] + seconds - now)
                 if wait <= 0:
-                    self._calls.append(now)
-                    return
+                    entry = [now]
+                    self._calls.append(entry)
+                    return entry
                 await asyncio.sleep(wait)
+
+
+@dataclass
+class Permit:
+    """What `pace` hands out; call `done` once Daily has answered the request it admitted."""
+
+    entry: list[float] | None = None
+
+    def done(self) -> None:
+        if self.entry is not None:
+            self.entry[0] = max(self.entry[0], time.monotonic())
 
 
 # Limiters and HTTP clients belong to one event loop (asyncio.Lock, pooled connections).
@@ -218,7 +239,7 @@ async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: boo
         await asyncio.sleep(delay)
 
 
-async def pace(rate: RateClass, *, after_429: bool = False) -> None:
+async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
     """Wait until one more call of this class fits Daily's limit; send the request right after.
 
     ``after_429``: the previous try of this call was answered 429; the window is then given a
@@ -226,18 +247,19 @@ async def pace(rate: RateClass, *, after_429: bool = False) -> None:
 
     Example:
         ```python
-        await pace(DIALOUT_START)
+        permit = await pace(DIALOUT_START)
         await client.start_dial_out(room, request)
+        permit.done()
         ```
     """
     global _warned_local
     scale = rate_scale()
     if scale == 0:
-        return
+        return Permit()
     url = pacer_url()
     if url:
         await _shared_permit(url, rate, scale, after_429)
-        return
+        return Permit()
     if not _warned_local:
         _warned_local = True
         run_warning("%s is not set: Daily's rate limits are kept within this process only; "
@@ -249,7 +271,7 @@ async def pace(rate: RateClass, *, after_429: bool = False) -> None:
         limiter = limiters[rate.key] = WindowLimiter(scaled(rate, scale))
     if after_429:
         await asyncio.sleep(max(seconds for _, seconds in limiter.windows))
-    await limiter.acquire()
+    return Permit(await limiter.acquire())
 
 
 async def ensure_rate_limits(scale: float | None = None) -> list[str]:

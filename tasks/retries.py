@@ -62,17 +62,20 @@ async def paced_call(rate: RateClass, call: Callable[[], Awaitable[T]]) -> T:
     """
     after_429 = False
     for attempt in range(MAX_429_RETRIES + 1):
-        await pace(rate, after_429=after_429)
+        permit = await pace(rate, after_429=after_429)
         try:
             return await call()
         except DailyRateLimitError as exc:
-            if attempt == MAX_429_RETRIES:
-                raise
-            run_warning("Daily answered 429 to %s %s (%s class); waiting out the window and "
-                           "retrying", exc.method, exc.path, rate.key)
-            if exc.retry_after:
-                await asyncio.sleep(min(exc.retry_after, MAX_RETRY_AFTER_SECONDS))
-            after_429 = True
+            refused = exc
+        finally:
+            permit.done()
+        if attempt == MAX_429_RETRIES:
+            raise refused
+        run_warning("Daily answered 429 to %s %s (%s class); waiting out the window and retrying",
+                    refused.method, refused.path, rate.key)
+        if refused.retry_after:
+            await asyncio.sleep(min(refused.retry_after, MAX_RETRY_AFTER_SECONDS))
+        after_429 = True
     raise AssertionError("unreachable")
 
 
