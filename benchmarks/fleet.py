@@ -326,7 +326,9 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     return {
         "campaigns": args.campaigns, "targets": args.targets, "workers": args.workers,
         "limit_per_worker": args.limit_per_worker, "rate_scale": args.rate_scale, "dials": dials,
-        "succeeded": states.get("Completed", 0), "states": states, "resubmitted": resubmitted,
+        "succeeded": states.get("Completed", 0), "states": states,
+        "not_completed": sorted({(r.state.message or "")[:200] for r in runs.values()
+                                 if r.state and not r.state.is_completed()})[:5], "resubmitted": resubmitted,
         "submit_seconds": round(submitted, 1), "makespan_seconds": round(makespan, 1),
         "bound_seconds": bound, "makespan_over_bound": round(makespan / bound, 3),
         "last_end_to_first_start_seconds": round((max(ends) - min(

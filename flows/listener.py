@@ -32,7 +32,7 @@ logger = logging.getLogger("daily_sip.listener")
 # A leg that has waited this long without an event asks for one history read of its room.
 STALL_SECONDS = 5.0
 # Reads that find nothing new back off (doubling) to at most this interval.
-MAX_READ_INTERVAL_SECONDS = 60.0
+MAX_READ_INTERVAL_SECONDS = 15.0
 # History reads start this far before the newest event seen: Daily retries late deliveries.
 LOOKBACK_SECONDS = 60.0
 
