@@ -129,7 +129,11 @@ def start_prefect_server(stack: LocalStack, pg: Postgres, timeout: float = 180) 
     home = Path(tempfile.mkdtemp(prefix="fleet-prefect-"))
     env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": "",
            "PREFECT_SERVER_DATABASE_CONNECTION_URL": pg.url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           # The default pool (5 + 10 overflow) runs dry when 100 runs are submitted at once:
+           # requests then wait 30 s for a connection and fail with 500.
+           "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+           "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "30"}
     proc = stack._spawn("prefect-server", [str(Path(sys.executable).with_name("prefect")), "server",
                                            "start", "--host", "127.0.0.1", "--port", str(port)], env)
     # Its stdout is a pipe; keep reading it, or a full pipe (64 KiB) blocks the server.
@@ -172,12 +176,24 @@ async def deploy(webhook_url: str, daily_url: str, secret: str) -> str:
     return f"{deployment.flow_name}/{deployment.name}"
 
 
-async def submit(name: str, campaigns: list[dict]) -> list[str]:
+async def submit(name: str, campaigns: list[dict], at_once: int = 10) -> list[str]:
+    """Create one run per campaign, ``at_once`` requests at a time; an API error is retried."""
     from prefect.deployments import run_deployment
 
-    runs = await asyncio.gather(*(run_deployment(name, parameters={"campaign": c}, timeout=0)
-                                  for c in campaigns))
-    return [str(r.id) for r in runs]
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(c: dict) -> str:
+        for attempt in range(5):
+            async with gate:
+                try:
+                    return str((await run_deployment(name, parameters={"campaign": c}, timeout=0)).id)
+                except Exception as exc:  # 500/503 from a busy server: say so, try again
+                    print(f"  submitting {c['name']} failed ({type(exc).__name__}: {str(exc)[:100]}); "
+                          f"attempt {attempt + 1} of 5")
+            await asyncio.sleep(2 ** attempt)
+        raise RuntimeError(f"could not submit {c['name']}")
+
+    return list(await asyncio.gather(*(one(c) for c in campaigns)))
 
 
 async def wait_for(run_ids: list[str], name: str, campaigns: dict[str, dict],
