@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from ._shared import client_for, resolve_credentials
 from ._sync import daily_task, sync_twin
 from .credentials import DailyCredentials
+from .errors import DailyRequestError
 from .models import Webhook, WebhookSettings
 from .ratelimit import DEFAULT
 from .retries import paced_call
@@ -121,7 +122,14 @@ async def aensure_webhook(
         wanted += [t for t in hooks[0].event_types or [] if t not in wanted]
     settings = WebhookSettings(url=url, hmac=secret_value, event_types=wanted, retry_type=retry_type)
     if not hooks:
-        return await paced_call(DEFAULT, lambda: client.create_webhook(settings))
+        try:
+            return await paced_call(DEFAULT, lambda: client.create_webhook(settings))
+        except DailyRequestError:
+            # A domain has one webhook: a campaign starting at the same moment may have created
+            # it between our list and our create. Then it is checked like an existing one.
+            hooks = await paced_call(DEFAULT, client.list_webhooks)
+            if not hooks:
+                raise
     hook = hooks[0]
     current_secret = hook.hmac.get_secret_value() if hook.hmac else None
     up_to_date = (

@@ -184,6 +184,20 @@ def signed_with(request, secret: str) -> bool:
     return hmac.compare_digest(expected.decode(), request.headers["x-webhook-signature"])
 
 
+async def test_campaigns_ensuring_the_webhook_at_once_all_get_it(prefect_server, fast_emulator, sink):
+    """Top of the hour: several campaigns find no webhook and create it at the same moment."""
+    emu = fast_emulator()
+    creds = creds_for(emu)
+
+    @flow
+    async def four_at_once():
+        return await asyncio.gather(*(aensure_webhook(sink.url, credentials=creds) for _ in range(4)))
+
+    hooks = await four_at_once()
+    assert len({h.uuid for h in hooks}) == 1  # one webhook, and no campaign failed over it
+    assert route_count(emu, "POST /webhooks") >= 1
+
+
 async def test_ensure_webhook_creates_leaves_alone_and_revives(prefect_server, fast_emulator, sink, poll):
     emu = fast_emulator()
     creds = creds_for(emu)
