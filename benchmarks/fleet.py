@@ -126,7 +126,8 @@ class Postgres:
 
 def start_prefect_server(stack: LocalStack, pg: Postgres, timeout: float = 180) -> tuple[str, int]:
     port = free_port()
-    home = Path(tempfile.mkdtemp(prefix="fleet-prefect-"))
+    home = stack.workdir / "prefect-home"  # removed with the workdir
+    home.mkdir(parents=True, exist_ok=True)
     env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": "",
            "PREFECT_SERVER_DATABASE_CONNECTION_URL": pg.url,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
@@ -430,12 +431,12 @@ def main() -> int:
         t1 = time.monotonic()
         stack.close()
         pg.stop()
+        shutil.rmtree(stack.workdir, ignore_errors=True)
         print(f"everything stopped in {time.monotonic() - t1:.1f} s")
     show(result)
     print(json.dumps(result))
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2))
-    shutil.rmtree(stack.workdir, ignore_errors=True)
     return 0
 
 
