@@ -119,6 +119,11 @@ class LocalStack:
         threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()  # a full pipe blocks it
         return proc
 
+    def pacer(self) -> str:
+        """Start the shared pacer (`daily_sip.pacer`); returns its base URL for ``DAILY_PACER_URL``."""
+        proc = self._spawn("pacer", [sys.executable, "-m", "daily_sip.pacer", "--port", "0"])
+        return self._first_line_url("pacer", proc)
+
     def close(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:

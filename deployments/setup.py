@@ -3,8 +3,8 @@
 1. the `DailyCredentials` block (default name ``daily``, the deployments' ``credentials_block``):
    API key, API URL and the webhook HMAC secret. Values not given keep what the block already
    has; a missing webhook secret is generated (base64, Daily's format) and never printed;
-2. the global concurrency limits that pace Daily's rate limits
-   (`daily_sip.tasks.ratelimit.ensure_rate_limits`);
+2. Daily's rate-limit classes as global concurrency limits, for reference in the UI
+   (`daily_sip.tasks.ratelimit.ensure_rate_limits`; the shared pacer does the pacing);
 3. the ``process`` work pool the deployments use (default ``daily-sip``), if it does not exist;
 4. the Prefect variable ``daily_webhook_url`` (``--webhook-url``), which ``prefect deploy`` and
    ``daily-sip serve`` put into the deployments' ``webhook_url`` parameter;

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
+import time
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -38,7 +40,7 @@ from .silence import NO_EVENTS_ADVICE
 from .sweeper import RoomLeftoversError
 from .verify import EventVerifier
 
-# How often a run checks whether someone asked Prefect to cancel it.
+# How often a run checks whether someone asked Prefect to cancel it, or its worker died.
 CANCEL_POLL_SECONDS = 1.0
 
 
@@ -136,6 +138,7 @@ async def dial_campaign(
         report = await dial_campaign(Campaign(targets=[{"sip_uri": "sip:123@bridge.example.com"}]))
         ```
     """
+    cpu_at_start = time.process_time()
     logger = get_run_logger()
     context = FlowRunContext.get()
     run_id = str(context.flow_run.id) if context and context.flow_run else "local"
@@ -183,10 +186,13 @@ async def dial_campaign(
             report.room_created = ledger.created_room
             report.dialin_endpoints = await await_ready(campaign, creds, room.name)
             work = Dialer(campaign, creds, room.name, tag, report, router)
-            progress_id = await acreate_progress_artifact(
-                0.0, key=artifact_key(campaign.name, "progress"),
-                description=f"{campaign.name}: bridges answered or finished"
-            )
+            # A progress bar is not worth a campaign: an overloaded API (500) only costs the bar.
+            progress_id = None
+            with contextlib.suppress(Exception):
+                progress_id = await acreate_progress_artifact(
+                    0.0, key=artifact_key(campaign.name, "progress"),
+                    description=f"{campaign.name}: bridges answered or finished"
+                )
             work.board = Board(report, logger, progress_id)
             await work.board.publish()
             watcher = asyncio.create_task(work.watch_dialin())
@@ -257,6 +263,11 @@ async def dial_campaign(
         await publish(report)
         # The table is in the artifacts (and `daily-sip run` prints it): one line here, not twice.
         logger.info("%s (results: artifact %s)", report.message, artifact_key(campaign.name, "results"))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        # One line for capacity planning (benchmarks/fleet.py reads it): what this run cost here.
+        logger.info("resources: %.3f s CPU in this run, %.3f s in its process, peak RSS %.0f MB",
+                    time.process_time() - cpu_at_start, usage.ru_utime + usage.ru_stime,
+                    usage.ru_maxrss / 1024)
         await held.aclose()  # the room is free for the next campaign once it is cleaned up
     if cancel_asked.is_set():
         return Cancelled(message=f"cancelled on request; {report.message}", data=report)

@@ -14,6 +14,8 @@ Example:
 from __future__ import annotations
 
 import email.utils
+import functools
+import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -49,6 +51,12 @@ DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 MAX_PAGE_SIZE = 100  # Daily answers at most 100 rooms per GET /rooms, whatever `limit` says
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context per process: loading the CA bundle costs more than a request."""
+    return httpx.create_ssl_context()
 
 
 def _coerce(model: type[M], value: M | dict[str, Any]) -> M:
@@ -122,6 +130,7 @@ class DailyClient:
             timeout=timeout,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             transport=transport,
+            verify=_ssl_context(),
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
 

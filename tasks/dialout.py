@@ -32,8 +32,9 @@ async def astart_dial_out(
 ) -> DialOutStarted:
     """Call a SIP URI (or phone number) from the room; returns the leg's ``sessionId``.
 
-    Paced at Daily's call-start class (~1/s, 5 per 5 s) across every process sharing the
-    Prefect server. The outcome arrives later as ``dialout.*`` webhooks.
+    Paced at Daily's call-start class (~1/s, 5 per 5 s) across every process that uses the same
+    shared pacer (``DAILY_PACER_URL``; see `daily_sip.tasks.ratelimit`). The outcome arrives
+    later as ``dialout.*`` webhooks.
 
     When an attempt fails in a way that may have reached Daily (5xx, read timeout) and the
     request carries a ``userId``, the room's presence is checked before the retry: a leg with

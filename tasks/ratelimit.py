@@ -1,22 +1,52 @@
-"""Pacing Daily calls below Daily's published rate limits.
+"""Pacing Daily calls below Daily's published rate limits, across every process of an account.
 
-Each Daily rate class is a set of windows ("5 per 5 s", "20 per 1 s and 100 per 5 s"). Two layers:
+Daily's limits are per account (domain) and counted in windows ("5 per 5 s" for starting
+SIP/PSTN calls, "20 per 1 s and 100 per 5 s" for most calls, "2 per 1 s and 50 per 30 s" for
+room deletes; https://docs.daily.co/reference/rest-api, "Rate limits"). Every campaign of an
+account, in any process on any worker, draws from the same windows.
 
-* an in-process window limiter per class does the pacing: a call waits until it fits every
-  window, each made 5 % longer than Daily's. It allows Daily's bursts (5 dial-outs at once)
-  and stays inside the rule whether Daily counts sliding windows, fixed windows or tokens;
-* when a Prefect API server is configured, a Prefect global concurrency limit per class
-  (limit = the burst, slot decay = Daily's average rate) that every process and worker takes a
-  slot from, so several campaigns together still keep Daily's average rate.
+**How: one shared pacer per account, handing out time-stamped permits.** When
+``DAILY_PACER_URL`` is set, every call first asks the pacer (``python -m daily_sip.pacer``, one
+long-lived process per account) for a permit of its class. The pacer keeps one permit book per
+class (`daily_sip.pacer.book.PermitBook`): reservations in request order, each at the earliest
+time that keeps every window, so the whole fleet keeps Daily's exact sliding window; the answer
+is "send in d seconds", and the caller sleeps d and sends. Each window is made
+``WINDOW_MARGIN`` (5 %) longer than Daily's, for the jitter between a permit's time and the
+request reaching Daily.
 
-Why not the global limit alone: Prefect's server decays slots as ``floor(rate x seconds since
-the row last changed)`` and every denial changes the row, so pollers keep resetting the clock;
-measured on Prefect 3.9.1, a 0.9/s limit with four waiters let a call through only every ~2 s.
-With the local limiter in front, one process never asks faster than the limit, so the shared
-one only bites when several processes together exceed it.
+Why this and not the alternatives (measured, see ``benchmarks/fleet.py`` and the README):
 
-``DAILY_RATE_LIMIT_SCALE`` scales every count (2 = twice the allowance, for accounts whose limits
-Daily raised; 0 = no pacing, for a stand-in started with rate limits off).
+* Prefect global concurrency limits in ``rate_limit`` mode (what this module did before): the
+  server's slot decay is a token bucket (5 at once, then 1/s: up to 9 starts in a 5 s window,
+  so Daily answers 429), it rounds down and restarts on every change (one campaign started a
+  call every ~1.2 s instead of 1 s), and every waiting process polls it (191 refused + 135 busy
+  slot requests per 100 starts), so server load grows with the campaigns waiting their turn.
+* A global limit used as a mutex around a window record in a Prefect Variable would keep the
+  exact window, but costs four API round trips per permit plus polling for the mutex, all on
+  the Prefect server the flows already load.
+* One process for all campaigns would pace exactly in memory, but gives up Prefect's one flow
+  run per campaign, its workers and its cancellation.
+
+A permit is one small HTTP request to a process that does no I/O: nothing is held open while a
+campaign waits, whether ten or a thousand are waiting. If the pacer cannot be reached, the call
+waits and retries, logging a warning each time, and fails after ``PACER_GIVE_UP_SECONDS``
+without sending anything: it never quietly paces per process instead. A 429 that Daily answers
+all the same is absorbed by `daily_sip.tasks.retries.paced_call`: the pacer is told (it grants
+nothing more of that class for one window) and the call is retried on a new permit.
+
+Without ``DAILY_PACER_URL`` (one campaign at a time: ``daily-sip run``, the demo, notebooks) an
+in-process window limiter paces, and the first paced call says so once, as a warning naming the
+variable. ``DAILY_RATE_LIMIT_SCALE`` scales every count (2 = twice the allowance, for accounts
+whose limits Daily raised; 0 = no pacing, for a stand-in started with rate limits off).
+
+Example:
+    ```python
+    from daily_sip.tasks.ratelimit import DIALOUT_START, pace
+
+    permit = await pace(DIALOUT_START)  # returns when one more call start fits Daily's window
+    await client.start_dial_out(room, request)
+    permit.done()  # (in-process pacing counts the call from its answer if that came late)
+    ```
 """
 
 from __future__ import annotations
@@ -29,6 +59,8 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
+
+from .errors import DailyError
 
 logger = logging.getLogger("daily_sip.ratelimit")
 
@@ -91,45 +123,162 @@ def shared_limit(rate: RateClass, scale: float) -> tuple[int, float]:
 
 
 class WindowLimiter:
-    """In-process limiter: at most ``count`` calls in any ``seconds`` window, for each window."""
+    """In-process limiter: at most ``count`` calls in any ``seconds`` window, for each window.
+
+    A call counts from when it was admitted or, once it is done, from when it was answered,
+    whichever is later: Daily receives it somewhere in between, and a call that left late
+    (a busy event loop) must not let the next window open early.
+    """
 
     def __init__(self, windows: tuple[tuple[int, float], ...]) -> None:
         self.windows = windows
-        self._calls: deque[float] = deque(maxlen=max(n for n, _ in windows))
+        self._calls: deque[list[float]] = deque(maxlen=max(n for n, _ in windows))
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> list[float]:
+        """Wait for room in every window; returns the call's entry (see `Permit.done`)."""
         async with self._lock:
             while True:
                 now = time.monotonic()
+                times = sorted(entry[0] for entry in self._calls)
                 wait = 0.0
                 for count, seconds in self.windows:
-                    if len(self._calls) >= count:
-                        wait = max(wait, self._calls[-count] + seconds - now)
+                    if len(times) >= count:
+                        wait = max(wait, times[-count] + seconds - now)
                 if wait <= 0:
-                    self._calls.append(now)
-                    return
+                    entry = [now]
+                    self._calls.append(entry)
+                    return entry
                 await asyncio.sleep(wait)
 
 
-# Limiters hold an asyncio.Lock, which belongs to one event loop.
+@dataclass
+class Permit:
+    """What `pace` hands out; call `done` once Daily has answered the request it admitted."""
+
+    entry: list[float] | None = None
+
+    def done(self) -> None:
+        if self.entry is not None:
+            self.entry[0] = max(self.entry[0], time.monotonic())
+
+
+# Limiters and HTTP clients belong to one event loop (asyncio.Lock, pooled connections).
 _local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, WindowLimiter]] = (
     weakref.WeakKeyDictionary()
 )
-_ensured: set[tuple[str, float]] = set()
-_prefect_broken = False
+_pacer_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+_warned_local = False
+
+PACER_URL_ENV = "DAILY_PACER_URL"
+PACER_TOKEN_ENV = "DAILY_PACER_TOKEN"
+# How long a call waits for an unreachable pacer before it fails (nothing sent to Daily).
+PACER_GIVE_UP_SECONDS = 300.0
 
 
-def _prefect_api_url() -> str | None:
-    from prefect.settings import get_current_settings
+class PacerUnavailableError(DailyError):
+    """The shared pacer did not answer for ``PACER_GIVE_UP_SECONDS``; the call was not sent.
 
-    return get_current_settings().api.url
+    Not transient: the call already waited that long, a task retry would only wait again.
+    """
+
+
+def pacer_url() -> str | None:
+    """The shared pacer's base URL (``DAILY_PACER_URL``), or None for in-process pacing."""
+    return (os.environ.get(PACER_URL_ENV) or "").strip().rstrip("/") or None
+
+
+def run_warning(message: str, *args: object) -> None:
+    """To the run's log when there is a run (the UI shows it), else to this module's logger."""
+    try:
+        from prefect.logging import get_run_logger
+
+        get_run_logger().warning(message, *args)
+    except Exception:  # no run context
+        logger.warning(message, *args)
+
+
+def _http() -> Any:
+    import httpx
+
+    loop = asyncio.get_running_loop()
+    client = _pacer_http.get(loop)
+    if client is None or client.is_closed:
+        token = os.environ.get(PACER_TOKEN_ENV)
+        client = _pacer_http[loop] = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=3.0),
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+        )
+    return client
+
+
+async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: bool) -> None:
+    """Reserve a permit from the pacer and sleep until it is due; wait out an absent pacer."""
+    windows = [list(w) for w in scaled(rate, scale)]
+    body = {"rate": rate.key, "windows": windows, "after_429": after_429}
+    started = time.monotonic()
+    backoff = 0.5
+    while True:
+        try:
+            response = await _http().post(f"{url}/v1/permits", json=body)
+            response.raise_for_status()
+            delay = float(response.json()["delay"])
+            break
+        except Exception as exc:  # refused, timed out, 5xx, garbage: all mean "no permit yet"
+            waited = time.monotonic() - started
+            if waited >= PACER_GIVE_UP_SECONDS:
+                raise PacerUnavailableError(
+                    f"shared pacer {url} unreachable for {waited:.0f} s ({type(exc).__name__}: "
+                    f"{exc}); the Daily call was not sent"
+                ) from None
+            run_warning("shared pacer %s unreachable (%s: %s); waiting %.1f s for it: no Daily call is "
+                  "sent without a permit", url, type(exc).__name__, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
+    """Wait until one more call of this class fits Daily's limit; send the request right after.
+
+    ``after_429``: the previous try of this call was answered 429; the window is then given a
+    full period to clear before the retry.
+
+    Example:
+        ```python
+        permit = await pace(DIALOUT_START)
+        await client.start_dial_out(room, request)
+        permit.done()
+        ```
+    """
+    global _warned_local
+    scale = rate_scale()
+    if scale == 0:
+        return Permit()
+    url = pacer_url()
+    if url:
+        await _shared_permit(url, rate, scale, after_429)
+        return Permit()
+    if not _warned_local:
+        _warned_local = True
+        run_warning("%s is not set: Daily's rate limits are kept within this process only; "
+              "campaigns running at the same time in other processes can exceed them (start "
+              "`python -m daily_sip.pacer` and set %s)", PACER_URL_ENV, PACER_URL_ENV)
+    limiters = _local.setdefault(asyncio.get_running_loop(), {})
+    limiter = limiters.get(rate.key)
+    if limiter is None or limiter.windows != scaled(rate, scale):
+        limiter = limiters[rate.key] = WindowLimiter(scaled(rate, scale))
+    if after_429:
+        await asyncio.sleep(max(seconds for _, seconds in limiter.windows))
+    return Permit(await limiter.acquire())
 
 
 async def ensure_rate_limits(scale: float | None = None) -> list[str]:
-    """Create (or correct) the global concurrency limits on the Prefect server. Idempotent.
+    """Create (or correct) Daily's classes as Prefect global concurrency limits. Idempotent.
 
-    Also run by ``daily-sip setup-limits``; tasks call it on first use.
+    They no longer pace anything (the pacer does, see the module docstring); ``daily-sip setup``
+    still writes them so Daily's allowances are visible next to the runs in Prefect's UI.
     """
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectAlreadyExists
@@ -149,73 +298,3 @@ async def ensure_rate_limits(scale: float | None = None) -> list[str]:
                 )
             names.append(rate.limit_name)
     return names
-
-
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-
-
-async def _prefect_client() -> Any:
-    """One long-lived Prefect client per event loop: a new one per call costs a TLS context."""
-    from prefect.client.orchestration import get_client
-
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = get_client()
-        await client.__aenter__()
-        _clients[loop] = client
-    return client
-
-
-async def _take_global_slot(rate: RateClass) -> None:
-    """One slot of the Prefect global limit, waiting out refusals as the server's Retry-After says.
-
-    Taken with ``PrefectClient.increment_concurrency_slots`` in ``rate_limit`` mode, the request
-    ``prefect.concurrency.asyncio.rate_limit`` makes, without that function's acquisition
-    service (about 2 s per call inside a task run on Prefect 3.9). The client itself retries the
-    server's 503s.
-    """
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    client = await _prefect_client()
-    while True:
-        try:
-            response = await client.increment_concurrency_slots(
-                names=[rate.limit_name], slots=1, mode="rate_limit"
-            )
-        except PrefectHTTPStatusError as exc:
-            if exc.response.status_code != 423:  # 423 Locked: no slot free yet
-                raise
-            retry_after = exc.response.headers.get("Retry-After")
-            await asyncio.sleep(float(retry_after) if retry_after else 1 / rate.average_per_second)
-            continue
-        if not response.json():
-            raise LookupError(f"global concurrency limit {rate.limit_name} does not exist")
-        return
-
-
-async def pace(rate: RateClass) -> None:
-    """Wait until one more call of this class fits Daily's limit; send the request right after.
-
-    The shared slot is taken first and the local window last, so nothing with a variable delay
-    (the Prefect API round trip) sits between the local window and the request it admits.
-    """
-    global _prefect_broken
-    scale = rate_scale()
-    if scale == 0:
-        return
-    api_url = _prefect_api_url()
-    if api_url and not _prefect_broken:
-        try:
-            if (api_url, scale) not in _ensured:
-                await ensure_rate_limits(scale)
-                _ensured.add((api_url, scale))
-            await _take_global_slot(rate)
-        except Exception as exc:  # server gone or refusing: the local window still paces; say it once
-            _prefect_broken = True
-            logger.warning("Prefect global rate limits unavailable (%s); pacing in this process only", exc)
-    limiters = _local.setdefault(asyncio.get_running_loop(), {})
-    limiter = limiters.get(rate.key)
-    if limiter is None or limiter.windows != scaled(rate, scale):
-        limiter = limiters[rate.key] = WindowLimiter(scaled(rate, scale))
-    await limiter.acquire()

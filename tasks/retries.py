@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -10,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from .errors import DailyRateLimitError, is_transient
-from .ratelimit import RateClass, pace
+from .ratelimit import RateClass, pace, run_warning
 
 T = TypeVar("T")
 
@@ -43,12 +44,61 @@ RETRY_POLICY: dict[str, Any] = {
 }
 
 
+# A 429 is waited out and retried inside the call this many times before it surfaces (then the
+# task's own retries still follow): with the pacer in front, one is already a surprise.
+MAX_429_RETRIES = 8
+
+
 async def paced_call(rate: RateClass, call: Callable[[], Awaitable[T]]) -> T:
-    """Pace, call, and on a 429 with Retry-After wait that long before the task's retry."""
-    await pace(rate)
-    try:
-        return await call()
-    except DailyRateLimitError as exc:
-        if exc.retry_after:
-            await asyncio.sleep(min(exc.retry_after, MAX_RETRY_AFTER_SECONDS))
-        raise
+    """Pace, call; a 429 is waited out (Retry-After, then a full window) and the call retried.
+
+    The pacer is told about the 429 (`pace(after_429=True)`), so the whole account backs off,
+    not only this call. A 429 therefore costs time, never a failed target.
+
+    Example:
+        ```python
+        room = await paced_call(DEFAULT, lambda: client.get_room("standup"))
+        ```
+    """
+    after_429 = False
+    for attempt in range(MAX_429_RETRIES + 1):
+        permit = await pace(rate, after_429=after_429)
+        try:
+            return await call()
+        except DailyRateLimitError as exc:
+            refused = exc
+        finally:
+            permit.done()
+        if attempt == MAX_429_RETRIES:
+            raise refused
+        run_warning("Daily answered 429 to %s %s (%s class); waiting out the window and retrying",
+                    refused.method, refused.path, rate.key)
+        if refused.retry_after:
+            await asyncio.sleep(min(refused.retry_after, MAX_RETRY_AFTER_SECONDS))
+        after_429 = True
+    raise AssertionError("unreachable")
+
+
+async def retrying(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Call a task's body without a task run, with the same retry policy as the task.
+
+    For hot paths inside a flow (one call per dial-out leg), where a task run per HTTP call
+    costs more CPU and database rows than the call itself.
+
+    Example:
+        ```python
+        from daily_sip.tasks.dialout import astop_dial_out
+
+        await retrying(astop_dial_out.fn, "standup", session_id, credentials=creds)
+        ```
+    """
+    delays = exponential_backoff(backoff_factor=0.5)(RETRY_POLICY["retries"])
+    for delay in [*delays, None]:
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            if delay is None or not is_transient(exc):
+                raise
+            jitter = RETRY_POLICY["retry_jitter_factor"]
+            await asyncio.sleep(delay * random.uniform(1 - jitter, 1 + jitter))
+    raise AssertionError("unreachable")

@@ -1,0 +1,444 @@
+"""The top of the hour: M campaigns x K targets at once, on Prefect's scale-out setup.
+
+Starts a private PostgreSQL cluster (Debian's ``postgresql`` package), a Prefect server on it,
+the Daily stand-in at Daily's real limits, the webhook receiver, the shared pacer and W
+``process`` workers; deploys ``dial-campaign/adhoc``, submits M runs at once and waits for
+them. Prints campaigns succeeded, makespan against the rate-limit bound, the 429s the stand-in
+answered, CPU per dial (campaign processes, Prefect server, PostgreSQL, workers), peak RSS per
+campaign process, webhook->flow latency, and what was left on the stand-in.
+
+    .venv/bin/python benchmarks/fleet.py --campaigns 20 --targets 5 --workers 2
+    .venv/bin/python benchmarks/fleet.py --campaigns 20 --rate-scale 10   # Daily's limits x10
+
+CPU figures are process CPU time (``/proc``), which contention does not inflate the way it
+inflates wall time. Run as root, PostgreSQL runs as the ``postgres`` user (it refuses root).
+Everything started is stopped on every exit path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from daily_sip.local_stack import STANDIN_DEV_KEY, LocalStack, _drain, free_port, new_webhook_secret
+
+POOL = "fleet"
+HOLD_SECONDS = 2.0
+TICKS = os.sysconf("SC_CLK_TCK")
+RESOURCES = re.compile(r"resources: ([\d.]+) s CPU in this run, ([\d.]+) s in its process, "
+                       r"peak RSS (\d+) MB")
+LATENCY = re.compile(r"webhook->flow latency p50 ([\d.]+) s, p95 ([\d.]+) s")
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> tuple[int, float, float] | None:
+    """(ppid, own CPU s, CPU s of waited-for children) from /proc/<pid>/stat."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    ppid, utime, stime, cutime, cstime = int(fields[1]), *map(int, fields[11:15])
+    return ppid, (utime + stime) / TICKS, (cutime + cstime) / TICKS
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process and its descendants, live or already reaped."""
+    stats = {int(p): s for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p)))}
+    total, stack = 0.0, [root]
+    while stack:
+        pid = stack.pop()
+        if pid in stats:
+            total += stats[pid][1] + stats[pid][2]
+            stack += [child for child, s in stats.items() if s[0] == pid]
+    return total
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@dataclass
+class Postgres:
+    """A private cluster on a free port under a temp dir; ``stop`` removes it."""
+
+    root: Path
+    port: int
+    as_user: list[str] = field(default_factory=list)
+    pid: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/prefect"
+
+    def _run(self, *cmd: str) -> None:
+        subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, text=True, timeout=120)
+
+    @classmethod
+    def start(cls) -> Postgres:
+        initdb, pg_ctl, psql = _pg_bin("initdb"), _pg_bin("pg_ctl"), _pg_bin("psql")
+        if not (initdb and pg_ctl and psql):
+            raise SystemExit("PostgreSQL is not installed: apt-get update && apt-get install -y postgresql")
+        root = Path(tempfile.mkdtemp(prefix="fleet-pg-"))
+        as_user: list[str] = []
+        if os.geteuid() == 0:  # postgres refuses to run as root
+            shutil.chown(root, "postgres", "postgres")
+            as_user = ["runuser", "-u", "postgres", "--"]
+        pg = cls(root, free_port(), as_user)
+        data = root / "data"
+        pg._run(initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        options = (f"-p {pg.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300")
+        pg._run(pg_ctl, "-D", str(data), "-l", str(root / "postgres.log"), "-o", options, "-w", "start")
+        pg.pid = int((data / "postmaster.pid").read_text().split()[0])
+        pg._run(psql, "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-q", "-c",
+                "CREATE DATABASE prefect")
+        return pg
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._run(_pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w",
+                      "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_prefect_server(stack: LocalStack, pg: Postgres, timeout: float = 180) -> tuple[str, int]:
+    port = free_port()
+    home = stack.workdir / "prefect-home"  # removed with the workdir
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": "",
+           "PREFECT_SERVER_DATABASE_CONNECTION_URL": pg.url,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           # The default pool (5 + 10 overflow) runs dry when 100 runs are submitted at once:
+           # requests then wait 30 s for a connection and fail with 500.
+           "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+           "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "30"}
+    proc = stack._spawn("prefect-server", [str(Path(sys.executable).with_name("prefect")), "server",
+                                           "start", "--host", "127.0.0.1", "--port", str(port)], env)
+    # Its stdout is a pipe; keep reading it, or a full pipe (64 KiB) blocks the server.
+    threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
+    api_url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("prefect server exited:\n" + stack.logs[-1].read_text()[-2000:])
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                return api_url, proc.pid
+        time.sleep(0.5)
+    raise RuntimeError(f"prefect server not healthy after {timeout:.0f} s")
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def campaign(index: int, targets: int) -> dict:
+    return {
+        "name": f"fleet-{index:03d}",
+        "targets": [{"sip_uri": f"sip:bridge-{index:03d}-{t}@fleet.example.com"} for t in range(targets)],
+        "after_answer": {"mode": "hang_up_after", "hold_seconds": HOLD_SECONDS},
+        "ring_timeout_seconds": 30,
+        "deadline_seconds": 3600,
+    }
+
+
+async def deploy(webhook_url: str, daily_url: str, secret: str) -> str:
+    from daily_sip.deployments.definitions import by_name
+    from daily_sip.deployments.serve import build_deployment
+    from daily_sip.deployments.setup import run_setup
+
+    await run_setup(api_key=STANDIN_DEV_KEY, api_url=daily_url, webhook_secret=secret,
+                    webhook_url=webhook_url, work_pool=POOL, campaigns_dir=None)
+    (adhoc,) = by_name(["adhoc"])
+    deployment = await build_deployment(adhoc, webhook_url=webhook_url)
+    await deployment.apply(work_pool_name=POOL)
+    return f"{deployment.flow_name}/{deployment.name}"
+
+
+async def submit(name: str, campaigns: list[dict], at_once: int = 10) -> list[str]:
+    """Create one run per campaign, ``at_once`` requests at a time; an API error is retried."""
+    from prefect.deployments import run_deployment
+
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(c: dict) -> str:
+        for attempt in range(5):
+            async with gate:
+                try:
+                    return str((await run_deployment(name, parameters={"campaign": c}, timeout=0)).id)
+                except Exception as exc:  # 500/503 from a busy server: say so, try again
+                    print(f"  submitting {c['name']} failed ({type(exc).__name__}: {str(exc)[:100]}); "
+                          f"attempt {attempt + 1} of 5")
+            await asyncio.sleep(2 ** attempt)
+        raise RuntimeError(f"could not submit {c['name']}")
+
+    return list(await asyncio.gather(*(one(c) for c in campaigns)))
+
+
+async def wait_for(run_ids: list[str], name: str, campaigns: dict[str, dict],
+                   give_up_after: float) -> tuple[dict[str, object], int]:
+    """Wait until every run is final; a run that could not be submitted is submitted again."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    resubmitted = api_errors = 0
+    deadline = time.monotonic() + give_up_after
+    async with get_client() as client:
+        while True:
+            try:
+                runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=list(run_ids))), limit=len(run_ids))
+            except Exception as exc:  # an overloaded server answers 500/503: say so, ask again
+                print(f"  reading the runs failed ({type(exc).__name__}: {str(exc)[:120]}); retrying")
+                api_errors += 1
+                await asyncio.sleep(5)
+                continue
+            by_id = {str(r.id): r for r in runs}
+            for rid, run in list(by_id.items()):
+                message = (run.state.message or "") if run.state else ""
+                if run.state and run.state.is_crashed() and "submit" in message.lower():
+                    print(f"  run {rid} could not be submitted ({message[:120]}); submitting it again")
+                    (new,) = await submit(name, [campaigns[rid]])
+                    campaigns[new] = campaigns.pop(rid)
+                    run_ids[run_ids.index(rid)] = new
+                    resubmitted += 1
+            if len(by_id) == len(run_ids) and all(r.state and r.state.is_final() for r in by_id.values()):
+                return by_id, resubmitted
+            if time.monotonic() > deadline:
+                return by_id, resubmitted
+            await asyncio.sleep(5)
+
+
+async def run_logs(run_ids: list[str]) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    messages: list[str] = []
+    async with get_client() as client:
+        for i in range(0, len(run_ids), 20):
+            offset = 0
+            while True:
+                page = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(
+                    any_=run_ids[i:i + 20])), limit=200, offset=offset)
+                messages += [log.message for log in page]
+                if len(page) < 200:
+                    break
+                offset += 200
+    return messages
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
+
+
+@dataclass
+class Fleet:
+    stack: LocalStack
+    pg: Postgres
+    server_pid: int
+    daily_root: str
+    pacer_url: str
+    deployment: str
+    workers: list[subprocess.Popen]
+
+
+def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fleet:
+    t0 = time.monotonic()
+    api_url, server_pid = start_prefect_server(stack, pg)
+    print(f"prefect server on PostgreSQL healthy after {time.monotonic() - t0:.1f} s")
+    os.environ.update(PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="WARNING")
+    secret = new_webhook_secret()
+    daily_url = stack.standin(rate_limit_scale=args.rate_scale)
+    webhook_url = stack.receiver(secret, api_url)
+    pacer_url = stack.pacer() if hasattr(stack, "pacer") else ""  # absent in code before the pacer
+    print(f"stand-in, receiver, pacer up after {time.monotonic() - t0:.1f} s")
+    name = asyncio.run(deploy(webhook_url, daily_url, secret))
+    print(f"deployed after {time.monotonic() - t0:.1f} s")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAILY_")}
+    # The workers know Daily only through the credentials block `daily-sip setup` saved.
+    env.update(PREFECT_API_URL=api_url, DAILY_PACER_URL=pacer_url,
+               DAILY_RATE_LIMIT_SCALE=str(args.rate_scale), PREFECT_WORKER_QUERY_SECONDS="2",
+               PREFECT_LOGGING_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    workers = []
+    for w in range(args.workers):
+        cmd = [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", POOL,
+               "--type", "process", "--name", f"fleet-{w}"]
+        if args.limit_per_worker:
+            cmd += ["--limit", str(args.limit_per_worker)]
+        with (stack.workdir / f"worker-{w}.log").open("wb") as log:
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        stack.procs.append(proc)
+        workers.append(proc)
+    time.sleep(3)
+    return Fleet(stack, pg, server_pid, daily_url.removesuffix("/v1"), pacer_url, name, workers)
+
+
+async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
+    name, workers, pg, server_pid, daily_root, pacer_url = (
+        f.deployment, f.workers, f.pg, f.server_pid, f.daily_root, f.pacer_url)
+    specs = [campaign(i, args.targets) for i in range(args.campaigns)]
+    dials = args.campaigns * args.targets
+    # What the server and the database burn with nothing to do (services, worker polls), so the
+    # per-dial figures can be read with and without it.
+    idle0 = (tree_cpu(server_pid), tree_cpu(pg.pid), time.monotonic())
+    await asyncio.sleep(args.idle_sample)
+    idle = ((tree_cpu(server_pid) - idle0[0]) / (time.monotonic() - idle0[2]),
+            (tree_cpu(pg.pid) - idle0[1]) / (time.monotonic() - idle0[2]))
+    cpu0 = {"server": tree_cpu(server_pid), "postgres": tree_cpu(pg.pid),
+            "workers": sum(_stat(w.pid)[1] for w in workers)}
+    started = time.monotonic()
+    run_ids = await submit(name, specs)
+    submitted = time.monotonic() - started
+    by_campaign = dict(zip(run_ids, specs, strict=True))
+    runs, resubmitted = await wait_for(run_ids, name, by_campaign, args.timeout)
+    makespan = time.monotonic() - started
+    print(f"all {len(runs)} runs final after {makespan:.1f} s")
+    ends = [r.end_time for r in runs.values() if r.end_time]
+    await asyncio.sleep(3)  # the workers reap their last runs: then their CPU is in cutime/cstime
+    cpu1 = {"server": tree_cpu(server_pid), "postgres": tree_cpu(pg.pid)}
+    worker_stats = [_stat(w.pid) for w in workers]
+    worker_own = sum(s[1] for s in worker_stats if s)
+    children = sum(s[2] for s in worker_stats if s)
+    for w in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(w.pid, signal.SIGTERM)
+    logs = await run_logs(list(runs))
+    resources = [tuple(map(float, m.groups())) for m in map(RESOURCES.search, logs) if m]
+    latencies = [tuple(map(float, m.groups())) for m in map(LATENCY.search, logs) if m]
+    async with httpx.AsyncClient(timeout=30) as http:
+        requests = (await http.get(f"{daily_root}/_emulator/requests")).json()
+        rooms = (await http.get(f"{daily_root}/_emulator/rooms")).json()
+        legs = (await http.get(f"{daily_root}/_emulator/legs")).json()
+        pacer = (await http.get(f"{pacer_url}/healthz")).json() if pacer_url else {}
+    states: dict[str, int] = {}
+    for r in runs.values():
+        states[r.state.name if r.state else "?"] = states.get(r.state.name if r.state else "?", 0) + 1
+    start_rate = 1.0 * args.rate_scale  # Daily: 5 starts per 5 s
+    bound = dials / start_rate
+    server_cpu = cpu1["server"] - cpu0["server"]
+    return {
+        "campaigns": args.campaigns, "targets": args.targets, "workers": args.workers,
+        "limit_per_worker": args.limit_per_worker, "rate_scale": args.rate_scale, "dials": dials,
+        "succeeded": states.get("Completed", 0), "states": states,
+        "not_completed": sorted({(r.state.message or "")[:200] for r in runs.values()
+                                 if r.state and not r.state.is_completed()})[:5], "resubmitted": resubmitted,
+        "submit_seconds": round(submitted, 1), "makespan_seconds": round(makespan, 1),
+        "bound_seconds": bound, "makespan_over_bound": round(makespan / bound, 3),
+        "last_end_to_first_start_seconds": round((max(ends) - min(
+            r.start_time for r in runs.values() if r.start_time)).total_seconds(), 1) if ends else None,
+        "rate_limited_429": requests.get("rate_limited"),
+        "dialout_starts": requests.get("by_route", {}).get("POST /rooms/{name}/dialOut/start"),
+        "pacer": pacer.get("books"),
+        "cpu_ms_per_dial": {
+            "campaign_processes_total": round(1000 * children / dials, 1),
+            "campaign_runs_in_flow": round(1000 * sum(r[0] for r in resources) / dials, 1),
+            "prefect_server": round(1000 * server_cpu / dials, 1),
+            "prefect_server_net_of_idle": round(1000 * (server_cpu - idle[0] * makespan) / dials, 1),
+            "postgres": round(1000 * (cpu1["postgres"] - cpu0["postgres"]) / dials, 1),
+            "workers_own": round(1000 * (worker_own - cpu0["workers"]) / dials, 1),
+        },
+        "runs_reporting_resources": len(resources),
+        "peak_rss_mb": {"median": statistics.median([r[2] for r in resources]) if resources else None,
+                        "max": max([r[2] for r in resources]) if resources else None},
+        "webhook_to_flow_latency_s": {
+            "p50_median_of_runs": round(statistics.median([lat[0] for lat in latencies]), 3)
+            if latencies else None,
+            "p95_95th_of_runs": round(_pct([lat[1] for lat in latencies], 0.95), 3) if latencies else None,
+        },
+        "idle_cpu_per_second": {"prefect_server": round(idle[0], 3), "postgres": round(idle[1], 3)},
+        "rooms_left": len(rooms), "legs_left_up": sum(1 for leg in legs if leg.get("active")),
+    }
+
+
+def show(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"fleet: {result['campaigns']} campaigns x {result['targets']} targets, "
+                        f"{result['workers']} workers, Daily limits x{result['rate_scale']:g}")
+    table.add_column("figure")
+    table.add_column("value")
+    cpu, latency = result["cpu_ms_per_dial"], result["webhook_to_flow_latency_s"]
+    rows = [
+        ("campaigns succeeded", f"{result['succeeded']} / {result['campaigns']}  {result['states']}, "
+                                f"{result['resubmitted']} resubmitted"),
+        ("makespan (submit -> last run final)", f"{result['makespan_seconds']:.1f} s (wall, shared machine)"),
+        ("bound (dials / Daily's start rate)", f"{result['bound_seconds']:.1f} s"),
+        ("makespan / bound", f"{result['makespan_over_bound']:.3f}"),
+        ("429s answered by the stand-in", str(result["rate_limited_429"])),
+        ("CPU per dial: campaign processes (all)", f"{cpu['campaign_processes_total']} ms"),
+        ("CPU per dial: inside the flow runs", f"{cpu['campaign_runs_in_flow']} ms"),
+        ("CPU per dial: Prefect server", f"{cpu['prefect_server']} ms"),
+        ("CPU per dial: Prefect server, net of idle", f"{cpu['prefect_server_net_of_idle']} ms "
+                                                      f"(idle: {result['idle_cpu_per_second']} CPU-s/s)"),
+        ("CPU per dial: PostgreSQL", f"{cpu['postgres']} ms"),
+        ("CPU per dial: workers themselves", f"{cpu['workers_own']} ms"),
+        ("peak RSS per campaign process", f"median {result['peak_rss_mb']['median']} MB, "
+                                          f"max {result['peak_rss_mb']['max']} MB"),
+        ("webhook->flow latency", f"p50 {latency['p50_median_of_runs']} s (median of runs), "
+                                  f"p95 {latency['p95_95th_of_runs']} s (95th pct of runs)"),
+        ("rooms / legs left on the stand-in", f"{result['rooms_left']} / {result['legs_left_up']}"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--campaigns", "-m", type=int, default=20)
+    parser.add_argument("--targets", "-k", type=int, default=5)
+    parser.add_argument("--workers", "-w", type=int, default=2)
+    parser.add_argument("--limit-per-worker", type=int, default=25,
+                        help="flow runs a worker runs at once (0 = no limit)")
+    parser.add_argument("--rate-scale", type=float, default=1.0, help="Daily's limits times this")
+    parser.add_argument("--timeout", type=float, default=1800, help="give up waiting after this (s)")
+    parser.add_argument("--idle-sample", type=float, default=10.0,
+                        help="seconds of idle server CPU measured before submitting")
+    parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
+    args = parser.parse_args()
+    stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="fleet-")))
+    t0 = time.monotonic()
+    pg = Postgres.start()
+    print(f"PostgreSQL up after {time.monotonic() - t0:.1f} s")
+    try:
+        result = asyncio.run(fleet(args, start_fleet(args, stack, pg)))
+    finally:
+        t1 = time.monotonic()
+        stack.close()
+        pg.stop()
+        shutil.rmtree(stack.workdir, ignore_errors=True)
+        print(f"everything stopped in {time.monotonic() - t1:.1f} s")
+    show(result)
+    print(json.dumps(result))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

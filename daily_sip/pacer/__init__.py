@@ -1,0 +1,15 @@
+"""The shared pacer: one long-lived process per Daily account that hands out call-start permits.
+
+Daily's rate limits are per account (domain) and counted in sliding windows
+(https://docs.daily.co/reference/rest-api, "Rate limits"); every campaign process and every
+worker of an account asks this one process when it may send, so together they keep Daily's
+exact window. See `daily_sip.tasks.ratelimit` for why this design and how clients use it.
+
+* `book`: the permit book (exact sliding windows, reservations in time order);
+* `app`: the HTTP API (``POST /v1/permits``, ``GET /healthz``);
+* `server`: ``python -m daily_sip.pacer`` (first stdout line = its URL).
+"""
+
+from .book import PermitBook
+
+__all__ = ["PermitBook"]

@@ -1,0 +1,130 @@
+"""The shared pacer: several processes of one account keep Daily's window together.
+
+Real processes throughout: the stand-in at Daily's limits, ``python -m daily_sip.pacer``, and
+campaign-like client processes that only know ``DAILY_PACER_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+
+import httpx
+import pytest
+from prefect import flow
+
+from daily_sip.local_stack import free_port
+from daily_sip.pacer import PermitBook
+from daily_sip.tasks import ratelimit
+from daily_sip.tasks.client import DailyClient
+from daily_sip.tasks.credentials import DailyCredentials
+from daily_sip.tasks.dialout import astart_dial_out
+from daily_sip.tasks.ratelimit import DIALOUT_START, PacerUnavailableError
+from tests.conftest import stop_process
+
+DIAL_PROPS = {"enable_dialout": True, "dialout_config": {"allow_room_start": True}}
+
+# One campaign process: four dial-outs at once, paced only through DAILY_PACER_URL.
+CAMPAIGN_PROCESS = """
+import asyncio, sys
+from daily_sip.tasks.client import DailyClient
+from daily_sip.tasks.ratelimit import DIALOUT_START
+from daily_sip.tasks.retries import paced_call
+
+async def main(url, key, room, prefix):
+    async with DailyClient(key, url) as daily:
+        await asyncio.gather(*(
+            paced_call(DIALOUT_START, lambda i=i: daily.start_dial_out(
+                room, {"sipUri": f"sip:{prefix}-{i}@pbx.example.com"}))
+            for i in range(4)))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def pacer() -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "daily_sip.pacer", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://"):
+        proc.kill()
+        raise RuntimeError(f"pacer did not start: {url!r} {proc.stderr.read()[-2000:]}")
+    yield url
+    stop_process(proc)
+
+
+def _room(emu) -> str:
+    r = httpx.post(f"{emu.base_url}/rooms", json={"properties": DIAL_PROPS}, headers=emu.headers())
+    r.raise_for_status()
+    return r.json()["name"]
+
+
+def test_permit_book_keeps_every_window_in_order():
+    book = PermitBook(((2, 1.0), (5, 10.0)))
+    times = [book.reserve(now=0.0) for _ in range(7)]
+    assert times == [0.0, 0.0, 1.0, 1.0, 2.0, 10.0, 10.0]
+    book.penalize(now=10.0)  # a 429 all the same: nothing for one longest window
+    assert book.reserve(now=10.0) == 20.0
+
+
+def test_three_campaign_processes_share_dailys_window(start_emulator, pacer):
+    emu = start_emulator(rate_limit_scale=1, session_limit=20, connect_delay=0.05, answer_delay=0.05)
+    room = _room(emu)
+    env = {**os.environ, "DAILY_PACER_URL": pacer, "DAILY_RATE_LIMIT_SCALE": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", CAMPAIGN_PROCESS, emu.base_url, emu.api_key, room,
+                               f"p{n}"], env=env, stderr=subprocess.PIPE, text=True) for n in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err[-2000:]
+    requests = emu.introspect("requests")
+    # Each process alone would start its four at once: 12 in the first second, 7 refused.
+    assert requests["rate_limited"] == 0, requests
+    assert requests["by_route"]["POST /rooms/{name}/dialOut/start"] == {"200": 12}
+    started = sorted(datetime.fromisoformat(leg["created_at"]) for leg in emu.introspect("legs", room=room))
+    assert all((started[i + 5] - started[i]).total_seconds() >= 4.9 for i in range(len(started) - 5))
+    health = httpx.get(f"{pacer}/healthz").json()
+    assert health["books"]["default/dialout-start"]["granted"] == 12
+
+
+async def test_unreachable_pacer_is_waited_for_loudly_never_bypassed(start_emulator, monkeypatch, caplog):
+    emu = start_emulator(rate_limit_scale=1, connect_delay=0.05, answer_delay=0.05)
+    room = _room(emu)
+    monkeypatch.setenv("DAILY_RATE_LIMIT_SCALE", "1")
+    monkeypatch.setenv("DAILY_PACER_URL", f"http://127.0.0.1:{free_port()}")  # nobody listens
+    monkeypatch.setattr(ratelimit, "PACER_GIVE_UP_SECONDS", 2.0)
+    async with DailyClient(emu.api_key, emu.base_url) as daily:
+        from daily_sip.tasks.retries import paced_call
+
+        with pytest.raises(PacerUnavailableError, match="was not sent"):
+            await paced_call(DIALOUT_START, lambda: daily.start_dial_out(room, {"sipUri": "sip:a@b.example"}))
+    assert "unreachable" in caplog.text and "no Daily call is sent without a permit" in caplog.text
+    assert "POST /rooms/{name}/dialOut/start" not in emu.introspect("requests")["by_route"]
+
+
+async def test_a_429_all_the_same_is_waited_out_not_a_failure(prefect_server, start_emulator, pacer,
+                                                               monkeypatch):
+    emu = start_emulator(rate_limit_scale=1, session_limit=10, connect_delay=0.05, answer_delay=0.05)
+    room = _room(emu)
+    monkeypatch.setenv("DAILY_RATE_LIMIT_SCALE", "1")
+    monkeypatch.setenv("DAILY_PACER_URL", pacer)
+    async with DailyClient(emu.api_key, emu.base_url) as daily:  # someone outside the pacer
+        for i in range(5):
+            await daily.start_dial_out(room, {"sipUri": f"sip:rogue-{i}@pbx.example.com"})
+    creds = DailyCredentials(api_key=emu.api_key, api_url=emu.base_url)
+
+    @flow
+    async def one_dial():
+        return await astart_dial_out(room, {"sipUri": "sip:ours@pbx.example.com"}, credentials=creds,
+                                     return_state=True)
+
+    state = await one_dial()
+    assert state.is_completed(), state
+    by_route = emu.introspect("requests")["by_route"]["POST /rooms/{name}/dialOut/start"]
+    assert by_route["200"] == 6 and by_route["429"] >= 1
+    health = await asyncio.to_thread(lambda: httpx.get(f"{pacer}/healthz").json())
+    assert health["books"]["default/dialout-start"]["after_429"] >= 1
