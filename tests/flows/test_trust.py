@@ -85,7 +85,7 @@ async def test_campaign_with_the_webhook_not_configured_says_so(own_stack):
     stack = own_stack(enforce_idle_default=True)
     c = campaign("sip:ok@pbx.example.com", ring_timeout_seconds=3, dial_in={"enabled": False})
     state = await __import__("daily_sip.flows.dial_campaign", fromlist=["x"]).dial_campaign(
-        campaign=c, webhook_url=None, return_state=True)
+        campaign=c, webhook_url="", return_state=True)
     report = await state.aresult(raise_on_failure=False)
     [target] = report.targets
     assert target.status == "no_events", target
