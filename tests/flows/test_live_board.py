@@ -91,4 +91,4 @@ async def test_board_shows_two_bridges_on_the_call_while_a_stay_campaign_runs(st
                          str(state.state_details.flow_run_id)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Live Board Stay" in done.stdout and "2/3 bridges answered" in done.stdout
-    assert "Busy PBX" in done.stdout and "met with 2 answered" in done.stdout
+    assert "Busy PBX" in done.stdout and "met with 2" in done.stdout

@@ -94,12 +94,13 @@ async def test_kill_9_of_a_run_in_a_created_room_is_finished_by_the_sweeper(stac
 
 async def results_artifact(run_id: str) -> list[dict]:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     async with get_client() as client:
-        [artifact] = await client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]),
-            key=ArtifactFilterKey(any_=["dial-campaign-results"])))
+        artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    # Keys are per campaign (`<campaign>-results`).
+    [artifact] = [a for a in artifacts if (a.key or "").endswith("-results")]
     data = artifact.data
     return json.loads(data) if isinstance(data, str) else data
 
