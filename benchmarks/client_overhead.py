@@ -1,4 +1,5 @@
-"""What one Daily call costs: bare client vs. the same call as a Prefect task, and the pacing.
+"""What one Daily call costs: bare client vs. the same call as a Prefect task, and the pacing
+(in-process, and through the shared pacer of `daily_sip.pacer`).
 
 Starts a Prefect server and the stand-in (rate limits off at the stand-in, so only our own
 pacing shapes the numbers), then times N calls of GET /rooms/:name each way. Prints wall and
@@ -39,7 +40,7 @@ async def measure(label: str, call) -> None:
     line(label, walls, cpus)
 
 
-async def main(daily_url: str) -> None:
+async def main(daily_url: str, pacer_url: str) -> None:
     from prefect import flow
     from prefect.concurrency.asyncio import rate_limit
 
@@ -55,13 +56,15 @@ async def main(daily_url: str) -> None:
     await ensure_rate_limits(1.0)
 
     @flow
-    async def bench_flow(scale: str) -> None:
+    async def bench_flow(scale: str, label: str) -> None:
         os.environ["DAILY_RATE_LIMIT_SCALE"] = scale
-        label = "task get_room, no pacing" if scale == "0" else "task get_room, paced via Prefect GCL"
         await measure(label, lambda: aget_room(room.name, credentials=creds))
 
-    await bench_flow("0")
-    await bench_flow("1")
+    await bench_flow("0", "task get_room, no pacing")
+    await bench_flow("1", "task get_room, paced in-process")
+    os.environ["DAILY_PACER_URL"] = pacer_url  # how several processes share Daily's window
+    await bench_flow("1", "task get_room, paced via the shared pacer")
+    del os.environ["DAILY_PACER_URL"]
     # Last: calling faster than the limit piles up denied slots, which lengthens later waits.
     await measure("prefect.concurrency rate_limit() alone", lambda: rate_limit(DEFAULT.limit_name))
 
@@ -72,5 +75,6 @@ if __name__ == "__main__":
         os.environ["PREFECT_API_URL"] = api_url
         os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
         daily_url = stack.standin(rate_limit_scale=0)
+        pacer_url = stack.pacer()
         print(f"prefect server healthy after {secs:.1f} s; {N} calls each\n")
-        asyncio.run(main(daily_url))
+        asyncio.run(main(daily_url, pacer_url))
