@@ -15,18 +15,26 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-STYLE = {"answered": "green", "busy": "yellow", "no_answer": "yellow", "rejected": "red", "failed": "red",
-         "canceled": "dim", "unknown": "dim"}
+STYLE = {"joined": "green", "answered": "green", "busy": "yellow", "no_answer": "yellow",
+         "dropped_after_dtmf": "red", "dtmf_failed": "red", "rejected": "red", "failed": "red",
+         "unreachable": "red", "ended_before_answer": "yellow", "no_events": "dim", "canceled": "dim",
+         "unknown": "dim"}
+
+
+def _cell(value: object, style: str | None = None) -> Text:
+    # Cells carry user text (bridge names, SIP reasons): as Text, a "[" in them is never read as markup.
+    return Text("" if value is None else str(value), style=style or "")
 
 
 def board_table(rows: list[dict[str, str]], title: str = "Live board") -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=_cell(title), title_justify="left")
     for col in ("#", "bridge", "now", "since", "attempt", "note"):
         table.add_column(col, overflow="fold")
     for r in rows:
         style = "bold green" if r.get("on call") else None
-        table.add_row(r["#"], r["bridge"], r["now"], r["since"], r["attempt"], r["note"], style=style)
+        table.add_row(*(_cell(r[c]) for c in ("#", "bridge", "now", "since", "attempt", "note")), style=style)
     return table
 
 
@@ -34,16 +42,16 @@ def results_table(report) -> Table:
     """The final results, one row per bridge, status coloured and with its icon."""
     from daily_sip.flows.report import ICONS
 
-    table = Table(title=f"{report.campaign}: {report.message}", title_justify="left")
+    table = Table(title=_cell(f"{report.campaign}: {report.message}"), title_justify="left")
     for col in ("#", "bridge", "status", "SIP", "attempts", "on call (s)", "DTMF", "detail"):
         table.add_column(col, overflow="fold")
     for t in report.targets:
         table.add_row(
-            str(t.index + 1), t.display_name or t.sip_uri,
-            f"[{STYLE.get(t.status, '')}]{ICONS.get(t.status, '')} {t.status.replace('_', ' ')}[/]",
-            "" if t.sip_code is None else str(t.sip_code), str(t.attempts),
-            "" if t.seconds_on_call is None else f"{t.seconds_on_call:.1f}", t.dtmf_sent or "",
-            t.error or t.detail or "",
+            _cell(t.index + 1), _cell(t.display_name or t.sip_uri),
+            _cell(f"{ICONS.get(t.status, '')} {t.status.replace('_', ' ')}", STYLE.get(t.status)),
+            _cell(t.sip_code), _cell(t.attempts),
+            _cell(None if t.seconds_on_call is None else f"{t.seconds_on_call:.1f}"), _cell(t.dtmf_sent),
+            _cell(t.error or t.detail),
         )
     return table
 
@@ -108,21 +116,23 @@ def print_past_run(console: Console, flow_run, artifacts) -> None:
     from rich.markdown import Markdown
 
     state = flow_run.state
-    console.print(f"[bold]{flow_run.name}[/] ({flow_run.id}): {state.name if state else 'no state'}"
-                  f"{': ' + state.message if state and state.message else ''}")
+    said = state.name if state else "no state"
+    if state and state.message:
+        said += f": {state.message}"
+    console.print(Text.assemble((flow_run.name, "bold"), f" ({flow_run.id}): {said}"))
     newest: dict[str, object] = {}
     for a in sorted(artifacts, key=lambda a: a.created):
         newest[a.key or str(a.id)] = a  # the board has many versions: keep the last
     for key, a in newest.items():
         data = json.loads(a.data) if isinstance(a.data, str) and a.type == "table" else a.data
         if a.type == "table" and key.endswith("-results"):
-            table = Table(title=a.description or key, title_justify="left")
+            table = Table(title=_cell(a.description or key), title_justify="left")
             cols = [c for c in (data[0] if data else {}) if c not in ("icon", "sip_uri")]
             for c in cols:
                 table.add_column(c, overflow="fold")
             for row in data:
                 status = f"{row.get('icon', '')} {row['status']}" if "status" in row else ""
-                table.add_row(*[status if c == "status" else str(row[c]) for c in cols],
+                table.add_row(*[_cell(status if c == "status" else row[c]) for c in cols],
                               style=STYLE.get(row.get("status", ""), None))
             console.print(table)
         elif a.type == "table" and key.endswith("-board") and not any(k.endswith("-results") for k in newest):

@@ -43,6 +43,12 @@ HEARTBEAT_SECONDS = 10.0
 CREATE_SETTLE_SECONDS = 6.0
 
 LEDGER_PREFIX = "daily_campaign_"
+# Prefect refuses a Variable whose JSON is longer than this (``prefect.types.MAX_VARIABLE_VALUE_LENGTH``);
+# a ledger over it would stop being refreshed and the sweeper would take a live run for dead.
+VARIABLE_LIMIT = 5000
+# What a crash report needs of a target, in the order they are given up when the ledger is too big.
+_TARGET_EXTRAS = ("dialed_at", "connected_at", "answered_at", "joined_at", "stopped_at",
+                  "seconds_to_answer", "seconds_to_joined", "dtmf_script", "dtmf_sent", "error", "detail")
 
 
 class Ledger(BaseModel):
@@ -77,11 +83,43 @@ def ledger_variable(flow_run_id: str) -> str:
     return f"{LEDGER_PREFIX}{str(flow_run_id).replace('-', '_')}"
 
 
+def report_snapshot(report: Any) -> dict[str, Any]:
+    """The part of a CampaignReport a crash report needs: no timeline, no DTMF steps, no defaults."""
+    return report.model_dump(
+        mode="json", exclude_none=True, exclude_defaults=True,
+        exclude={"timeline": True, "notes": True, "targets": {"__all__": {"dtmf_steps", "session_ids"}}})
+
+
+def _json_len(value: Any) -> int:
+    import json
+
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def ledger_value(ledger: Ledger) -> dict[str, Any]:
+    """The ledger as stored: always within Prefect's Variable limit.
+
+    The cleanup fields are small and always kept; the report snapshot gives up per-target
+    detail, then the whole report (the sweeper then cleans up without publishing a report).
+    """
+    value = ledger.model_dump(mode="json")
+    if _json_len(value) <= VARIABLE_LIMIT or not value.get("report"):
+        return value
+    report = dict(value["report"])
+    report["targets"] = [{k: v for k, v in t.items() if k not in _TARGET_EXTRAS}
+                         for t in report.get("targets", [])]
+    value["report"] = report
+    if _json_len(value) <= VARIABLE_LIMIT:
+        return value
+    value["report"] = None
+    return value
+
+
 async def save_ledger(ledger: Ledger) -> None:
     from prefect.variables import Variable
 
     ledger.alive_at = time.time()
-    await Variable.aset(ledger.variable_name, ledger.model_dump(mode="json"), overwrite=True)
+    await Variable.aset(ledger.variable_name, ledger_value(ledger), overwrite=True)
 
 
 async def load_ledger(flow_run_id: str) -> Ledger | None:

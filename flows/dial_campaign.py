@@ -26,6 +26,7 @@ from .cleanup import (
     Ledger,
     clean_up,
     clean_up_interrupted_run,
+    report_snapshot,
     settle_ledger,
 )
 from .legs import Dialer, now
@@ -165,7 +166,7 @@ async def dial_campaign(
         if context and context.flow_run else None
     )
     held = contextlib.AsyncExitStack()
-    await held.enter_async_context(Heartbeat(ledger, snapshot=lambda: report.model_dump(mode="json")))
+    await held.enter_async_context(Heartbeat(ledger, snapshot=lambda: report_snapshot(report)))
     try:
         # Key and URL are proven by one cheap call before anything is touched.
         creds = await credentials_or_explain(credentials_block)

@@ -178,3 +178,48 @@ def spawn_worker(command: str) -> subprocess.Popen:
 def child_of(pid: int) -> int | None:
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return int(found[0]) if found else None
+
+
+def big_report(bridges: int):
+    from datetime import UTC, datetime, timedelta
+
+    from daily_sip.flows.report import CampaignReport, LegEvent, TargetResult
+
+    t0 = datetime.now(UTC)
+    targets = [TargetResult(index=i, sip_uri=f"sip:93912345{i:03d}.884422@zoomcrc.example.com",
+                            display_name=f"Regional office {i:02d} (Zoom)", bridge="zoom",
+                            status="joined" if i % 3 else "busy", sip_code=200 if i % 3 else 486, attempts=1,
+                            detail="still connected after the join confirmation time",
+                            dialed_at=t0, answered_at=t0 + timedelta(seconds=2), dtmf_script="884422#")
+               for i in range(bridges)]
+    timeline = [[LegEvent(at=t0, phase=p, note=f"{p} of bridge {i}") for p in ("dialing", "ringing", "answered")]
+                for i in range(bridges)]
+    return CampaignReport(campaign="monday-bridges", started_at=t0, targets=targets, required=1,
+                          timeline=timeline)
+
+
+@pytest.mark.parametrize("bridges", [12, 80])
+async def test_a_campaign_of_many_bridges_keeps_its_ledger_fresh(prefect_server, bridges):
+    # A ledger over Prefect's Variable limit could not be refreshed: the sweeper would take
+    # the live run for dead after its grace period and hang up every bridge.
+    import uuid
+
+    from daily_sip.flows.cleanup import Ledger, drop_ledger, report_snapshot, save_ledger
+
+    run_id = str(uuid.uuid4())
+    ledger = Ledger(flow_run_id=run_id, room="monday", user_prefix="dsf-x", created_room=True,
+                    report=report_snapshot(big_report(bridges)))
+    await save_ledger(ledger)
+    first = (await load_ledger(run_id)).alive_at
+    await asyncio.sleep(0.05)
+    await save_ledger(ledger)
+    stored = await load_ledger(run_id)
+    await drop_ledger(run_id)
+    assert stored.alive_at > first
+    if bridges == 12:  # a crash report still names every bridge's outcome and why
+        assert [(t["status"], t["detail"]) for t in stored.report["targets"]] == [
+            ("joined" if i % 3 else "busy", "still connected after the join confirmation time")
+            for i in range(12)]
+    elif stored.report is not None:  # too many for detail: each bridge's outcome at least
+        assert [t["status"] for t in stored.report["targets"]] == [
+            "joined" if i % 3 else "busy" for i in range(80)]
