@@ -41,6 +41,7 @@ class Lane:
     dtmf: list[float]
     redials: list[float]
     end: tuple[float, str] | None  # (at s, outcome)
+    status: str = ""
 
 
 def lanes(report: CampaignReport) -> tuple[list[Lane], float]:
@@ -53,7 +54,7 @@ def lanes(report: CampaignReport) -> tuple[list[Lane], float]:
 
     out = []
     for target, events in zip(report.targets, report.timeline or [[] for _ in report.targets], strict=False):
-        lane = Lane(target.display_name or target.sip_uri, [], [], [], None)
+        lane = Lane(target.display_name or target.sip_uri, [], [], [], None, target.status.replace("_", " "))
         for i, e in enumerate(events):
             nxt = events[i + 1].at if i + 1 < len(events) else end_all
             kind = SPAN_OF.get(e.phase)
@@ -72,11 +73,14 @@ def lanes(report: CampaignReport) -> tuple[list[Lane], float]:
     return out, max(s(end_all), 1.0)
 
 
-def text_timeline(report: CampaignReport, width: int = 60) -> str:
-    """A fixed-width picture: ``·`` dialling, ``~`` ringing, ``█`` on call, ``#`` DTMF, ``↻`` redial."""
+def text_timeline(report: CampaignReport, width: int = 60, name_chars: int = 24, reasons: bool = True) -> str:
+    """A fixed-width picture: ``·`` dialling, ``~`` ringing, ``█`` on call, ``#`` DTMF, ``↻`` redial.
+
+    Each lane ends with its end reason, or with its outcome alone when ``reasons`` is false.
+    """
     all_lanes, total = lanes(report)
     per = total / width
-    name_w = min(24, max([len(lane.label) for lane in all_lanes] + [6]))
+    name_w = min(name_chars, max([len(lane.label) for lane in all_lanes] + [6]))
     rows = [f"{'':{name_w}}  0 s{'':{width - 8}}{total:.0f} s"]
     for lane in all_lanes:
         cells = [" "] * width
@@ -87,15 +91,17 @@ def text_timeline(report: CampaignReport, width: int = 60) -> str:
             cells[min(width - 1, int(at / per))] = "#"
         for at in lane.redials:
             cells[min(width - 1, int(at / per))] = "↻"
-        outcome = lane.end[1] if lane.end else ""
+        outcome = (lane.end[1] if lane.end else "") if reasons else lane.status
         rows.append(f"{lane.label[:name_w]:{name_w}} |{''.join(cells)}| {outcome}")
     legend = "· dialling  ~ ringing  █ on call  # DTMF sent  ↻ redial scheduled"
     return "\n".join([*rows, "", legend])
 
 
 def timeline_markdown(report: CampaignReport) -> str:
+    # The Prefect UI shows markdown artifacts in a column of ~75 monospace characters whatever the
+    # window's width: lanes and outcome fit it; the reasons are in the results table beside it.
     return (f"### {report.campaign}: what happened when\n\n"
-            f"```\n{text_timeline(report)}\n```\n")
+            f"```\n{text_timeline(report, width=32, name_chars=20, reasons=False)}\n```\n")
 
 
 def render_png(report: CampaignReport, path: str | Path) -> Path:

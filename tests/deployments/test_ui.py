@@ -13,6 +13,7 @@ Needs Debian's `chromium`; without it the test is skipped locally and fails on C
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -148,3 +149,59 @@ def test_form_defaults_are_the_model_defaults():
             shown = extra.get("default") if isinstance(extra, dict) else None
             if shown is not None:
                 assert shown == field.get_default(call_default_factory=True), f"{model.__name__}.{name}"
+
+
+def demo_like_report():
+    from datetime import UTC, datetime, timedelta
+
+    from daily_sip.flows.report import CampaignReport, LegEvent, TargetResult
+
+    t0 = datetime.now(UTC)
+    plan = [("Webex stand-up", "answered", ["dialling", "ringing", "answered", "on call", "ended"]),
+            ("PBX room (wrong PIN)", "dropped_after_dtmf",
+             ["dialling", "ringing", "answered", "DTMF sent", "on call", "ended"]),
+            ("Busy line", "busy", ["dialling", "redial scheduled", "dialling", "ended"]),
+            ("Nobody there", "no_answer", ["dialling", "ringing", "ended"])]
+    notes = {"answered": "answered (hung up after 5 s)", "busy": "busy (SIP 486 Busy Here)",
+             "no_answer": "no answer (SIP 408 Request Timeout)",
+             "dropped_after_dtmf": "dropped after dtmf (far end hung up 3.0 s after the last tone; "
+                                   "check meeting ID / passcode)"}
+    targets, timeline = [], []
+    for i, (name, status, phases) in enumerate(plan):
+        targets.append(TargetResult(index=i, sip_uri=f"sip:{i}@pbx.example.com", display_name=name,
+                                    status=status))
+        timeline.append([LegEvent(at=t0 + timedelta(seconds=1 + i + 2 * k), phase=p,
+                                  note=notes[status] if p == "ended" else "") for k, p in enumerate(phases)])
+    return CampaignReport(campaign="ui-timeline", started_at=t0, finished_at=t0 + timedelta(seconds=20),
+                          targets=targets, required=1, timeline=timeline)
+
+
+@needs_chromium
+@pytest.mark.timeout(600)
+async def test_the_timeline_artifact_reads_in_the_prefect_ui_without_scrolling(chromium, prefect_server):
+    # The operator looks at the run's artifacts in the Prefect UI: lanes and outcomes must be in view there.
+    from prefect.artifacts import acreate_markdown_artifact
+
+    from daily_sip.flows.timeline import timeline_markdown
+
+    report = demo_like_report()
+    artifact_id = await acreate_markdown_artifact(
+        markdown=timeline_markdown(report), key="ui-timeline-timeline",
+        description="ui-timeline: one lane per bridge")
+    url = f"{prefect_server.ui_url}/v2/artifacts/artifact/{artifact_id}"
+    shots = Path(os.environ.get("UI_SCREENSHOT_DIR") or REPO / "test-artifacts")
+    async with chromium.page(width=1600, height=900) as page:
+        await page.navigate(url)
+        try:
+            lanes = {t.display_name: 1 for t in report.targets}
+            text = await _wait_for_texts(page, url, {"what happened when": 1, **lanes}, within=90)
+            lane = {line.split("|")[0].strip(): line for line in text.splitlines() if "|" in line}
+            assert "█#█" in lane["PBX room (wrong PIN)"] and "↻" in lane["Busy line"], text
+            assert "| busy" in text and "| dropped after dtmf" in text and "| no answer" in text, text
+            # Every lane, its outcome included, is in view: the code block does not scroll sideways.
+            overflow = await page.evaluate(
+                "Array.from(document.querySelectorAll('pre')).map(p => p.scrollWidth - p.clientWidth)")
+            assert overflow and max(overflow) <= 0, overflow
+        finally:
+            with contextlib.suppress(Exception):
+                print(f"\nscreenshot of {url}: {await page.screenshot(shots / 'prefect-ui-timeline.png')}")
