@@ -270,8 +270,12 @@ def webhook_delays(events: list[dict], deliveries: list[dict]) -> dict:
         if d.get("result") == "ok" and d["event_id"] not in first_ok:
             first_ok[d["event_id"]] = d["ts"] + (d.get("duration_ms") or 0) / 1000
     lags = [first_ok[i] - created[i] for i in first_ok if i in created]
+    # Types the webhook subscribed to are those delivered at least once; others never go out.
+    sent_types = {d["event_type"] for d in deliveries if d.get("kind") == "event"}
+    never = [e for e in events if e["type"] in sent_types and e["id"] not in first_ok]
     return {
-        "events": len(events), "delivered": len(first_ok),
+        "events": sum(1 for e in events if e["type"] in sent_types), "delivered": len(first_ok),
+        "never_delivered": len(never),
         "failed_attempts": sum(1 for d in deliveries
                                if d.get("kind") == "event" and d.get("result") == "failed"),
         "created_to_delivered_s": {"p50": round(_pct(lags, 0.5), 3), "p95": round(_pct(lags, 0.95), 3),
@@ -441,7 +445,8 @@ def show(result: dict) -> None:
         ("webhook: event -> receiver answered (stand-in)",
          f"p50 {result['webhooks']['created_to_delivered_s']['p50']} s, "
          f"p95 {result['webhooks']['created_to_delivered_s']['p95']} s, "
-         f"max {result['webhooks']['created_to_delivered_s']['max']} s; receiver answer "
+         f"max {result['webhooks']['created_to_delivered_s']['max']} s, "
+         f"{result['webhooks']['never_delivered']} never; receiver answer "
          f"p50 {result['webhooks']['receiver_answer_ms']['p50']} ms, "
          f"p95 {result['webhooks']['receiver_answer_ms']['p95']} ms"),
         ("rooms / legs left on the stand-in", f"{result['rooms_left']} / {result['legs_left_up']}"),
