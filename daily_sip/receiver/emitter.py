@@ -22,6 +22,19 @@ if TYPE_CHECKING:
 class EmitError(RuntimeError):
     """The event could not be handed to Prefect durably; the delivery must be retried."""
 
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+    @property
+    def refused(self) -> bool:
+        """Prefect refused the content (413 too large, 422 invalid): resending it will not help.
+
+        Auth or URL problems (401, 403, 404) are not: they are fixed by configuration, and the
+        events must still be there then.
+        """
+        return self.status_code in (413, 422)
+
 
 def prefect_api_connection(user_agent: str = "daily-sip-receiver") -> tuple[str, dict[str, str], Any]:
     """(api_url, headers, verify) from the current Prefect settings; raises if no API URL is set.
@@ -136,7 +149,8 @@ class PrefectEventsEmitter:
                 except (httpx.HTTPError, KeyError, ValueError) as exc:
                     raise EmitError("Prefect API CSRF token request failed") from exc
                 continue
-            raise EmitError(f"Prefect API answered {response.status_code} to POST /events")
+            raise EmitError(f"Prefect API answered {response.status_code} to POST /events",
+                            response.status_code)
         raise EmitError("Prefect API did not accept the event")  # pragma: no cover
 
     async def check(self) -> bool:

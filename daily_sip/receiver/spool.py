@@ -156,6 +156,11 @@ class Spool:
             try:
                 await emit([event for _, event in batch])
             except Exception as exc:
+                if getattr(exc, "refused", False):
+                    # One event Prefect will never take must not hold up the others behind it.
+                    batch = await self._isolate(emit, batch, exc)
+                    self._acknowledged([event_id for event_id, _ in batch])
+                    continue
                 self.stats["send_failures"] += 1
                 if not failing:
                     logger.warning("spool: Prefect did not take %d event(s) (%s); retrying, %d pending",
@@ -168,6 +173,25 @@ class Spool:
                 logger.warning("spool: Prefect takes events again; %d pending", len(self._pending))
             failing, delay = False, RETRY_FIRST_SECONDS
             self._acknowledged([event_id for event_id, _ in batch])
+
+    async def _isolate(self, emit: BatchEmitter, batch: list[tuple[str, Event]],
+                       exc: BaseException) -> list[tuple[str, Event]]:
+        """Send a refused batch one by one; an event refused on its own is dropped, with an error."""
+        if len(batch) == 1:
+            logger.error("spool: Prefect refused event %s (%s); dropped", batch[0][0], _describe(exc))
+            return batch
+        for event_id, event in batch:
+            while True:
+                try:
+                    await emit([event])
+                    break
+                except Exception as one:
+                    if getattr(one, "refused", False):
+                        logger.error("spool: Prefect refused event %s (%s); dropped", event_id,
+                                     _describe(one))
+                        break
+                    await asyncio.sleep(RETRY_FIRST_SECONDS)
+        return batch
 
     async def drained(self) -> None:
         """Returns once nothing is pending."""
