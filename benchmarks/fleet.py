@@ -365,6 +365,13 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
             os.killpg(w.pid, signal.SIGTERM)
     logs = await run_logs(list(runs))
     resources = [tuple(map(float, m.groups())) for m in map(RESOURCES.search, logs) if m]
+    resubscribed = sum(1 for m in logs if "live event stream for room" in m)
+    # Failures early in the run, while the other campaign processes still start up (imports
+    # alone are seconds of CPU each), point at CPU starvation, not at a lost event.
+    first_start = min((r.start_time for r in runs.values() if r.start_time), default=None)
+    failed_at = sorted(round((r.start_time - first_start).total_seconds())
+                       for r in runs.values()
+                       if first_start and r.start_time and r.state and not r.state.is_completed())
     latencies = [tuple(map(float, m.groups())) for m in map(LATENCY.search, logs) if m]
     async with httpx.AsyncClient(timeout=30) as http:
         requests = (await http.get(f"{daily_root}/_emulator/requests")).json()
@@ -386,6 +393,7 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         "succeeded": states.get("Completed", 0), "states": states,
         "not_completed": sorted({(r.state.message or "")[:200] for r in runs.values()
                                  if r.state and not r.state.is_completed()})[:5], "resubmitted": resubmitted,
+        "not_completed_started_s_after_first": failed_at, "live_streams_reopened": resubscribed,
         "submit_seconds": round(submitted, 1), "makespan_seconds": round(makespan, 1),
         "bound_seconds": bound, "makespan_over_bound": round(makespan / bound, 3),
         "last_end_to_first_start_seconds": round((max(ends) - min(
@@ -456,6 +464,10 @@ def show(result: dict) -> None:
     Console().print(table)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--campaigns", "-m", type=int, default=20)
@@ -469,6 +481,10 @@ def main() -> int:
                         help="seconds of idle server CPU measured before submitting")
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args()
+    # Stopped with SIGTERM or SIGINT (even when started in the background, where SIGINT is
+    # ignored), it still stops everything it started: the finally below runs.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="fleet-")))
     t0 = time.monotonic()
     pg = Postgres.start()
