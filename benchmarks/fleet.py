@@ -473,7 +473,8 @@ def main() -> int:
     parser.add_argument("--campaigns", "-m", type=int, default=20)
     parser.add_argument("--targets", "-k", type=int, default=5)
     parser.add_argument("--workers", "-w", type=int, default=2)
-    parser.add_argument("--limit-per-worker", type=int, default=25,
+    # 25 per worker (50 campaign processes on two shared cores) starved the running campaigns.
+    parser.add_argument("--limit-per-worker", type=int, default=10,
                         help="flow runs a worker runs at once (0 = no limit)")
     parser.add_argument("--rate-scale", type=float, default=1.0, help="Daily's limits times this")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting after this (s)")
