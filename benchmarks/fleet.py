@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -249,6 +250,40 @@ async def run_logs(run_ids: list[str]) -> list[str]:
     return messages
 
 
+def webhook_delays(events: list[dict], deliveries: list[dict]) -> dict:
+    """How long Daily's side (the stand-in) held events before the receiver took them.
+
+    The envelope's ``event_ts`` is when a webhook is *sent*, so the flow's latency figure cannot
+    see time an event spent queued behind other deliveries (one ordered worker per webhook, as
+    Daily sends); this is event creation -> first successful delivery, and the receiver's answer
+    time per delivery, from the stand-in's own logs.
+    """
+    created = {e["id"]: datetime.fromisoformat(e["created_at"].replace("Z", "+00:00")).timestamp()
+               for e in events}
+    first_ok: dict[str, float] = {}
+    answer_ms: list[float] = []
+    for d in deliveries:
+        if d.get("kind") != "event":
+            continue
+        if d.get("duration_ms") is not None:
+            answer_ms.append(d["duration_ms"])
+        if d.get("result") == "ok" and d["event_id"] not in first_ok:
+            first_ok[d["event_id"]] = d["ts"] + (d.get("duration_ms") or 0) / 1000
+    lags = [first_ok[i] - created[i] for i in first_ok if i in created]
+    # Types the webhook subscribed to are those delivered at least once; others never go out.
+    sent_types = {d["event_type"] for d in deliveries if d.get("kind") == "event"}
+    never = [e for e in events if e["type"] in sent_types and e["id"] not in first_ok]
+    return {
+        "events": sum(1 for e in events if e["type"] in sent_types), "delivered": len(first_ok),
+        "never_delivered": len(never),
+        "failed_attempts": sum(1 for d in deliveries
+                               if d.get("kind") == "event" and d.get("result") == "failed"),
+        "created_to_delivered_s": {"p50": round(_pct(lags, 0.5), 3), "p95": round(_pct(lags, 0.95), 3),
+                                   "max": round(max(lags), 3) if lags else None},
+        "receiver_answer_ms": {"p50": round(_pct(answer_ms, 0.5), 1), "p95": round(_pct(answer_ms, 0.95), 1)},
+    }
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
@@ -272,6 +307,8 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
     os.environ.update(PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="WARNING")
     secret = new_webhook_secret()
     daily_url = stack.standin(rate_limit_scale=args.rate_scale)
+    # The receiver answers Daily once an event is on disk (see daily_sip/receiver/spool.py).
+    os.environ["DAILY_RECEIVER_SPOOL_DIR"] = str(stack.workdir / "receiver-spool")
     webhook_url = stack.receiver(secret, api_url)
     pacer_url = stack.pacer() if hasattr(stack, "pacer") else ""  # absent in code before the pacer
     print(f"stand-in, receiver, pacer up after {time.monotonic() - t0:.1f} s")
@@ -328,12 +365,22 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
             os.killpg(w.pid, signal.SIGTERM)
     logs = await run_logs(list(runs))
     resources = [tuple(map(float, m.groups())) for m in map(RESOURCES.search, logs) if m]
+    resubscribed = sum(1 for m in logs if "live event stream for room" in m)
+    # Failures early in the run, while the other campaign processes still start up (imports
+    # alone are seconds of CPU each), point at CPU starvation, not at a lost event.
+    first_start = min((r.start_time for r in runs.values() if r.start_time), default=None)
+    failed_at = sorted(round((r.start_time - first_start).total_seconds())
+                       for r in runs.values()
+                       if first_start and r.start_time and r.state and not r.state.is_completed())
     latencies = [tuple(map(float, m.groups())) for m in map(LATENCY.search, logs) if m]
     async with httpx.AsyncClient(timeout=30) as http:
         requests = (await http.get(f"{daily_root}/_emulator/requests")).json()
         rooms = (await http.get(f"{daily_root}/_emulator/rooms")).json()
         legs = (await http.get(f"{daily_root}/_emulator/legs")).json()
         pacer = (await http.get(f"{pacer_url}/healthz")).json() if pacer_url else {}
+        events = (await http.get(f"{daily_root}/_emulator/events")).json()
+        deliveries = (await http.get(f"{daily_root}/_emulator/deliveries")).json()
+    webhooks = webhook_delays(events, deliveries)
     states: dict[str, int] = {}
     for r in runs.values():
         states[r.state.name if r.state else "?"] = states.get(r.state.name if r.state else "?", 0) + 1
@@ -346,6 +393,7 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         "succeeded": states.get("Completed", 0), "states": states,
         "not_completed": sorted({(r.state.message or "")[:200] for r in runs.values()
                                  if r.state and not r.state.is_completed()})[:5], "resubmitted": resubmitted,
+        "not_completed_started_s_after_first": failed_at, "live_streams_reopened": resubscribed,
         "submit_seconds": round(submitted, 1), "makespan_seconds": round(makespan, 1),
         "bound_seconds": bound, "makespan_over_bound": round(makespan / bound, 3),
         "last_end_to_first_start_seconds": round((max(ends) - min(
@@ -370,6 +418,7 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
             "p95_95th_of_runs": round(_pct([lat[1] for lat in latencies], 0.95), 3) if latencies else None,
         },
         "idle_cpu_per_second": {"prefect_server": round(idle[0], 3), "postgres": round(idle[1], 3)},
+        "webhooks": webhooks,
         "rooms_left": len(rooms), "legs_left_up": sum(1 for leg in legs if leg.get("active")),
     }
 
@@ -401,6 +450,13 @@ def show(result: dict) -> None:
                                           f"max {result['peak_rss_mb']['max']} MB"),
         ("webhook->flow latency", f"p50 {latency['p50_median_of_runs']} s (median of runs), "
                                   f"p95 {latency['p95_95th_of_runs']} s (95th pct of runs)"),
+        ("webhook: event -> receiver answered (stand-in)",
+         f"p50 {result['webhooks']['created_to_delivered_s']['p50']} s, "
+         f"p95 {result['webhooks']['created_to_delivered_s']['p95']} s, "
+         f"max {result['webhooks']['created_to_delivered_s']['max']} s, "
+         f"{result['webhooks']['never_delivered']} never; receiver answer "
+         f"p50 {result['webhooks']['receiver_answer_ms']['p50']} ms, "
+         f"p95 {result['webhooks']['receiver_answer_ms']['p95']} ms"),
         ("rooms / legs left on the stand-in", f"{result['rooms_left']} / {result['legs_left_up']}"),
     ]
     for row in rows:
@@ -408,12 +464,17 @@ def show(result: dict) -> None:
     Console().print(table)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--campaigns", "-m", type=int, default=20)
     parser.add_argument("--targets", "-k", type=int, default=5)
     parser.add_argument("--workers", "-w", type=int, default=2)
-    parser.add_argument("--limit-per-worker", type=int, default=25,
+    # 25 per worker (50 campaign processes on two shared cores) starved the running campaigns.
+    parser.add_argument("--limit-per-worker", type=int, default=10,
                         help="flow runs a worker runs at once (0 = no limit)")
     parser.add_argument("--rate-scale", type=float, default=1.0, help="Daily's limits times this")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting after this (s)")
@@ -421,6 +482,10 @@ def main() -> int:
                         help="seconds of idle server CPU measured before submitting")
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args()
+    # Stopped with SIGTERM or SIGINT (even when started in the background, where SIGINT is
+    # ignored), it still stops everything it started: the finally below runs.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="fleet-")))
     t0 = time.monotonic()
     pg = Postgres.start()

@@ -41,7 +41,8 @@ from .silence import NO_EVENTS_ADVICE
 from .sweeper import RoomLeftoversError
 from .verify import EventVerifier
 
-# How often a run checks whether someone asked Prefect to cancel it, or its worker died.
+# How often a run nobody supervises asks Prefect whether it was cancelled, and how often a
+# supervised one checks that its worker is still alive (a local check, no API call).
 CANCEL_POLL_SECONDS = 1.0
 
 
@@ -55,24 +56,31 @@ async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio
     """Cancel the flow body when the run turns CANCELLING (e.g. "Cancel" in the UI), or when the
     worker that started this process died.
 
-    A worker or `serve` kills a cancelled run's process and then runs the on_cancellation hook;
-    a run started in-process (`daily-sip run`, a notebook) has nobody to do that, so it would keep
-    dialing. Cancelling the body here makes its own cleanup run instead.
+    A worker or `serve` watches its runs for cancellation itself (one watcher per worker), kills
+    a cancelled run's process and then runs the on_cancellation hook, so a supervised run does
+    not ask the API: a read of the run every second from every waiting campaign was server load
+    that grew with the number of campaigns. A run started in-process (`daily-sip run`, a
+    notebook) has nobody to do that, so it would keep dialing: it polls, and cancelling the body
+    makes its own cleanup run.
 
     A worker killed outright (``kill -9``) leaves its flow-run child running unsupervised: nobody
     can cancel it any more. So a supervised run stops itself, with its cleanup, within
     `CANCEL_POLL_SECONDS` of its parent process disappearing (it is re-parented).
     """
-    from prefect.client.orchestration import get_client
-
-    parent = os.getppid() if _supervised() else None
-    async with get_client() as client:
+    if _supervised():
+        parent = os.getppid()
         while True:
             await asyncio.sleep(CANCEL_POLL_SECONDS)
-            if parent is not None and os.getppid() != parent:
+            if os.getppid() != parent:
                 orphaned.set()
                 body.cancel()
                 return
+
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        while True:
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
             try:
                 run = await client.read_flow_run(run_id)
             except Exception:  # a blip in the API must not end the campaign
@@ -222,7 +230,7 @@ async def dial_campaign(
                 lat = sorted(router.latencies)
                 report.event_latency_p50 = lat[len(lat) // 2]
                 report.event_latency_p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
-                logger.debug("webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
+                logger.info("webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
                             report.event_latency_p50, report.event_latency_p95, len(lat))
     except (DailyError, TimeoutError, RoomLeftoversError) as exc:
         report.error = str(exc)

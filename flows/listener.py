@@ -1,10 +1,14 @@
 """Daily webhook events, as Prefect events, routed to the leg that is waiting for them.
 
 Prefect's live subscription can drop events and its backfill is short, so the listener
-opens the subscription *before* the first dial and also re-reads the room's event history
-now and then; both feed one de-duplicating router. The router trusts an event only when Daily's
-signature, carried inside it by the receiver, verifies with the run's webhook secret
-(flows/verify.py), and only for legs this run started.
+opens the subscription *before* the first dial and re-reads the room's event history when a
+leg has waited `STALL_SECONDS` without an event, less often while such reads find nothing new
+(up to `MAX_READ_INTERVAL_SECONDS` apart); both feed one de-duplicating router. (Re-reading
+every few seconds regardless cost the Prefect server a history query per campaign every few
+seconds, thousands of duplicate events per 100 dials, and server load for every campaign
+waiting its turn.) A subscription that ends is opened again. The router trusts an event only
+when Daily's signature, carried inside it by the receiver, verifies with the run's webhook
+secret (flows/verify.py), and only for legs this run started.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +33,14 @@ from prefect.events.filters import (
 from .verify import EventVerifier
 
 logger = logging.getLogger("daily_sip.listener")
+
+# A leg that has waited this long without an event asks for a history read.
+STALL_SECONDS = 5.0
+# While history reads find nothing new they back off to this; a ringing leg must not wait a
+# minute for an event the live stream missed (ring timeouts are ~30 s).
+MAX_READ_INTERVAL_SECONDS = 15.0
+# A live subscription that ended is opened again after this pause.
+RESUBSCRIBE_SECONDS = 1.0
 
 
 def room_resource_id(room: str) -> str:
@@ -46,6 +59,25 @@ class DailyEvent:
     def latency(self) -> float | None:
         """Seconds from Daily sending the webhook to the flow seeing the event."""
         return None if self.event_ts is None else self.received - self.event_ts
+
+
+class LegQueue(asyncio.Queue):
+    """A leg's events; a ``get`` that has waited `STALL_SECONDS` in vain calls ``on_stall``.
+
+    Every wait in the dialler is ``asyncio.wait_for(queue.get(), ...)``, so the stall signal
+    comes from where the waiting happens, with no poller of its own.
+    """
+
+    def __init__(self, on_stall: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_stall = on_stall
+
+    async def get(self) -> DailyEvent:
+        while True:
+            try:
+                return await asyncio.wait_for(super().get(), STALL_SECONDS)
+            except TimeoutError:
+                self._on_stall()
 
 
 class EventRouter:
@@ -70,10 +102,14 @@ class EventRouter:
         self.forged = 0
         self.foreign = 0
         self.accepted = 0
+        self.on_stall: Callable[[], None] = lambda: None  # set by the RoomListener
 
     def queue(self, user_id: str) -> asyncio.Queue[DailyEvent]:
         """The queue of one of this run's legs; creating it is what makes ``user_id`` ours."""
-        return self._queues.setdefault(user_id, asyncio.Queue())
+        queue = self._queues.get(user_id)
+        if queue is None:
+            queue = self._queues[user_id] = LegQueue(lambda: self.on_stall())
+        return queue
 
     def bind(self, session_id: str, user_id: str) -> None:
         """Tie a session to its userId; events that came first (by session only) catch up."""
@@ -84,11 +120,11 @@ class EventRouter:
     def user_of(self, session_id: str) -> str | None:
         return self._session_user.get(session_id)
 
-    def feed(self, event: Any) -> None:
-        """Take a ``prefect.events`` Event produced by our receiver."""
+    def feed(self, event: Any) -> bool:
+        """Take a ``prefect.events`` Event produced by our receiver; True if it was new and trusted."""
         prefect_id = str(getattr(event, "id", ""))
         if prefect_id in self._refused:
-            return  # the history re-read brings it again; counted once
+            return False  # the history re-read brings it again; counted once
         verified, reason = self.verifier.check(event.payload)
         if verified is None:
             self._refused.add(prefect_id)
@@ -97,15 +133,15 @@ class EventRouter:
                 "ignored event %s (%s) claiming to be from Daily: %s", prefect_id,
                 getattr(event, "event", "?"), reason,
             )
-            return
+            return False
         body = verified.payload
         if self.room is not None and body.get("room") not in (None, self.room):
             self.foreign += 1
-            return
+            return False
         daily_id = verified.event_id
         if daily_id in self._seen:
             self.duplicates += 1
-            return
+            return False
         self._seen.add(daily_id)
         item = DailyEvent(verified.type, body, daily_id, _float(verified.event_ts))
         self.accepted += 1
@@ -122,6 +158,7 @@ class EventRouter:
             self._orphans[session].append(item)
         else:
             self.room_events.put_nowait(item)
+        return True
 
 
 def _run_logger() -> Any:
@@ -151,61 +188,113 @@ def room_filter(room: str, since: datetime) -> EventFilter:
 
 
 class RoomListener:
-    """Live subscription plus periodic history reads for one room, feeding an EventRouter."""
+    """Live subscription for one room, plus history reads when a leg stalls; feeds an EventRouter.
 
-    def __init__(self, room: str, router: EventRouter, *, reconcile_every: float = 3.0) -> None:
+    Example:
+        ```python
+        router = EventRouter(EventVerifier(creds.webhook_secret), "standup")
+        async with RoomListener("standup", router):
+            ...  # dial; router.queue(user_id) yields that leg's events
+        ```
+    """
+
+    def __init__(self, room: str, router: EventRouter) -> None:
         self.room = room
         self.router = router
-        self.reconcile_every = reconcile_every
         # Event times come from Daily's second-resolution timestamps; look back a little.
         self.since = datetime.now(UTC) - timedelta(seconds=60)
-        self._tasks: list[asyncio.Task] = []
+        self.history_reads = 0
+        self.resubscribed = 0
+        self._interval = STALL_SECONDS
+        self._next_read = 0.0
+        self._reading: asyncio.Task | None = None
+        self._pump_task: asyncio.Task | None = None
         self._subscriber: Any = None
+        self._client: Any = None
 
     async def __aenter__(self) -> RoomListener:
-        from prefect.events.clients import get_events_subscriber
-
-        self._subscriber = get_events_subscriber(filter=room_filter(self.room, self.since))
-        await self._subscriber.__aenter__()  # subscribed before anything is dialled
-        self._tasks = [
-            asyncio.create_task(self._pump(), name="daily-events-live"),
-            asyncio.create_task(self._reconcile_loop(), name="daily-events-history"),
-        ]
+        self._subscriber = await self._subscribe()  # subscribed before anything is dialled
+        self._pump_task = asyncio.create_task(self._pump(), name="daily-events-live")
+        self.router.on_stall = self.stalled
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self.router.on_stall = lambda: None
+        for task in (self._pump_task, self._reading):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         with contextlib.suppress(Exception):
             await self._subscriber.__aexit__(None, None, None)
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.__aexit__(None, None, None)
+
+    async def _subscribe(self) -> Any:
+        from prefect.events.clients import get_events_subscriber
+
+        subscriber = get_events_subscriber(filter=room_filter(self.room, self.since))
+        await subscriber.__aenter__()
+        return subscriber
 
     async def _pump(self) -> None:
-        async for event in self._subscriber:
-            self.router.feed(event)
+        while True:
+            try:
+                async for event in self._subscriber:
+                    self.router.feed(event)
+                reason = "closed by the server"
+            except Exception as exc:  # reconnects exhausted (e.g. handshakes timing out under load)
+                reason = f"{type(exc).__name__}: {exc}"
+            # Without a live stream every event would wait for a stall: subscribe again, and read
+            # what came meanwhile from the history (its backfill covers the gap too).
+            _run_logger().warning("live event stream for room %s ended (%s); subscribing again",
+                                  self.room, reason[:200])
+            with contextlib.suppress(Exception):
+                await self._subscriber.__aexit__(None, None, None)
+            while True:
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+                try:
+                    self._subscriber = await self._subscribe()
+                    break
+                except Exception as exc:
+                    logger.debug("re-subscribing failed: %s", exc)
+            self.resubscribed += 1
+            self._next_read = 0.0
+            self.stalled()
+
+    def stalled(self) -> None:
+        """A leg waited long without an event: read the history, unless a read is due later."""
+        now = asyncio.get_running_loop().time()
+        if self._reading is not None or now < self._next_read:
+            return
+        self._reading = asyncio.create_task(self._read_after_stall(), name="daily-events-history")
+
+    async def _read_after_stall(self) -> None:
+        try:
+            found = await self.reconcile()
+        except Exception as exc:  # the live stream still runs; try again at the next stall
+            logger.debug("event history read failed: %s", exc)
+            found = 0
+        self._interval = STALL_SECONDS if found else min(self._interval * 2, MAX_READ_INTERVAL_SECONDS)
+        self._next_read = asyncio.get_running_loop().time() + self._interval
+        self._reading = None
 
     async def reconcile(self) -> int:
-        """Read the room's event history from the Prefect API and feed what was missed."""
+        """Read the room's event history from the Prefect API; feed it; return how many were new."""
         from prefect.client.orchestration import get_client
 
-        fed = 0
-        async with get_client() as client:
-            page = await client.read_events(filter=room_filter(self.room, self.since), limit=50)
-            while True:
-                for event in page.events:
-                    self.router.feed(event)
-                    fed += 1
-                if not page.next_page:
-                    break
-                page = await client.read_events_page(page.next_page)
-        return fed
-
-    async def _reconcile_loop(self) -> None:
+        if self._client is None:  # one client for the run: a new one costs a TLS context
+            client = get_client()
+            await client.__aenter__()
+            self._client = client
+        self.history_reads += 1
+        new = 0
+        page = await self._client.read_events(filter=room_filter(self.room, self.since), limit=50)
         while True:
-            await asyncio.sleep(self.reconcile_every)
-            try:
-                await self.reconcile()
-            except Exception as exc:  # the live stream still runs; try again next round
-                logger.debug("event history read failed: %s", exc)
+            for event in page.events:
+                new += self.router.feed(event)
+            if not page.next_page:
+                break
+            page = await self._client.read_events_page(page.next_page)
+        return new

@@ -26,6 +26,10 @@ Request handling, in order:
 6. One emit, awaited before answering. 200 only after the emitter returned; any emitter failure
    (Prefect unreachable, non-2xx, timeout) -> 503 so Daily redelivers, and the id is NOT marked
    seen. Ids are marked seen only after a successful emit.
+   With a spool directory (``--spool-dir``, `daily_sip.receiver.spool`) instead: 200 once the
+   event is appended and synced to the spool's journal; a background sender hands it to Prefect
+   (batched, retried until taken). Daily sends one delivery at a time and counts slow answers
+   as failures, so under load the spool is what keeps deliveries from falling behind.
 
 Durability: the default emitter (`PrefectEventsEmitter`) POSTs the event to the Prefect server's
 REST endpoint ``POST {PREFECT_API_URL}/events`` and treats only a 2xx (the server answers 204) as
@@ -48,17 +52,20 @@ this module (e.g. to register the CLI command) stays cheap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .emitter import PrefectEventsEmitter
 from .events import proof_of
 from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
+from .spool import Spool, batch_emitter
 
 if TYPE_CHECKING:
     from prefect.events import Event
@@ -117,6 +124,7 @@ class WebhookReceiver:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         dedupe_size: int = 10_000,
         dedupe_ttl_seconds: float = 24 * 3600,
+        spool: Spool | None = None,
     ) -> None:
         # Import the event contract (and Prefect) now, not on the first request.
         from daily_sip.receiver.events import to_prefect_event
@@ -127,6 +135,7 @@ class WebhookReceiver:
         self.max_body_bytes = max_body_bytes
         self.seen = _SeenIds(dedupe_size, dedupe_ttl_seconds)
         self._inflight: dict[str, asyncio.Future[bool]] = {}
+        self.spool = spool
         self.stats = {"accepted": 0, "duplicates": 0, "pings": 0, "rejected": 0, "emit_failures": 0}
 
     def __repr__(self) -> str:
@@ -137,6 +146,8 @@ class WebhookReceiver:
         return self._verifier is not None
 
     async def aclose(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
         close = getattr(self.emitter, "aclose", None)
         if close is not None:
             await close()
@@ -220,6 +231,17 @@ class WebhookReceiver:
         if key in self.seen:
             self.stats["duplicates"] += 1
             return JSONResponse({"ok": True, "duplicate": True, "event_id": str(event.id)})
+        if self.spool is not None:
+            try:
+                self.spool.put(event)  # synchronous: no other delivery runs between check and add
+            except OSError as exc:
+                self.stats["emit_failures"] += 1
+                logger.warning("spooling Daily event %s failed, answering 503: %s", key, _describe(exc))
+                return JSONResponse({"ok": False, "error": "could not store the event"}, status_code=503,
+                                    headers={"Retry-After": "5"})
+            self.seen.add(key)
+            self.stats["accepted"] += 1
+            return JSONResponse({"ok": True, "event_id": str(event.id), "spooled": True})
         if not await self._emit_once(key, event):
             self.stats["emit_failures"] += 1
             return JSONResponse(
@@ -264,13 +286,15 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     dedupe_size: int = 10_000,
     dedupe_ttl_seconds: float = 24 * 3600,
+    spool_dir: Path | str | None = None,
 ) -> Starlette:
     """The receiver as a Starlette app (mountable in another ASGI app).
 
     ``emitter``: async callable taking a `prefect.events.Event`; it must return only once the
     event is durably accepted and raise otherwise. Default: `PrefectEventsEmitter` built from
     the current Prefect settings (``PREFECT_API_URL`` must be set). ``max_age_seconds=None``
-    disables the timestamp freshness check.
+    disables the timestamp freshness check. ``spool_dir``: answer Daily once the event is synced
+    to a journal there and hand it to Prefect in the background (`daily_sip.receiver.spool`).
     Raises ValueError for a secret that is not base64 and RuntimeError when no Prefect API URL
     is configured and no emitter was given.
     """
@@ -287,10 +311,15 @@ def create_app(
         max_body_bytes=max_body_bytes,
         dedupe_size=dedupe_size,
         dedupe_ttl_seconds=dedupe_ttl_seconds,
+        spool=Spool(Path(spool_dir)) if spool_dir else None,
     )
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "secret_configured": handler.has_secret, "stats": handler.stats})
+        body: dict[str, Any] = {"ok": True, "secret_configured": handler.has_secret, "stats": handler.stats}
+        if handler.spool is not None:
+            body["spool"] = {**handler.spool.stats, "pending": handler.spool.pending,
+                             "recovered": handler.spool.recovered}
+        return JSONResponse(body)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -300,9 +329,21 @@ def create_app(
                 "Prefect API %s is not reachable yet; deliveries get 503 until it is",
                 getattr(handler.emitter, "api_url", "?"),
             )
+        sender = None
+        if handler.spool is not None:
+            sender = asyncio.create_task(handler.spool.run(batch_emitter(handler.emitter)),
+                                         name="spool-sender")
         try:
             yield
         finally:
+            if sender is not None:
+                # A graceful stop hands over what it can; the rest waits in the journal.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(3):
+                        await handler.spool.drained()
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await sender
             await handler.aclose()
 
     if not path.startswith("/"):

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import ssl
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +21,19 @@ if TYPE_CHECKING:
 
 class EmitError(RuntimeError):
     """The event could not be handed to Prefect durably; the delivery must be retried."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+    @property
+    def refused(self) -> bool:
+        """Prefect refused the content (413 too large, 422 invalid): resending it will not help.
+
+        Auth or URL problems (401, 403, 404) are not: they are fixed by configuration, and the
+        events must still be there then.
+        """
+        return self.status_code in (413, 422)
 
 
 def prefect_api_connection(user_agent: str = "daily-sip-receiver") -> tuple[str, dict[str, str], Any]:
@@ -104,10 +118,14 @@ class PrefectEventsEmitter:
         self._csrf_token = response.json()["token"]
 
     async def __call__(self, event: Event) -> None:
+        await self.emit_many([event])
+
+    async def emit_many(self, events: Sequence[Event]) -> None:
+        """All of ``events`` in one ``POST /events`` (the endpoint takes a list), acknowledged."""
         import httpx
 
         client = self._get_client()
-        body = [event.model_dump(mode="json")]
+        body = [event.model_dump(mode="json") for event in events]
         url = f"{self.api_url}/events"
         for attempt in (1, 2):
             headers = (
@@ -131,7 +149,8 @@ class PrefectEventsEmitter:
                 except (httpx.HTTPError, KeyError, ValueError) as exc:
                     raise EmitError("Prefect API CSRF token request failed") from exc
                 continue
-            raise EmitError(f"Prefect API answered {response.status_code} to POST /events")
+            raise EmitError(f"Prefect API answered {response.status_code} to POST /events",
+                            response.status_code)
         raise EmitError("Prefect API did not accept the event")  # pragma: no cover
 
     async def check(self) -> bool:

@@ -45,6 +45,7 @@ def serve(
     emitter: Emitter | None = None,
     log_level: str = "info",
     access_log: bool = True,
+    spool_dir: str | None = None,
 ) -> None:
     """Bind, build the app, print the webhook URL as the first stdout line, then serve.
 
@@ -62,7 +63,8 @@ def serve(
 
     sock = _bind(host, port)
     try:
-        app = create_app(secret, max_age_seconds=max_age_seconds, path=path, emitter=emitter)
+        app = create_app(secret, max_age_seconds=max_age_seconds, path=path, emitter=emitter,
+                         spool_dir=spool_dir)
         if not app.state.receiver.has_secret:
             logger.warning(
                 "no webhook secret (%s): verification pings are answered, every "
@@ -120,6 +122,16 @@ def receiver(
             "`daily`) instead of --secret / DAILY_WEBHOOK_SECRET.",
         ),
     ] = None,
+    spool_dir: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DAILY_RECEIVER_SPOOL_DIR",
+            show_default=False,
+            help="Answer Daily as soon as an event is synced to a journal in this directory and "
+            "hand it to Prefect in the background (recommended under load; keep it on a disk that "
+            "survives restarts). Default: answer only after Prefect took the event.",
+        ),
+    ] = None,
 ) -> None:
     """Receive Daily webhooks on http://HOST:PORT/webhook and emit them as Prefect events."""
     if credentials_block:
@@ -138,7 +150,7 @@ def receiver(
     if secret is None:
         secret = os.environ.get(SECRET_ENVVAR) or None
     try:
-        serve(host, port, secret, max_age_seconds=max_age)
+        serve(host, port, secret, max_age_seconds=max_age, spool_dir=spool_dir)
     except (ValueError, RuntimeError, OSError) as exc:
         typer.echo(f"receiver: {exc}", err=True)
         raise typer.Exit(2) from None

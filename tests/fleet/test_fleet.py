@@ -47,3 +47,5 @@ def test_five_campaigns_on_two_workers_share_dailys_limits(tmp_path):
     assert result["runs_reporting_resources"] == 5  # each run logged what it cost
     assert (result["rooms_left"], result["legs_left_up"]) == (0, 0)
     assert result["pacer"]["default/dialout-start"]["granted"] == 15  # every start had a permit
+    # Every event Daily (the stand-in) sent was taken by the receiver; none left queued at Daily.
+    assert result["webhooks"]["never_delivered"] == 0 and result["webhooks"]["delivered"] > 0
