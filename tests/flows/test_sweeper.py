@@ -192,7 +192,8 @@ def big_report(bridges: int):
                             detail="still connected after the join confirmation time",
                             dialed_at=t0, answered_at=t0 + timedelta(seconds=2), dtmf_script="884422#")
                for i in range(bridges)]
-    timeline = [[LegEvent(at=t0, phase=p, note=f"{p} of bridge {i}") for p in ("dialing", "ringing", "answered")]
+    timeline = [[LegEvent(at=t0, phase=p, note=f"{p} of bridge {i}")
+                 for p in ("dialing", "ringing", "answered")]
                 for i in range(bridges)]
     return CampaignReport(campaign="monday-bridges", started_at=t0, targets=targets, required=1,
                           timeline=timeline)
