@@ -61,7 +61,7 @@ DEADLINE = 25.0
 # A run may take its deadline plus cleanup (which rides out the injected outages) before it counts as late.
 LATE_AFTER = DEADLINE + 60.0
 BUSY, NO_ANSWER = {486, 600}, {408, 480, 487}
-# Share of batches during which the receiver is killed and restarted.
+# Receiver kills per `parallel` campaigns started.
 RECEIVER_KILL_SHARE = 0.15
 # A `daily-sip run` is killed this long after its room shows up in the stand-in (provisioning,
 # ringing, on a call or cleaning up), or after STARTUP_LIMIT if it never gets that far.
@@ -237,19 +237,23 @@ class Soak:
             await asyncio.sleep(0.3)
 
     async def run(self, n: int, parallel: int) -> None:
-        queue = list(range(n))
-        batches = -(-n // parallel)
-        restart_at = batches // 2 if self.prefect is not None else -1
-        b = 0
-        while queue:
-            batch, queue = queue[:parallel], queue[parallel:]
-            chaos = []
-            if b == restart_at:
-                chaos.append(self.later(self.rng.uniform(2, 10), self.prefect, self.rng.uniform(0, 3)))
-            if self.receiver is not None and self.rng.random() < self.receiver_kill_share:
-                chaos.append(self.later(self.rng.uniform(0, 10), self.receiver, self.rng.uniform(0.2, 4)))
-            await asyncio.gather(*(self.one(i) for i in batch), *chaos)
-            b += 1
+        """Keep ``parallel`` campaigns in flight; restart the receiver now and then and Prefect half-way."""
+        slots = asyncio.Semaphore(parallel)
+        restarts: list[asyncio.Task] = []
+
+        async def campaign(i: int) -> None:
+            async with slots:
+                if i == n // 2 and self.prefect is not None:
+                    restarts.append(asyncio.create_task(
+                        self.later(self.rng.uniform(2, 10), self.prefect, self.rng.uniform(0, 3))))
+                # One receiver kill per `parallel` campaigns on average at the default share.
+                if self.receiver is not None and self.rng.random() < self.receiver_kill_share / parallel:
+                    restarts.append(asyncio.create_task(
+                        self.later(self.rng.uniform(0, 10), self.receiver, self.rng.uniform(0.2, 4))))
+                await self.one(i)
+
+        await asyncio.gather(*(campaign(i) for i in range(n)))
+        await asyncio.gather(*restarts)
         self.emu("faults", "DELETE")
         from daily_sip.flows.sweeper import sweep_ledgers
 
@@ -376,7 +380,7 @@ def main() -> int:
     parser.add_argument("--troubles", default=",".join(TROUBLES),
                         help=f"comma-separated kinds to draw from (default: all of {','.join(TROUBLES)})")
     parser.add_argument("--receiver-kills", type=float, default=RECEIVER_KILL_SHARE,
-                        help="share of batches during which the receiver is killed and restarted")
+                        help="receiver kills (and restarts) per PARALLEL campaigns started")
     args = parser.parse_args()
     troubles = [t.strip() for t in args.troubles.split(",") if t.strip()]
     unknown = sorted(set(troubles) - set(TROUBLES))

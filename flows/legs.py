@@ -4,6 +4,10 @@ One `Dialer` per run. Each target gets up to ``redial.attempts`` attempts; each 
 dial-out leg with its own ``userId`` (``<run tag>-<target>-<attempt>``), started under the room's
 session limit and followed through Daily's ``dialout.*`` webhooks (delivered as Prefect events by
 the receiver, routed per leg by `EventRouter`).
+
+A leg with no ``dialout.answered`` by its ring timeout is reconciled before it is called
+``no_answer`` (its webhook may be late or lost): `RECONCILE_SECONDS` more for the event-history
+re-read, then Daily's presence by its ``userId``: listed means up, so it is taken as answered.
 """
 
 from __future__ import annotations
