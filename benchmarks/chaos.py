@@ -165,7 +165,7 @@ class Soak:
         trouble = self.rng.choice(self.trouble_kinds)
         self.troubles[trouble] += 1
         if trouble == "kill-9":
-            self.reports.append((c, await self.killed_run(i, spec)))
+            self.reports.append((trouble, await self.killed_run(i, spec)))
             return
         task = asyncio.create_task(dial_campaign(campaign=c, webhook_url=self.webhook_url, return_state=True))
         if trouble == "cleanup-outage":
@@ -198,7 +198,7 @@ class Soak:
         except Exception as exc:  # a run that raised instead of reporting is itself a finding
             print(f"campaign {i}: raised {type(exc).__name__}: {exc}", file=sys.stderr)
             report = None
-        self.reports.append((c, report))
+        self.reports.append((trouble, report))
 
     async def killed_run(self, i: int, spec: dict[str, Any]) -> Any:
         """Run the campaign as `daily-sip run`, kill -9 it at a random moment; its report if it ended."""
@@ -272,19 +272,21 @@ class Soak:
         borrowed = {r["name"]: r for r in chaos_rooms if r["name"] in self.borrowed}
         per_user = Counter(leg["userId"] for leg in legs if leg.get("userId"))
         wrong = late = 0
-        for _c, report in self.reports:
+        for trouble, report in self.reports:
             if report is None or not hasattr(report, "targets"):
                 continue
-            if report.finished_at and (report.finished_at - report.started_at).total_seconds() > LATE_AFTER:
+            took = (report.finished_at - report.started_at).total_seconds() if report.finished_at else 0.0
+            if took > LATE_AFTER:
                 late += 1
+                print(f"past deadline: {report.campaign} ({trouble}) took {took:.0f} s", file=sys.stderr)
             tag = (report.flow_run_id or "").replace("-", "")[:8]
             for t in report.targets:
                 mine = [leg for leg in legs if (leg.get("userId") or "").startswith(f"{tag}-{t.index}-")]
                 if not _consistent(t, mine):
                     wrong += 1
                     seen = [(leg["state"], leg.get("sip_code"), leg.get("end_reason")) for leg in mine]
-                    print(f"wrong status: {t.sip_uri} reported {t.status} ({t.error or t.detail}); "
-                          f"stand-in legs {seen}", file=sys.stderr)
+                    print(f"wrong status ({trouble}): {t.sip_uri} reported {t.status} "
+                          f"({t.error or t.detail}); stand-in legs {seen}", file=sys.stderr)
         for user, count in per_user.items():
             if count > 1:
                 print(f"double dial: userId {user} dialled {count} times", file=sys.stderr)

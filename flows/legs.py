@@ -40,7 +40,7 @@ SESSION_LIMIT_RETRY_SECONDS = 2.0
 # How long after a leg ended Daily may still count it against the session limit (a guess).
 SESSION_COUNT_LAG_SECONDS = 10.0
 ENDED = ("dialout.stopped", "dialout.error")
-# How long a `stopped` that came before any `answered` waits for an `answered` overtaken in transit.
+# How long a leg waits for an end event after a failed DTMF step (the leg may have ended under us).
 REORDER_GRACE_SECONDS = 1.5
 # Slack on top of a script's own time when the hold is stretched to cover it (pacing, HTTP).
 SCRIPT_SLACK_SECONDS = 2.0
@@ -72,7 +72,9 @@ async def _next(queue: asyncio.Queue[DailyEvent], deadline: float) -> DailyEvent
 
 
 async def _answered_soon(queue: asyncio.Queue[DailyEvent]) -> DailyEvent | None:
-    deadline = asyncio.get_running_loop().time() + REORDER_GRACE_SECONDS
+    # A `stopped` that came before any `answered` waits for an `answered` overtaken in transit or
+    # retried by Daily, as long as a late event gets after the ring timeout (RECONCILE_SECONDS).
+    deadline = asyncio.get_running_loop().time() + RECONCILE_SECONDS
     while (event := await _next(queue, deadline)) is not None:
         if event.type == "dialout.answered":
             return event

@@ -56,3 +56,15 @@ async def test_a_call_that_ended_unseen_is_still_no_answer(lossy):
     assert target.status == "no_answer", report.table()
     [leg] = legs_of(lossy, report.room)
     assert leg["answered_at"] is None and leg["sip_code"] == 408
+
+
+async def test_an_answer_webhook_that_comes_after_the_hang_up_still_counts(lossy):
+    # The far end answers and hangs up 0.5 s later; Daily's `answered` reaches us 2 s after `stopped`.
+    arm(lossy, "WEBHOOK dialout.answered", mode="delay", delay=2.5, seconds=120)
+    c = campaign("sip:hangup@pbx.example.com", name="lateanswer", ring_timeout_seconds=5,
+                 after_answer={"mode": "hang_up_after", "hold_seconds": 3})
+    _state, report = await run(lossy, c)
+    [target] = report.targets
+    assert target.status == "answered", report.table()
+    [leg] = legs_of(lossy, report.room)
+    assert leg["end_reason"] == "remote-hangup"
