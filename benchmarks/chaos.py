@@ -21,7 +21,11 @@ state (``/_emulator/...``) is compared with what the runs reported.
 
 Prints: campaigns, rooms left, SIP left on, borrowed rooms not restored, legs left up, wrong
 statuses, double dials, runs past deadline (then the troubles drawn and the restarts done).
-Exit status 1 if any leftover or double dial.
+Exit status 1 if any leftover or double dial. Each wrong status and each late run is printed on
+stderr with the trouble of its campaign (route and webhook faults are global, so a fault armed for
+one campaign can hit its neighbours). At 200 campaigns (README, "Chaos soak"): 0 for every leftover
+and double dial; the wrong statuses left are all a far end that answered and hung up within a
+second whose ``dialout.answered`` was lost, reported ``ended_before_answer``.
 
     .venv/bin/python benchmarks/chaos.py [CAMPAIGNS] [--seed S] [--parallel P] [--no-restarts]
         [--troubles none,kill-9,...] [--receiver-kills SHARE]
