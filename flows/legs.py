@@ -4,6 +4,10 @@ One `Dialer` per run. Each target gets up to ``redial.attempts`` attempts; each 
 dial-out leg with its own ``userId`` (``<run tag>-<target>-<attempt>``), started under the room's
 session limit and followed through Daily's ``dialout.*`` webhooks (delivered as Prefect events by
 the receiver, routed per leg by `EventRouter`).
+
+A leg with no ``dialout.answered`` by its ring timeout is reconciled before it is called
+``no_answer`` (its webhook may be late or lost): `RECONCILE_SECONDS` more for the event-history
+re-read, then Daily's presence by its ``userId``: listed means up, so it is taken as answered.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from prefect.artifacts import aupdate_progress_artifact
 from daily_sip.tasks import DailyCredentials, DailyError, DailyRequestError
 from daily_sip.tasks.dialout import asend_dtmf
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
+from daily_sip.tasks.presence import aget_room_presence
 
 from . import board
 from .attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
@@ -35,11 +40,16 @@ SESSION_LIMIT_RETRY_SECONDS = 2.0
 # How long after a leg ended Daily may still count it against the session limit (a guess).
 SESSION_COUNT_LAG_SECONDS = 10.0
 ENDED = ("dialout.stopped", "dialout.error")
-# How long a `stopped` that came before any `answered` waits for an `answered` overtaken in transit.
+# How long a leg waits for an end event after a failed DTMF step (the leg may have ended under us).
 REORDER_GRACE_SECONDS = 1.5
 # Slack on top of a script's own time when the hold is stretched to cover it (pacing, HTTP).
 SCRIPT_SLACK_SECONDS = 2.0
 WRONG_ENTRY_HINT = "check meeting ID / passcode"
+# After the ring timeout, how long a leg with no `answered` is reconciled before a verdict: longer
+# than the listener's event-history re-read (RoomListener.reconcile_every, 3 s), so an event the
+# live stream missed still arrives, and Daily's own end event (408/480) gets a moment to land.
+RECONCILE_SECONDS = 4.0
+PRESENCE_TRIES = 3
 
 
 def now() -> datetime:
@@ -62,7 +72,9 @@ async def _next(queue: asyncio.Queue[DailyEvent], deadline: float) -> DailyEvent
 
 
 async def _answered_soon(queue: asyncio.Queue[DailyEvent]) -> DailyEvent | None:
-    deadline = asyncio.get_running_loop().time() + REORDER_GRACE_SECONDS
+    # A `stopped` that came before any `answered` waits for an `answered` overtaken in transit or
+    # retried by Daily, as long as a late event gets after the ring timeout (RECONCILE_SECONDS).
+    deadline = asyncio.get_running_loop().time() + RECONCILE_SECONDS
     while (event := await _next(queue, deadline)) is not None:
         if event.type == "dialout.answered":
             return event
@@ -198,13 +210,39 @@ class Dialer:
         """Track one leg to its end; True when Daily already ended it, False if we must hang up."""
         loop = asyncio.get_running_loop()
         ring_deadline = loop.time() + self.c.ring_timeout_seconds
-        heard = False
+        heard = reconciling = False
         while True:
             event = await _next(queue, ring_deadline)
+            if event is None and not reconciling:
+                # No `answered` by the ring timeout may only mean its webhook is late or lost:
+                # the event history is re-read meanwhile, and presence is asked after.
+                reconciling = True
+                ring_deadline = loop.time() + RECONCILE_SECONDS
+                continue
+            if event is None and not heard and self.router.accepted == 0:
+                # Nothing reached the run at all: what matters most is saying why (webhook setup).
+                result.status, result.detail = await self.silence.verdict(
+                    session, self.router.user_of(session), 0, self.c.ring_timeout_seconds)
+                return False
+            in_room = await self._in_room(session) if event is None else None
+            if in_room:
+                # Daily's presence lists the call after the ring timeout and the re-read: it is up,
+                # so it is taken as answered and held like one (Daily has no REST read of a leg's
+                # state: https://docs.daily.co/reference/rest-api/rooms/dialout/start).
+                result.status, result.answered_at = "answered", now()
+                result.detail = ("no dialout.answered webhook came (late or lost); Daily's presence lists "
+                                 "the call in the room after the ring timeout, so it is taken as answered")
+                self.show(result, board.ANSWERED, "per Daily's presence")
+                break
             if event is None and not heard:  # silence is not "no answer"
                 result.status, result.detail = await self.silence.verdict(
                     session, self.router.user_of(session), self.router.accepted, self.c.ring_timeout_seconds
                 )
+                return False
+            if event is None and in_room is None:
+                result.status = "unknown"
+                result.detail = (f"no dialout.answered within {self.c.ring_timeout_seconds:.0f} s and "
+                                 "Daily's presence could not be read to tell whether it is up")
                 return False
             if event is None:
                 result.status = "no_answer"
@@ -262,6 +300,24 @@ class Dialer:
         _note(result, f"hung up after {round(hold_for, 1):g} s" if hold.mode == "hang_up_after"
               else f"hung up at the {hold.max_seconds:g} s maximum")
         return False
+
+    async def _in_room(self, session: str) -> bool | None:
+        """Whether Daily's presence lists this leg; None when presence cannot be read.
+
+        Presence is near-real-time (up to ~15 s behind, https://docs.daily.co/reference/rest-api/presence),
+        but a leg asked about here was started a whole ring timeout ago.
+        """
+        user_id = self.router.user_of(session)
+        for attempt in range(PRESENCE_TRIES):
+            try:
+                found = await aget_room_presence(self.room, user_id=user_id, credentials=self.creds)
+                return any(p.id == session or (user_id and p.user_id == user_id) for p in found.data)
+            except DailyError as exc:
+                if attempt + 1 == PRESENCE_TRIES:
+                    self.logger.warning("presence unreadable while reconciling %s: %s", session, exc)
+                    return None
+                await asyncio.sleep(1.0)
+        return None
 
     def _answered(self, event: DailyEvent, result: TargetResult) -> None:
         result.status, result.answered_at = "answered", _at(event)

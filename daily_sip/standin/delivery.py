@@ -24,6 +24,7 @@ from .clock import Clock, SystemClock, iso
 from .config import EmulatorConfig
 from .errors import ApiError
 from .events import Event
+from .route_faults import WEBHOOK, RouteFaults, delay_of
 from .webhooks import WebhookRegistry
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ class Dispatcher:
         self._queues: dict[str, asyncio.Queue[Event]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
+        self.route_faults: RouteFaults | None = None  # set by the API, which arms them
+        self._late: set[asyncio.Task[None]] = set()
         self.reseed()
 
     def reseed(self) -> None:
@@ -123,7 +126,7 @@ class Dispatcher:
             self._client = None
 
     def _cancel_workers(self) -> None:
-        for task in self._workers.values():
+        for task in (*self._workers.values(), *self._late):
             task.cancel()
         self._workers.clear()
         self._queues.clear()
@@ -171,6 +174,13 @@ class Dispatcher:
                         continue
                 # Always three draws per event so a seed gives the same faults every run.
                 r_drop, r_reorder, r_dup = self.rng.random(), self.rng.random(), self.rng.random()
+                aimed = self.route_faults.match(WEBHOOK + event.type) if self.route_faults else None
+                if aimed is not None and aimed.mode == "drop":
+                    self._record_fault(hook_uuid, event, "dropped", "route-fault-drop")
+                    continue
+                if aimed is not None and aimed.mode == "delay":
+                    self._deliver_later(hook_uuid, event, delay_of(aimed, self.rng))
+                    continue
                 if r_drop < self.config.fault_drop:
                     self._record_fault(hook_uuid, event, "dropped", "fault-drop")
                     continue
@@ -187,6 +197,15 @@ class Dispatcher:
                 raise
             except Exception:  # a bug must not silence the webhook for the rest of the run
                 log.exception("webhook worker error")
+
+    def _deliver_later(self, hook_uuid: str, event: Event, delay: float) -> None:
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            await self._deliver(hook_uuid, event, note=f"delayed {delay:.1f} s")
+
+        task = asyncio.get_running_loop().create_task(later(), name=f"webhook-late-{event.id}")
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
 
     def _record_fault(self, hook_uuid: str, event: Event, result: str, note: str) -> None:
         hook = self.registry.hooks.get(hook_uuid)

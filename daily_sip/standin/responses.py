@@ -26,7 +26,7 @@ from .config import EmulatorConfig
 from .delivery import Dispatcher
 from .errors import ApiError
 from .ratelimit import RateLimiter, classify
-from .route_faults import RouteFaults
+from .route_faults import RouteFaults, delay_of
 from .webhooks import WebhookRegistry
 
 log = logging.getLogger("daily_sip.standin.http")
@@ -85,12 +85,14 @@ class Api:
         self.limiter = limiter
         self.stats = RequestStats()
         self.route_faults = RouteFaults()
+        dispatcher.route_faults = self.route_faults  # webhook faults are armed through the same route
         self.reseed()
 
     def reseed(self) -> None:
         # Separate streams: whether a request gets a 5xx must not depend on webhook traffic.
         self.rng_5xx = random.Random(f"{self.config.seed}:http")
         self.rng_lost = random.Random(f"{self.config.seed}:lost-response")
+        self.rng_delay = random.Random(f"{self.config.seed}:delay")
 
     # -- the /v1 pipeline -------------------------------------------------------
 
@@ -108,7 +110,7 @@ class Api:
                 if fault is not None and fault.mode == "delay":
                     # The request has arrived in full: a client giving up now does not undo it.
                     await request.body()
-                    await asyncio.sleep(fault.delay)
+                    await asyncio.sleep(delay_of(fault, self.rng_delay))
                 response = await self._pipeline(request, rate, handler)
                 if fault is not None and fault.mode == "lost" and response.status_code < 400:
                     response = error_response(

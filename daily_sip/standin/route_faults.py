@@ -14,17 +14,26 @@ takes effect but its answer is lost". A route fault is
 It stays armed for ``seconds`` (from now) and/or ``count`` matching requests, whichever ends
 first (``null`` = no limit on that axis). ``route`` is ``METHOD /path-template`` as listed by
 ``GET /_emulator/requests``; ``"*"`` matches every /v1 route.
+
+Webhook deliveries have routes of their own, ``WEBHOOK <event type>`` (``WEBHOOK *`` for every
+event), so a test can lose exactly the ``dialout.answered`` events or hold them back:
+
+* ``drop``: the event is never sent (Daily gave up or the receiver was down);
+* ``delay``: the event is sent ``delay`` seconds later (the others are not held up behind it);
+* ``jitter`` on any ``delay`` fault: a random extra 0..``jitter`` seconds per request/event.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ApiError
 
-MODES = ("error", "lost", "delay")
+MODES = ("error", "lost", "delay", "drop")
+WEBHOOK = "WEBHOOK "
 
 
 @dataclass
@@ -33,6 +42,7 @@ class RouteFault:
     mode: str = "error"
     status: int = 500
     delay: float = 0.0
+    jitter: float = 0.0
     until: float | None = None
     count: int | None = None
     hits: int = 0
@@ -47,7 +57,7 @@ class RouteFault:
         now = time.monotonic()
         return {
             "route": self.route, "mode": self.mode, "status": self.status, "delay": self.delay,
-            "seconds_left": None if self.until is None else max(0.0, self.until - now),
+            "jitter": self.jitter, "seconds_left": None if self.until is None else max(0.0, self.until - now),
             "count": self.count, "hits": self.hits, "active": self.active(now),
         }
 
@@ -64,6 +74,10 @@ class RouteFaults:
         mode = body.get("mode", "error")
         if mode not in MODES:
             raise ApiError(400, "invalid-request-error", f"mode must be one of {', '.join(MODES)}")
+        webhook = body["route"].startswith(WEBHOOK)
+        if (webhook and mode not in ("drop", "delay")) or (not webhook and mode == "drop"):
+            raise ApiError(400, "invalid-request-error",
+                           "webhook routes take mode drop or delay; API routes error, lost or delay")
         status = int(body.get("status", 500))
         if not 500 <= status <= 599:
             raise ApiError(400, "invalid-request-error", "status must be a 5xx")
@@ -72,6 +86,7 @@ class RouteFaults:
             raise ApiError(400, "invalid-request-error", "give seconds and/or count")
         fault = RouteFault(
             route=body["route"], mode=mode, status=status, delay=float(body.get("delay", 0.0)),
+            jitter=float(body.get("jitter", 0.0)),
             until=None if seconds is None else time.monotonic() + float(seconds),
             count=None if count is None else int(count),
         )
@@ -81,11 +96,17 @@ class RouteFaults:
     def match(self, route_key: str) -> RouteFault | None:
         """The first active fault for this route, counted as hit."""
         now = time.monotonic()
+        wildcard = f"{WEBHOOK}*" if route_key.startswith(WEBHOOK) else "*"
         for fault in self.faults:
-            if fault.route in (route_key, "*") and fault.active(now):
+            if fault.route in (route_key, wildcard) and fault.active(now):
                 fault.hits += 1
                 return fault
         return None
 
     def reset(self) -> None:
         self.faults.clear()
+
+
+def delay_of(fault: RouteFault, rng: random.Random) -> float:
+    """How long a ``delay`` fault holds this request or event."""
+    return fault.delay + (rng.uniform(0, fault.jitter) if fault.jitter > 0 else 0.0)

@@ -164,3 +164,20 @@ def test_dev_key_url_line_and_clean_exit():
             proc.wait()
     emu = launch(rate_limit_scale=0)
     assert stop(emu) == 0, "SIGTERM ends the stand-in with status 0"
+
+
+def test_webhook_route_faults_drop_or_hold_back_one_event_type(launcher, sink):
+    emu = launcher(**FAST)
+    _hook(emu, sink)
+    assert emu.emu_post("faults", {"route": "WEBHOOK dialout.answered", "mode": "drop",
+                                   "seconds": 60}).is_success
+    assert emu.emu_post("faults", {"route": "WEBHOOK dialout.connected", "mode": "delay", "delay": 1.0,
+                                   "seconds": 60}).is_success
+    ids = _call(emu)
+    wait_until(lambda: len(sink.events()) >= len(ids) - 1)
+    types = [r.json["type"] for r in sink.events()]
+    assert "dialout.answered" not in types
+    assert types[-1] == "dialout.connected", "held back, and the events after it were not held behind it"
+    refused = [{"route": "WEBHOOK dialout.answered", "mode": "error", "count": 1},
+               {"route": "GET /rooms", "mode": "drop", "count": 1}]
+    assert [emu.emu_post("faults", body).status_code for body in refused] == [400, 400]

@@ -1,0 +1,70 @@
+"""Lost and late webhooks: a leg is reconciled (event history, presence) before it is called `no_answer`."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_cleanup_resilience import arm, disarm
+from .test_dial_campaign import assert_nothing_left_behind, campaign, run
+
+
+@pytest.fixture
+def lossy(stack):
+    yield stack
+    disarm(stack)
+
+
+def legs_of(stack, room: str) -> list[dict]:
+    return [leg for leg in stack.legs() if leg["room"] == room]
+
+
+async def test_a_bridge_whose_answer_webhook_is_lost_is_not_reported_no_answer(lossy):
+    # `connected` arrives, then Daily's `answered` and `stopped` are lost for good.
+    arm(lossy, "WEBHOOK dialout.answered", mode="drop", seconds=120)
+    arm(lossy, "WEBHOOK dialout.stopped", mode="drop", seconds=120)
+    c = campaign("sip:ok@bridge.example.com", name="lostanswer", ring_timeout_seconds=2,
+                 after_answer={"mode": "hang_up_after", "hold_seconds": 1})
+    _state, report = await run(lossy, c)
+    [target] = report.targets
+    assert target.status == "answered", report.table()
+    assert "presence" in (target.detail or "")
+    [leg] = legs_of(lossy, report.room)
+    assert leg["answered_at"] is not None and leg["end_reason"] == "api-stop"  # held, then hung up by us
+    assert_nothing_left_behind(lossy, report)
+
+
+async def test_a_bridge_whose_every_dialout_webhook_is_lost_is_taken_as_answered(lossy):
+    # Only the room's participant events get through: the run hears Daily, just nothing of this leg.
+    arm(lossy, "WEBHOOK dialout.connected", mode="drop", seconds=120)
+    arm(lossy, "WEBHOOK dialout.answered", mode="drop", seconds=120)
+    arm(lossy, "WEBHOOK dialout.stopped", mode="drop", seconds=120)
+    c = campaign("sip:ok@bridge.example.com", name="deafleg", ring_timeout_seconds=2,
+                 after_answer={"mode": "hang_up_after", "hold_seconds": 1})
+    _state, report = await run(lossy, c)
+    [target] = report.targets
+    assert report.events_received > 0, "the participant events did arrive"
+    assert target.status == "answered", report.table()
+    assert_nothing_left_behind(lossy, report)
+
+
+async def test_a_call_that_ended_unseen_is_still_no_answer(lossy):
+    # Daily's 408 for an unanswered call is lost; presence no longer lists the leg, so the verdict stands.
+    arm(lossy, "WEBHOOK dialout.error", mode="drop", seconds=120)
+    c = campaign("sip:noanswer@pbx.example.com", name="lost408", ring_timeout_seconds=3)
+    _state, report = await run(lossy, c)
+    [target] = report.targets
+    assert target.status == "no_answer", report.table()
+    [leg] = legs_of(lossy, report.room)
+    assert leg["answered_at"] is None and leg["sip_code"] == 408
+
+
+async def test_an_answer_webhook_that_comes_after_the_hang_up_still_counts(lossy):
+    # The far end answers and hangs up 0.5 s later; Daily's `answered` reaches us 2 s after `stopped`.
+    arm(lossy, "WEBHOOK dialout.answered", mode="delay", delay=2.5, seconds=120)
+    c = campaign("sip:hangup@pbx.example.com", name="lateanswer", ring_timeout_seconds=5,
+                 after_answer={"mode": "hang_up_after", "hold_seconds": 3})
+    _state, report = await run(lossy, c)
+    [target] = report.targets
+    assert target.status == "answered", report.table()
+    [leg] = legs_of(lossy, report.room)
+    assert leg["end_reason"] == "remote-hangup"
