@@ -45,9 +45,9 @@ REORDER_GRACE_SECONDS = 1.5
 # Slack on top of a script's own time when the hold is stretched to cover it (pacing, HTTP).
 SCRIPT_SLACK_SECONDS = 2.0
 WRONG_ENTRY_HINT = "check meeting ID / passcode"
-# After the ring timeout, how long a leg with no `answered` is reconciled before a verdict: longer
-# than the listener's event-history re-read (RoomListener.reconcile_every, 3 s), so an event the
-# live stream missed still arrives, and Daily's own end event (408/480) gets a moment to land.
+# After the ring timeout, how long a leg with no `answered` is reconciled before a verdict: time for
+# the event-history read it asks for (RoomListener.stalled), so an event the live stream missed
+# still arrives, and Daily's own end event (408/480) gets a moment to land.
 RECONCILE_SECONDS = 4.0
 PRESENCE_TRIES = 3
 
@@ -218,6 +218,9 @@ class Dialer:
                 # the event history is re-read meanwhile, and presence is asked after.
                 reconciling = True
                 ring_deadline = loop.time() + RECONCILE_SECONDS
+                # The listener reads history only when one wait outlasts its stall time; these waits
+                # are shorter, so ask for the read now.
+                self.router.on_stall()
                 continue
             if event is None and not heard and self.router.accepted == 0:
                 # Nothing reached the run at all: what matters most is saying why (webhook setup).
