@@ -40,12 +40,16 @@ async def measure(label: str, call) -> None:
     line(label, walls, cpus)
 
 
+GLOBAL_LIMIT = "bench-daily-api-default"
+
+
 async def main(daily_url: str, pacer_url: str) -> None:
     from prefect import flow
+    from prefect.client.orchestration import get_client
     from prefect.concurrency.asyncio import rate_limit
 
     from daily_sip.tasks import DailyClient, DailyCredentials
-    from daily_sip.tasks.ratelimit import DEFAULT, ensure_rate_limits
+    from daily_sip.tasks.ratelimit import DEFAULT
     from daily_sip.tasks.rooms import aget_room
 
     creds = DailyCredentials(api_key=STANDIN_DEV_KEY, api_url=daily_url)
@@ -53,7 +57,11 @@ async def main(daily_url: str, pacer_url: str) -> None:
         room = await client.create_room("bench-room")
         await measure("bare DailyClient.get_room", lambda: client.get_room(room.name))
 
-    await ensure_rate_limits(1.0)
+    # The old way, for comparison: Daily's default class as a Prefect global limit in rate_limit mode.
+    (count, seconds), *_ = DEFAULT.windows
+    async with get_client() as prefect:
+        await prefect.upsert_global_concurrency_limit_by_name(
+            GLOBAL_LIMIT, limit=count, slot_decay_per_second=count / seconds)
 
     @flow
     async def bench_flow(scale: str, label: str) -> None:
@@ -66,7 +74,7 @@ async def main(daily_url: str, pacer_url: str) -> None:
     await bench_flow("1", "task get_room, paced via the shared pacer")
     del os.environ["DAILY_PACER_URL"]
     # Last: calling faster than the limit piles up denied slots, which lengthens later waits.
-    await measure("prefect.concurrency rate_limit() alone", lambda: rate_limit(DEFAULT.limit_name))
+    await measure("prefect.concurrency rate_limit() alone", lambda: rate_limit(GLOBAL_LIMIT))
 
 
 if __name__ == "__main__":

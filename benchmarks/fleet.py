@@ -171,7 +171,7 @@ async def deploy(webhook_url: str, daily_url: str, secret: str) -> str:
     from daily_sip.deployments.setup import run_setup
 
     await run_setup(api_key=STANDIN_DEV_KEY, api_url=daily_url, webhook_secret=secret,
-                    webhook_url=webhook_url, work_pool=POOL, campaigns_dir=None)
+                    webhook_url=webhook_url, work_pool=POOL)
     (adhoc,) = by_name(["adhoc"])
     deployment = await build_deployment(adhoc, webhook_url=webhook_url)
     await deployment.apply(work_pool_name=POOL)

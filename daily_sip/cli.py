@@ -253,19 +253,6 @@ def sweep(
     raise typer.Exit(1 if report.pending else 0)
 
 
-@app.command("setup-limits")
-def setup_limits() -> None:
-    """Create Daily's rate limits as Prefect global concurrency limits on the current Prefect server."""
-    from daily_sip.tasks.ratelimit import RATE_CLASSES, ensure_rate_limits, rate_scale, shared_limit
-
-    require_prefect_server("the limits live on a Prefect server (Prefect's temporary local server "
-                           "forgets them at exit)")
-    names = asyncio.run(ensure_rate_limits())
-    for rate, name in zip(RATE_CLASSES, names, strict=True):
-        limit, decay = shared_limit(rate, rate_scale())
-        typer.echo(f"{name}: limit {limit}, slot decay {decay:g}/s  (Daily: {rate.allowance})")
-
-
 def main() -> None:
     """Entry point of the ``daily-sip`` console script.
 

@@ -3,14 +3,14 @@
 1. the `DailyCredentials` block (default name ``daily``, the deployments' ``credentials_block``):
    API key, API URL and the webhook HMAC secret. Values not given keep what the block already
    has; a missing webhook secret is generated (base64, Daily's format) and never printed;
-2. Daily's rate-limit classes as global concurrency limits, for reference in the UI
-   (`daily_sip.tasks.ratelimit.ensure_rate_limits`; the shared pacer does the pacing);
-3. the ``process`` work pool the deployments use (default ``daily-sip``), if it does not exist;
-4. the Prefect variable ``daily_webhook_url`` (``--webhook-url``), which ``prefect deploy`` and
-   ``daily-sip serve`` put into the deployments' ``webhook_url`` parameter;
-5. one global concurrency limit of 1 per room that a campaign file (or ``--room``) names,
-   ``daily-room-<room>``, so the rooms show up in the UI beforehand. The lock that keeps two
-   campaigns out of one room is a lease in a Prefect Variable (`daily_sip.flows.room_lock`).
+2. the ``process`` work pool the deployments use (default ``daily-sip``), if it does not exist;
+3. the Prefect variable ``daily_webhook_url`` (``--webhook-url``), which ``prefect deploy`` and
+   ``daily-sip serve`` put into the deployments' ``webhook_url`` parameter.
+
+Before anything is saved it checks the shared pacer (``DAILY_PACER_URL``, `daily_sip.pacer`)
+answers, when one is set. It creates no Prefect global concurrency limits: Daily's rate limits are
+kept by the pacer (or in-process), and a room's one-campaign lock is a lease in a Prefect Variable
+(`daily_sip.flows.room_lock`); limits that governed nothing would only mislead in the UI.
 
 Running it again changes only what differs. Secrets: prefer the environment variables to the
 options (command lines are visible to other users in ``ps``).
@@ -21,33 +21,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from daily_sip.flows.room_lock import ensure_room_limit
 from daily_sip.prefect_server import require_prefect_server
 
-from . import CAMPAIGNS_DIR as DEFAULT_CAMPAIGNS_DIR
 from .definitions import WEBHOOK_URL_VARIABLE
-
-
-def _rooms_in(campaigns_dir: Path) -> list[str]:
-    """Rooms named by the campaign files in a directory (files that do not validate are skipped)."""
-    from daily_sip.flows.campaign import CampaignFileError, load_campaign
-
-    rooms: list[str] = []
-    if not campaigns_dir.is_dir():
-        return rooms
-    for path in sorted(campaigns_dir.glob("*.y*ml")) + sorted(campaigns_dir.glob("*.json")):
-        try:
-            room = load_campaign(str(path)).room
-        except (CampaignFileError, OSError):
-            continue
-        if room and room not in rooms:
-            rooms.append(room)
-    return rooms
 
 
 def _check_secret(secret: str) -> None:
@@ -156,7 +136,6 @@ async def _set_webhook_url(url: str) -> str:
 async def run_setup(
     *, api_key: str | None = None, api_url: str | None = None, webhook_secret: str | None = None,
     webhook_url: str | None = None, block_name: str = "daily", work_pool: str = "daily-sip",
-    rooms: list[str] | None = None, campaigns_dir: Path | None = DEFAULT_CAMPAIGNS_DIR,
     verify: bool = True,
 ) -> list[str]:
     """Do the setup; returns one line per thing done (no secret in any of them).
@@ -164,8 +143,6 @@ async def run_setup(
     With ``verify`` (the default) the key and URL must pass one ``GET /rooms?limit=1`` before
     anything is saved; `daily_sip.flows.preflight.PreflightError` says what is wrong otherwise.
     """
-    from daily_sip.tasks.ratelimit import RATE_CLASSES, ensure_rate_limits, rate_scale, shared_limit
-
     if webhook_secret:
         _check_secret(webhook_secret)
     if api_key is not None:
@@ -176,21 +153,43 @@ async def run_setup(
             check_api_key(api_key)  # saved as given, so refuse here what Daily never accepts
         except DailyKeyError as exc:
             raise typer.BadParameter(str(exc), param_hint="--api-key / DAILY_API_KEY") from None
+    pacer = await _check_pacer()
     lines = await _save_block(block_name, api_key, api_url, webhook_secret, verify)
-    names = await ensure_rate_limits()
-    for rate, name in zip(RATE_CLASSES, names, strict=True):
-        limit, decay = shared_limit(rate, rate_scale())
-        lines.append(f"rate limit {name}: limit {limit}, slot decay {decay:g}/s (Daily: {rate.allowance})")
+    lines.append(pacer)
     lines.append(await _ensure_work_pool(work_pool))
     if webhook_url:
         lines.append(await _set_webhook_url(webhook_url))
-    wanted = list(rooms or [])
-    if campaigns_dir is not None:
-        wanted += [r for r in _rooms_in(campaigns_dir) if r not in wanted]
-    for room in wanted:
-        name = await ensure_room_limit(room)
-        lines.append(f"room limit {name}: limit 1 (one campaign at a time in {room})")
     return lines
+
+
+class PacerUnreachable(Exception):
+    """``DAILY_PACER_URL`` is set but no pacer answers there."""
+
+
+async def _check_pacer() -> str:
+    """One line on how Daily's rate limits will be kept; raises `PacerUnreachable` for a dead URL."""
+    import os
+
+    import httpx
+
+    from daily_sip.tasks.ratelimit import PACER_TOKEN_ENV, PACER_URL_ENV, pacer_url
+
+    url = pacer_url()
+    if not url:
+        return (f"pacer: {PACER_URL_ENV} not set here; Daily's rate limits are kept per process "
+                "(right for one worker; several workers need `python -m daily_sip.pacer`)")
+    token = os.environ.get(PACER_TOKEN_ENV)
+    try:
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
+            answer = await http.get(f"{url}/healthz",
+                                    headers={"Authorization": f"Bearer {token}"} if token else {})
+        ok = answer.status_code == 200 and answer.json().get("ok") is True
+    except (httpx.HTTPError, ValueError):
+        ok = False
+    if not ok:
+        raise PacerUnreachable(f"{PACER_URL_ENV}={url}: no pacer answers at /healthz; start "
+                               "`python -m daily_sip.pacer` there, or unset it for one worker")
+    return f"pacer: {url} answers; every worker needs {PACER_URL_ENV}={url}"
 
 
 def setup(
@@ -209,16 +208,11 @@ def setup(
         help="Public URL of the webhook receiver, stored as Prefect variable daily_webhook_url.")] = None,
     block_name: Annotated[str, typer.Option(help="Name of the DailyCredentials block.")] = "daily",
     work_pool: Annotated[str, typer.Option(help="Name of the process work pool to create.")] = "daily-sip",
-    room: Annotated[list[str] | None, typer.Option(
-        metavar="ROOM",
-        help="Also create the one-campaign-at-a-time limit for this room (repeatable).")] = None,
-    campaigns_dir: Annotated[Path, typer.Option(
-        help="Create room limits for the rooms the campaign files here name.")] = DEFAULT_CAMPAIGNS_DIR,
     verify: Annotated[bool, typer.Option(
         help="Check the key and URL with one call to the Daily API before saving; --no-verify to "
         "prepare offline.")] = True,
 ) -> None:
-    """Store the Daily credentials block, the rate limits, the work pool and the room limits (idempotent)."""
+    """Store the Daily credentials block, the work pool and the webhook URL; check the pacer (idempotent)."""
     from daily_sip.flows.preflight import PreflightError
 
     require_prefect_server("there is no Prefect server to set up (Prefect's temporary local server "
@@ -226,11 +220,13 @@ def setup(
     try:
         lines = asyncio.run(run_setup(
             api_key=api_key, api_url=api_url, webhook_secret=webhook_secret, webhook_url=webhook_url,
-            block_name=block_name, work_pool=work_pool, rooms=room, campaigns_dir=campaigns_dir,
-            verify=verify,
+            block_name=block_name, work_pool=work_pool, verify=verify,
         ))
     except PreflightError as exc:
         typer.echo(f"Nothing saved: {exc} (or --no-verify to save it unchecked)", err=True)
+        raise typer.Exit(2) from None
+    except PacerUnreachable as exc:
+        typer.echo(f"Nothing saved: {exc}", err=True)
         raise typer.Exit(2) from None
     except typer.BadParameter as exc:
         typer.echo(f"{exc.param_hint}: {exc.message}", err=True)

@@ -42,7 +42,6 @@ from collections.abc import AsyncIterator
 from logging import Logger, LoggerAdapter
 from typing import Any
 
-ROOM_LIMIT_PREFIX = "daily-room-"
 LOCK_PREFIX = "daily_room_lock_"
 # A lease not renewed for this long is expired; the room is free for the next campaign.
 LEASE_SECONDS = 30.0
@@ -53,29 +52,6 @@ RENEW_SECONDS = 5.0
 POLL_SECONDS = 1.0
 # How long a campaign waits quietly before saying the room is busy.
 QUIET_WAIT_SECONDS = 2.0
-
-
-def room_limit_name(room: str) -> str:
-    """The name `daily-sip setup` shows for a room's slot (``daily-room-<room>``)."""
-    return f"{ROOM_LIMIT_PREFIX}{room}"
-
-
-async def ensure_room_limit(room: str) -> str:
-    """Create the room's global concurrency limit (1 slot) if missing; returns its name.
-
-    Kept for ``daily-sip setup``, which lists the rooms its campaign files name; the lock
-    itself is the variable described above.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectAlreadyExists
-
-    name = room_limit_name(room)
-    async with get_client() as client:
-        try:
-            await client.upsert_global_concurrency_limit_by_name(name, limit=1)
-        except ObjectAlreadyExists:
-            pass  # two campaigns created it at the same moment: it exists, with limit 1
-    return name
 
 
 def lock_variable(room: str) -> str:

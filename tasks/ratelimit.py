@@ -73,18 +73,6 @@ class RateClass:
     windows: tuple[tuple[int, float], ...]
     allowance: str  # Daily's own words, for docs and the CLI
 
-    @property
-    def limit_name(self) -> str:
-        return f"daily-api-{self.key}"
-
-    @property
-    def burst(self) -> int:
-        return min(count for count, _ in self.windows)
-
-    @property
-    def average_per_second(self) -> float:
-        return min(count / seconds for count, seconds in self.windows)
-
 
 # Daily: "~1 req/s, or 5 per 5 s window (bursts allowed within the window)" for starting SIP calls.
 DIALOUT_START = RateClass("dialout-start", ((5, 5.0),), "5 per 5 s (~1/s)")
@@ -115,11 +103,6 @@ def rate_scale() -> float:
 def scaled(rate: RateClass, scale: float) -> tuple[tuple[int, float], ...]:
     """The local windows: counts scaled, each window a little longer than Daily's."""
     return tuple((max(1, round(n * scale)), w * (1 + WINDOW_MARGIN)) for n, w in rate.windows)
-
-
-def shared_limit(rate: RateClass, scale: float) -> tuple[int, float]:
-    """(limit, slot decay per second) of the Prefect global limit for this class."""
-    return max(1, round(rate.burst * scale)), rate.average_per_second * scale
 
 
 class WindowLimiter:
@@ -272,29 +255,3 @@ async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
     if after_429:
         await asyncio.sleep(max(seconds for _, seconds in limiter.windows))
     return Permit(await limiter.acquire())
-
-
-async def ensure_rate_limits(scale: float | None = None) -> list[str]:
-    """Create (or correct) Daily's classes as Prefect global concurrency limits. Idempotent.
-
-    They no longer pace anything (the pacer does, see the module docstring); ``daily-sip setup``
-    still writes them so Daily's allowances are visible next to the runs in Prefect's UI.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectAlreadyExists
-
-    scale = rate_scale() if scale is None else scale
-    names = []
-    async with get_client() as client:
-        for rate in RATE_CLASSES:
-            limit, decay = shared_limit(rate, scale)
-            try:
-                await client.upsert_global_concurrency_limit_by_name(
-                    rate.limit_name, limit=limit, slot_decay_per_second=decay
-                )
-            except ObjectAlreadyExists:  # another process created it between read and create
-                await client.upsert_global_concurrency_limit_by_name(
-                    rate.limit_name, limit=limit, slot_decay_per_second=decay
-                )
-            names.append(rate.limit_name)
-    return names

@@ -68,8 +68,7 @@ NO_SERVER_CASES = [
     (["run", "good.yaml"], {"PREFECT_API_URL": f"{DEAD}/api"}, 2, ["no Prefect server answers"]),
     (["demo", "--campaign-file", "missing.yaml"], {}, 2, ["no such file"]),
     (["setup", "--api-key", "k"], {}, 2, ["PREFECT_API_URL is not set"]),
-    (["setup-limits"], {}, 2, ["PREFECT_API_URL is not set"]),
-    (["setup-limits"], {"PREFECT_API_URL": f"{DEAD}/api"}, 2, ["no Prefect server answers"]),
+    (["setup", "--api-key", "k"], {"PREFECT_API_URL": f"{DEAD}/api"}, 2, ["no Prefect server answers"]),
     (["serve", "--list"], {"PREFECT_API_URL": f"{DEAD}/api"}, 2, ["no Prefect server answers"]),
 ]
 
