@@ -6,14 +6,12 @@ The first line on stdout is its base URL (``--port 0`` picks a free port); set i
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
-import socket
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+
+from daily_sip.serving import bind, log_to_stderr, serve_app, url_of
 
 from .app import create_app, logger
 
@@ -23,33 +21,11 @@ TOKEN_ENVVAR = "DAILY_PACER_TOKEN"
 def serve(host: str = "127.0.0.1", port: int = 8789, token: str | None = None,
           log_level: str = "warning") -> None:
     """Bind, print the base URL as the first stdout line, then serve until SIGTERM / Ctrl-C."""
-    import uvicorn
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(log_level.upper())
-    logger.propagate = False
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: TCP_NODELAY gets set
+    log_to_stderr(logger, log_level)
+    sock = bind(host, port)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        url_host = f"[{host}]" if ":" in host else host
-        print(f"http://{url_host}:{sock.getsockname()[1]}", flush=True)
-        server = uvicorn.Server(uvicorn.Config(create_app(token), log_level=log_level, access_log=False,
-                                               lifespan="off", timeout_graceful_shutdown=2))
-
-        def _stop(signum: int, frame: Any) -> None:
-            server.should_exit = True
-
-        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            server.run(sockets=[sock])
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
+        print(url_of(sock, host), flush=True)
+        serve_app(create_app(token), sock, log_level=log_level, lifespan="off")
     finally:
         sock.close()
 

@@ -6,33 +6,16 @@ start it and read where it listens. SIGTERM / Ctrl-C shut down gracefully with e
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
-import socket
-import sys
 from typing import Annotated, Any
 
 import typer
 
+from daily_sip.serving import bind, log_to_stderr, serve_app, url_of
+
 from .app import Emitter, create_app, logger
 
 SECRET_ENVVAR = "DAILY_WEBHOOK_SECRET"
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets whose
-    # proto says TCP; without it Nagle + delayed ACK add ~40 ms to every response.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)  # connections made right after the URL is printed wait in the backlog
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def serve(
@@ -52,16 +35,8 @@ def serve(
     ``port=0`` picks a free port (the printed URL has the real one). SIGTERM / Ctrl-C shut down
     gracefully and return normally (exit code 0 for the CLI).
     """
-    import uvicorn
-
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(log_level.upper())
-        logger.propagate = False
-
-    sock = _bind(host, port)
+    log_to_stderr(logger, log_level)
+    sock = bind(host, port)
     try:
         app = create_app(secret, max_age_seconds=max_age_seconds, path=path, emitter=emitter,
                          spool_dir=spool_dir)
@@ -71,28 +46,8 @@ def serve(
                 "other delivery gets 503 until restarted with the secret",
                 SECRET_ENVVAR,
             )
-        bound_port = sock.getsockname()[1]
-        url_host = f"[{host}]" if ":" in host else host
-        route = path if path.startswith("/") else "/" + path
-        print(f"http://{url_host}:{bound_port}{route}", flush=True)
-
-        config = uvicorn.Config(
-            app, log_level=log_level, access_log=access_log, lifespan="on", timeout_graceful_shutdown=5
-        )
-        server = uvicorn.Server(config)
-
-        def _stop(signum: int, frame: Any) -> None:
-            server.should_exit = True
-
-        # uvicorn swaps in its own handlers while running and, after a graceful shutdown,
-        # re-raises the captured signal against the handlers it found: ours (exit code 0)
-        # instead of the defaults (killed by SIGTERM / KeyboardInterrupt).
-        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            server.run(sockets=[sock])
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        print(url_of(sock, host, path), flush=True)
+        serve_app(app, sock, log_level=log_level, access_log=access_log, graceful_seconds=5)
     finally:
         sock.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import socket
@@ -11,6 +10,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+
+from daily_sip.serving import bind, serve_app, url_of
 
 from .backend import Backend
 from .clock import Clock, Scheduler
@@ -70,24 +71,8 @@ def _log_config(level: str) -> dict[str, Any]:
     }
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket; port 0 picks a free one."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # An explicit IPPROTO_TCP makes asyncio set TCP_NODELAY on accepted connections;
-    # with proto 0 Nagle plus delayed ACKs add ~40 ms to every keep-alive request.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    # Listening before the URL is printed means early clients queue instead of failing.
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
-
-
 def base_url(sock: socket.socket, host: str) -> str:
-    port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/v1"
+    return url_of(sock, host, "/v1")
 
 
 def _stop(signum: int, frame: Any) -> None:
@@ -96,27 +81,15 @@ def _stop(signum: int, frame: Any) -> None:
 
 def run(config: EmulatorConfig) -> int:
     """Serve until SIGTERM/Ctrl-C; prints the base URL as the first stdout line."""
-    import uvicorn  # imported here so `build_app` users do not pay for it
-
-    # uvicorn re-raises the signal it caught after a graceful shutdown; with these
-    # handlers in place (also covering the start-up window) the process ends with 0.
+    # A signal before serving starts (while the app is built) also ends the process with 0.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    sock = bind(config.host, config.port)
+    sock = bind(config.host, config.port, backlog=512)
     try:
         print(base_url(sock, config.host), flush=True)
-        app = build_app(config)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_config=_log_config(config.log_level),
-                log_level=config.log_level,
-                access_log=config.log_level in ("debug", "trace"),
-                lifespan="on",
-                timeout_graceful_shutdown=2,
-            )
-        )
-        asyncio.run(server.serve(sockets=[sock]))
+        level = config.log_level
+        serve_app(build_app(config), sock, log_level=level, log_config=_log_config(level),
+                  access_log=level in ("debug", "trace"))
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:
