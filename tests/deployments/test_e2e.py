@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
+from pathlib import Path
 from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 from prefect.client.schemas.objects import FlowRun
+
+from daily_sip.flows.cleanup import HEARTBEAT_SECONDS
 
 from .conftest import QUICK_CAMPAIGN, Deployed, cli, run_adhoc
 
@@ -152,3 +157,58 @@ async def test_cancelling_a_deployed_run_hangs_up_and_removes_its_room(deployed)
     deployed.record("cancel: flow-run cancel -> Cancelled, cleaned up", time.monotonic() - t0)
     assert run.state.type.value == "CANCELLED", (run.state, deployed.worker_tail())
     _assert_cleaned_up(deployed, run_id)
+
+
+def _process_of_flow_run(run_id: UUID) -> int | None:
+    """The pid of the process a worker started for this flow run (its environment names the run)."""
+    wanted = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if wanted in (proc / "environ").read_bytes().split(b"\0"):
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+async def test_a_deployed_run_killed_with_kill_9_is_cleaned_up_and_reported_by_its_worker(deployed):
+    # The worker notices its flow-run process died, marks the run Crashed and runs the on_crashed
+    # hook: the hook cleans up from the run's ledger and publishes the per-target report.
+    staying = {**QUICK_CAMPAIGN, "name": "e2e-killed",
+               "targets": [{"sip_uri": "sip:killed-1@e2e.example.com"},
+                           {"sip_uri": "sip:killed-2@e2e.example.com"}],
+               "after_answer": {"mode": "stay", "max_seconds": 600}}
+    run_id = run_adhoc(staying)
+    tag = run_id.hex[:8]
+    deadline = time.monotonic() + 120
+    while len([leg for leg in deployed.stack.legs()
+               if leg["room"].endswith(tag) and leg["active"] and leg["state"] == "answered"]) < 2:
+        assert time.monotonic() < deadline, f"legs not answered; worker log:\n{deployed.worker_tail()}"
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(HEARTBEAT_SECONDS + 1)  # one heartbeat puts both answers in the ledger
+    pid = _process_of_flow_run(run_id)
+    assert pid, f"no process runs flow run {run_id}"
+    os.kill(pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    run = await _wait_for_run(deployed, "adhoc", within=120, predicate=lambda r: r.id == run_id)
+    assert run.state.type.value == "CRASHED", (run.state, deployed.worker_tail())
+    while True:
+        try:
+            _assert_cleaned_up(deployed, run_id)
+            break
+        except AssertionError:
+            assert time.monotonic() - t0 < 60, f"not cleaned up; worker log:\n{deployed.worker_tail()}"
+            await asyncio.sleep(0.5)
+    deployed.record("kill -9 of the flow-run process -> Crashed, cleaned up", time.monotonic() - t0)
+    for _ in range(60):  # the hook publishes after its cleanup
+        try:
+            rows = await _results_table(run_id)
+            break
+        except StopIteration:
+            await asyncio.sleep(0.5)
+    else:
+        pytest.fail(f"no results artifact for the killed run; worker log:\n{deployed.worker_tail()}")
+    assert [(r["sip_uri"], r["status"]) for r in rows] == [
+        ("sip:killed-1@e2e.example.com", "answered"), ("sip:killed-2@e2e.example.com", "answered")], rows
