@@ -193,9 +193,11 @@ def demo(
         secret = new_webhook_secret()
         daily_url = stack.standin(connect_delay=0.5, answer_delay=1.0, ring_timeout=6, hangup_after=2)
         webhook_url = stack.receiver(secret, os.environ["PREFECT_API_URL"])
-        typer.echo(f"Daily stand-in {daily_url} (key {STANDIN_DEV_KEY}); webhook receiver {webhook_url}")
+        pacer_url = stack.pacer()  # keeps Daily's rate limits as a fleet of workers would
+        typer.echo(f"Daily stand-in {daily_url} (key {STANDIN_DEV_KEY}); webhook receiver {webhook_url}; "
+                   f"pacer {pacer_url}")
         env = {**os.environ, "DAILY_API_KEY": STANDIN_DEV_KEY, "DAILY_API_URL": daily_url,
-               "DAILY_WEBHOOK_SECRET": secret}
+               "DAILY_WEBHOOK_SECRET": secret, "DAILY_PACER_URL": pacer_url}
         typer.echo(f"Dialing {len(campaign.targets)} bridges from campaign {campaign.name!r} ...")
         # A child process, so Prefect reads PREFECT_API_URL at import like any `daily-sip run`.
         cmd = [sys.executable, "-m", "daily_sip.cli", "run", str(campaign_file), "--webhook-url", webhook_url]

@@ -68,9 +68,10 @@ def dev(
             env = {**os.environ, "PREFECT_API_URL": api_url, "DAILY_API_KEY": STANDIN_DEV_KEY}
             daily_url = stack.standin()
             secret = new_webhook_secret()
-            webhook_url = stack.receiver(secret, api_url)
-            env.update(DAILY_API_URL=daily_url, DAILY_WEBHOOK_SECRET=secret)
-            typer.echo("Setting up (credentials block, limits, work pool) and deploying ...")
+            webhook_url = stack.receiver(secret, api_url, spool=True)
+            pacer_url = stack.pacer()  # the production topology: one pacer, every worker uses it
+            env.update(DAILY_API_URL=daily_url, DAILY_WEBHOOK_SECRET=secret, DAILY_PACER_URL=pacer_url)
+            typer.echo("Setting up (credentials block, work pool; pacer checked) and deploying ...")
             _step("daily-sip setup", [_bin("daily-sip"), "setup", "--webhook-url", webhook_url], env)
             project = workdir / "deployments"
             _step("daily-sip init", [_bin("daily-sip"), "init", str(project)], env)
@@ -85,7 +86,8 @@ Ready in {time.monotonic() - t0:.0f} s. Logs in {workdir}/ .
   Prefect UI        {ui_url}
   Prefect API       {api_url}   (export PREFECT_API_URL={api_url})
   Daily stand-in    {daily_url}   (key {STANDIN_DEV_KEY})
-  Webhook receiver  {webhook_url}
+  Webhook receiver  {webhook_url}   (spool in {workdir}/receiver-spool)
+  Pacer             {pacer_url}   (DAILY_PACER_URL of the worker)
   Worker            prefect worker, pool daily-sip
   Deployments       {project}/prefect.yaml
 Try (in another terminal, with PREFECT_API_URL exported):

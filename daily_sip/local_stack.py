@@ -107,9 +107,16 @@ class LocalStack:
             args += [f"--{key.replace('_', '-')}", str(value)]
         return self._first_line_url("standin", self._spawn("standin", args))
 
-    def receiver(self, secret: str, prefect_api_url: str) -> str:
-        """Start the webhook receiver; returns its webhook URL."""
-        proc = self._spawn("receiver", [sys.executable, "-m", "daily_sip.receiver", "--port", "0"],
+    def receiver(self, secret: str, prefect_api_url: str, spool: bool = False) -> str:
+        """Start the webhook receiver; returns its webhook URL.
+
+        ``spool``: answer Daily once an event is in a journal under the workdir, as production should
+        (see the receiver's ``--spool-dir``).
+        """
+        args = [sys.executable, "-m", "daily_sip.receiver", "--port", "0"]
+        if spool:
+            args += ["--spool-dir", str((self.workdir / "receiver-spool").resolve())]
+        proc = self._spawn("receiver", args,
                            {"DAILY_WEBHOOK_SECRET": secret, "PREFECT_API_URL": prefect_api_url})
         return self._first_line_url("receiver", proc)
 

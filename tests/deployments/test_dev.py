@@ -37,11 +37,12 @@ def test_dev_starts_everything_deployed_and_sigterm_stops_it(tmp_path):
             out += line
             assert time.monotonic() < deadline, f"dev not ready:\n{out}"
         urls = {name: re.search(rf"{name}\s+(http\S+)", out).group(1)
-                for name in ("Prefect API", "Daily stand-in", "Webhook receiver")}
+                for name in ("Prefect API", "Daily stand-in", "Webhook receiver", "Pacer")}
         assert _answers(urls["Prefect API"] + "/health")
         deployments = httpx.post(urls["Prefect API"] + "/deployments/filter", json={}, timeout=10).json()
         assert {"adhoc", "on-request", "standup-meeting"} <= {d["name"] for d in deployments}
         assert _answers(urls["Daily stand-in"] + "/rooms") and _answers(urls["Webhook receiver"])
+        assert _answers(urls["Pacer"] + "/healthz")  # the worker paces through it, as a fleet would
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=90)
         assert proc.returncode == 0 and "Stopped everything." in rest, rest
