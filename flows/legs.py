@@ -7,13 +7,15 @@ the receiver, routed per leg by `EventRouter`).
 
 A leg with no ``dialout.answered`` by its ring timeout is reconciled before it is called
 ``no_answer`` (its webhook may be late or lost): `RECONCILE_SECONDS` more for the event-history
-re-read, then Daily's presence by its ``userId``: listed means up, so it is taken as answered.
+re-read, then Daily's presence by its ``userId``. Listed means up: held like an answered call but
+reported ``unknown`` (it may still ring), unless an ``answered`` event comes while it is held.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,10 +83,13 @@ async def _answered_soon(queue: asyncio.Queue[DailyEvent]) -> DailyEvent | None:
     return None
 
 
-async def _until_ended(queue: asyncio.Queue[DailyEvent], deadline: float) -> DailyEvent | None:
+async def _until_ended(queue: asyncio.Queue[DailyEvent], deadline: float,
+                       on_answered: Callable[[DailyEvent], None] | None = None) -> DailyEvent | None:
     while (event := await _next(queue, deadline)) is not None:
         if event.type in ENDED:
             return event
+        if event.type == "dialout.answered" and on_answered is not None:
+            on_answered(event)
     return None
 
 
@@ -229,13 +234,15 @@ class Dialer:
                 return False
             in_room = await self._in_room(session) if event is None else None
             if in_room:
-                # Daily's presence lists the call after the ring timeout and the re-read: it is up,
-                # so it is taken as answered and held like one (Daily has no REST read of a leg's
-                # state: https://docs.daily.co/reference/rest-api/rooms/dialout/start).
-                result.status, result.answered_at = "answered", now()
-                result.detail = ("no dialout.answered webhook came (late or lost); Daily's presence lists "
-                                 "the call in the room after the ring timeout, so it is taken as answered")
-                self.show(result, board.ANSWERED, "per Daily's presence")
+                # Daily's presence lists the call after the ring timeout and the re-read: it is up.
+                # Whether it answered (its webhook lost) or still rings, Daily does not say (it does
+                # not document whether presence lists a ringing call, and has no REST read of a leg:
+                # https://docs.daily.co/reference/rest-api/rooms/dialout/start). So it is held like
+                # an answered call, as `unknown` until an `answered` event says otherwise.
+                result.status = "unknown"
+                result.detail = ("no dialout.answered webhook came, but Daily's presence lists the call "
+                                 "after the ring timeout: answered with its webhook lost, or still ringing")
+                self.show(result, board.ON_CALL, "per Daily's presence, answer not confirmed")
                 break
             if event is None and not heard:  # silence is not "no answer"
                 result.status, result.detail = await self.silence.verdict(
@@ -297,7 +304,7 @@ class Dialer:
         self.show(result, board.ON_CALL, f"hanging up after {hold_for:g} s"
                   if hold.mode == "hang_up_after"
                   else f"staying until the far end leaves (at most {hold.max_seconds:g} s)")
-        ended = await _until_ended(queue, end_deadline)
+        ended = await _until_ended(queue, end_deadline, lambda late: self._confirm(late, result))
         if ended is not None:
             return self._ended_after_answer(ended, result)
         _note(result, f"hung up after {round(hold_for, 1):g} s" if hold.mode == "hang_up_after"
@@ -395,6 +402,13 @@ class Dialer:
         result.detail = f"{result.detail}; {WRONG_ENTRY_HINT}"
         self._on_call(result)
         return True
+
+    def _confirm(self, event: DailyEvent, result: TargetResult) -> None:
+        """A late `answered` for a call held on presence alone: now it is known."""
+        if result.status == "unknown":
+            self._answered(event, result)
+            result.detail = "answered (its dialout.answered webhook came late)"
+            self.show(result, board.ON_CALL, "answer confirmed")
 
     def _ended_after_answer(self, event: DailyEvent, result: TargetResult) -> bool:
         result.stopped_at = _at(event)
