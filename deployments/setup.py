@@ -168,21 +168,17 @@ class PacerUnreachable(Exception):
 
 async def _check_pacer() -> str:
     """One line on how Daily's rate limits will be kept; raises `PacerUnreachable` for a dead URL."""
-    import os
-
     import httpx
 
-    from daily_sip.tasks.ratelimit import PACER_TOKEN_ENV, PACER_URL_ENV, pacer_url
+    from daily_sip.tasks.ratelimit import PACER_URL_ENV, pacer_headers, pacer_url
 
     url = pacer_url()
     if not url:
         return (f"pacer: {PACER_URL_ENV} not set here; Daily's rate limits are kept per process "
                 "(right for one worker; several workers need `python -m daily_sip.pacer`)")
-    token = os.environ.get(PACER_TOKEN_ENV)
     try:
-        async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
-            answer = await http.get(f"{url}/healthz",
-                                    headers={"Authorization": f"Bearer {token}"} if token else {})
+        async with httpx.AsyncClient(timeout=5, trust_env=False, headers=pacer_headers()) as http:
+            answer = await http.get(f"{url}/healthz")
         ok = answer.status_code == 200 and answer.json().get("ok") is True
     except (httpx.HTTPError, ValueError):
         ok = False

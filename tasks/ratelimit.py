@@ -166,6 +166,12 @@ class PacerUnavailableError(DailyError):
     """
 
 
+def pacer_headers() -> dict[str, str]:
+    """The pacer's bearer token (``DAILY_PACER_TOKEN``) as request headers, if one is set."""
+    token = os.environ.get(PACER_TOKEN_ENV)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def pacer_url() -> str | None:
     """The shared pacer's base URL (``DAILY_PACER_URL``), or None for in-process pacing."""
     return (os.environ.get(PACER_URL_ENV) or "").strip().rstrip("/") or None
@@ -187,11 +193,8 @@ def _http() -> Any:
     loop = asyncio.get_running_loop()
     client = _pacer_http.get(loop)
     if client is None or client.is_closed:
-        token = os.environ.get(PACER_TOKEN_ENV)
         client = _pacer_http[loop] = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=3.0),
-            headers={"Authorization": f"Bearer {token}"} if token else {},
-        )
+            timeout=httpx.Timeout(10.0, connect=3.0), headers=pacer_headers())
     return client
 
 
