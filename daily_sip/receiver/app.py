@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .emitter import PrefectEventsEmitter
+from .emitter import describe as _describe
 from .events import proof_of
 from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 from .spool import Spool, batch_emitter
@@ -258,11 +259,6 @@ def _loads(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:  # includes UnicodeDecodeError
         return None
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def _as_secret(secret: Any) -> SecretStr | None:

@@ -36,6 +36,12 @@ class EmitError(RuntimeError):
         return self.status_code in (413, 422)
 
 
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short log line: its type and the first line of its text."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:limit]
+
+
 def prefect_api_connection(user_agent: str = "daily-sip-receiver") -> tuple[str, dict[str, str], Any]:
     """(api_url, headers, verify) from the current Prefect settings; raises if no API URL is set.
 

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from prefect.events import Event
 
+from .emitter import describe
+
 logger = logging.getLogger("daily_sip.receiver")
 
 JOURNAL = "events.journal"
@@ -164,7 +166,7 @@ class Spool:
                 self.stats["send_failures"] += 1
                 if not failing:
                     logger.warning("spool: Prefect did not take %d event(s) (%s); retrying, %d pending",
-                                   len(batch), _describe(exc), len(self._pending))
+                                   len(batch), describe(exc, 200), len(self._pending))
                 failing = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
@@ -178,7 +180,7 @@ class Spool:
                        exc: BaseException) -> list[tuple[str, Event]]:
         """Send a refused batch one by one; an event refused on its own is dropped, with an error."""
         if len(batch) == 1:
-            logger.error("spool: Prefect refused event %s (%s); dropped", batch[0][0], _describe(exc))
+            logger.error("spool: Prefect refused event %s (%s); dropped", batch[0][0], describe(exc, 200))
             return batch
         for event_id, event in batch:
             while True:
@@ -188,7 +190,7 @@ class Spool:
                 except Exception as one:
                     if getattr(one, "refused", False):
                         logger.error("spool: Prefect refused event %s (%s); dropped", event_id,
-                                     _describe(one))
+                                     describe(one, 200))
                         break
                     await asyncio.sleep(RETRY_FIRST_SECONDS)
         return batch
@@ -218,7 +220,3 @@ def batch_emitter(emitter: Any) -> BatchEmitter:
 
     return one_by_one
 
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:200]
