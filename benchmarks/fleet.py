@@ -165,13 +165,13 @@ def campaign(index: int, targets: int) -> dict:
     }
 
 
-async def deploy(webhook_url: str, daily_url: str, secret: str) -> str:
+async def deploy(webhook_url: str, daily_url: str, secret: str, pool_type: str) -> str:
     from daily_sip.deployments.definitions import by_name
     from daily_sip.deployments.serve import build_deployment
     from daily_sip.deployments.setup import run_setup
 
     await run_setup(api_key=STANDIN_DEV_KEY, api_url=daily_url, webhook_secret=secret,
-                    webhook_url=webhook_url, work_pool=POOL)
+                    webhook_url=webhook_url, work_pool=POOL, work_pool_type=pool_type)
     (adhoc,) = by_name(["adhoc"])
     deployment = await build_deployment(adhoc, webhook_url=webhook_url)
     await deployment.apply(work_pool_name=POOL)
@@ -312,7 +312,10 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
     webhook_url = stack.receiver(secret, api_url)
     pacer_url = stack.pacer() if hasattr(stack, "pacer") else ""  # absent in code before the pacer
     print(f"stand-in, receiver, pacer up after {time.monotonic() - t0:.1f} s")
-    name = asyncio.run(deploy(webhook_url, daily_url, secret))
+    from daily_sip.worker import WORKER_TYPE  # imports Prefect: only once PREFECT_API_URL is set
+
+    pool_type = WORKER_TYPE if args.worker_type == "in-process" else "process"
+    name = asyncio.run(deploy(webhook_url, daily_url, secret, pool_type))
     print(f"deployed after {time.monotonic() - t0:.1f} s")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAILY_")}
     # The workers know Daily only through the credentials block `daily-sip setup` saved.
@@ -321,8 +324,12 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
                PREFECT_LOGGING_LEVEL="INFO", PYTHONUNBUFFERED="1")
     workers = []
     for w in range(args.workers):
-        cmd = [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", POOL,
-               "--type", "process", "--name", f"fleet-{w}"]
+        if args.worker_type == "in-process":
+            cmd = [str(Path(sys.executable).with_name("daily-sip")), "worker", "--pool", POOL,
+                   "--name", f"fleet-{w}"]
+        else:
+            cmd = [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", POOL,
+                   "--type", "process", "--name", f"fleet-{w}"]
         if args.limit_per_worker:
             cmd += ["--limit", str(args.limit_per_worker)]
         with (stack.workdir / f"worker-{w}.log").open("wb") as log:
@@ -389,6 +396,7 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     server_cpu = cpu1["server"] - cpu0["server"]
     return {
         "campaigns": args.campaigns, "targets": args.targets, "workers": args.workers,
+        "worker_type": args.worker_type,
         "limit_per_worker": args.limit_per_worker, "rate_scale": args.rate_scale, "dials": dials,
         "succeeded": states.get("Completed", 0), "states": states,
         "not_completed": sorted({(r.state.message or "")[:200] for r in runs.values()
@@ -402,7 +410,9 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         "dialout_starts": requests.get("by_route", {}).get("POST /rooms/{name}/dialOut/start"),
         "pacer": pacer.get("books"),
         "cpu_ms_per_dial": {
-            "campaign_processes_total": round(1000 * children / dials, 1),
+            # In-process workers run the campaigns themselves: their own CPU is the campaigns'.
+            "campaign_processes_total": round(1000 * (
+                children if args.worker_type == "process" else worker_own - cpu0["workers"]) / dials, 1),
             "campaign_runs_in_flow": round(1000 * sum(r[0] for r in resources) / dials, 1),
             "prefect_server": round(1000 * server_cpu / dials, 1),
             "prefect_server_net_of_idle": round(1000 * (server_cpu - idle[0] * makespan) / dials, 1),
@@ -428,7 +438,8 @@ def show(result: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"fleet: {result['campaigns']} campaigns x {result['targets']} targets, "
-                        f"{result['workers']} workers, Daily limits x{result['rate_scale']:g}")
+                        f"{result['workers']} {result['worker_type']} workers, "
+                        f"Daily limits x{result['rate_scale']:g}")
     table.add_column("figure")
     table.add_column("value")
     cpu, latency = result["cpu_ms_per_dial"], result["webhook_to_flow_latency_s"]
@@ -446,8 +457,8 @@ def show(result: dict) -> None:
                                                       f"(idle: {result['idle_cpu_per_second']} CPU-s/s)"),
         ("CPU per dial: PostgreSQL", f"{cpu['postgres']} ms"),
         ("CPU per dial: workers themselves", f"{cpu['workers_own']} ms"),
-        ("peak RSS per campaign process", f"median {result['peak_rss_mb']['median']} MB, "
-                                          f"max {result['peak_rss_mb']['max']} MB"),
+        ("peak RSS per campaign process (in-process: per worker)",
+         f"median {result['peak_rss_mb']['median']} MB, max {result['peak_rss_mb']['max']} MB"),
         ("webhook->flow latency", f"p50 {latency['p50_median_of_runs']} s (median of runs), "
                                   f"p95 {latency['p95_95th_of_runs']} s (95th pct of runs)"),
         ("webhook: event -> receiver answered (stand-in)",
@@ -473,15 +484,21 @@ def main() -> int:
     parser.add_argument("--campaigns", "-m", type=int, default=20)
     parser.add_argument("--targets", "-k", type=int, default=5)
     parser.add_argument("--workers", "-w", type=int, default=2)
+    parser.add_argument("--worker-type", choices=["in-process", "process"], default="in-process",
+                        help="`daily-sip worker` (campaigns share a process) or `prefect worker start`")
     # 25 per worker (50 campaign processes on two shared cores) starved the running campaigns.
-    parser.add_argument("--limit-per-worker", type=int, default=10,
-                        help="flow runs a worker runs at once (0 = no limit)")
+    parser.add_argument("--limit-per-worker", type=int, default=None,
+                        help="flow runs a worker runs at once (0 = no limit; default: 10 for "
+                        "process workers, no limit in-process)")
     parser.add_argument("--rate-scale", type=float, default=1.0, help="Daily's limits times this")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting after this (s)")
     parser.add_argument("--idle-sample", type=float, default=10.0,
                         help="seconds of idle server CPU measured before submitting")
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the workdir with every log")
     args = parser.parse_args()
+    if args.limit_per_worker is None:
+        args.limit_per_worker = 10 if args.worker_type == "process" else 0
     # Stopped with SIGTERM or SIGINT (even when started in the background, where SIGINT is
     # ignored), it still stops everything it started: the finally below runs.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -496,7 +513,10 @@ def main() -> int:
         t1 = time.monotonic()
         stack.close()
         pg.stop()
-        shutil.rmtree(stack.workdir, ignore_errors=True)
+        if args.keep_logs:
+            print(f"logs kept in {stack.workdir}")
+        else:
+            shutil.rmtree(stack.workdir, ignore_errors=True)
         print(f"everything stopped in {time.monotonic() - t1:.1f} s")
     show(result)
     print(json.dumps(result))

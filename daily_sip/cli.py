@@ -255,6 +255,51 @@ def sweep(
     raise typer.Exit(1 if report.pending else 0)
 
 
+@app.command()
+def worker(
+    pool: Annotated[str, typer.Option(
+        "--pool", "-p", help="Work pool to take runs from (created if missing).")],
+    limit: Annotated[int | None, typer.Option(
+        help="Campaigns this worker runs at once (default: no limit).", min=1)] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name shown in the Prefect UI.")] = None,
+) -> None:
+    """Run campaigns of a work pool inside this one process (many campaigns share it).
+
+    A `process` worker (`prefect worker start`) starts a Python process per campaign; this one
+    runs them as tasks of one process, sharing imports, API clients and one Daily event
+    subscription, so one machine carries far more campaigns at once. If it dies, the sweeper
+    finishes its campaigns' cleanup. SIGTERM / Ctrl-C: every running campaign cleans up and
+    reports, then the worker exits.
+    """
+    import logging
+
+    require_prefect_server("a worker takes its runs from the Prefect server")
+    from daily_sip.worker import WORKER_TYPE, serve_worker
+
+    existing = asyncio.run(_pool_type(pool))
+    if existing not in (None, WORKER_TYPE):
+        typer.echo(f"daily-sip: work pool {pool!r} is a {existing!r} pool; this worker needs a "
+                   f"{WORKER_TYPE!r} pool: give a new pool name (it is created) or use "
+                   f"`prefect worker start --pool {pool}`", err=True)
+        raise typer.Exit(2)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("daily_sip").setLevel(logging.INFO)
+    typer.echo(f"daily-sip worker: pool {pool!r} (type {WORKER_TYPE}), "
+               f"{'up to ' + str(limit) if limit else 'any number of'} campaigns at once; Ctrl-C stops")
+    serve_worker(pool, name=name, limit=limit)
+
+
+async def _pool_type(pool: str) -> str | None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            return (await client.read_work_pool(pool)).type
+        except ObjectNotFound:
+            return None
+
+
 def main() -> None:
     """Entry point of the ``daily-sip`` console script.
 

@@ -101,26 +101,33 @@ def _plain(value: object) -> object:
     return get() if get else value
 
 
-async def _ensure_work_pool(name: str) -> str:
+async def _ensure_work_pool(name: str, pool_type: str = "process") -> str:
+    """The pool the deployments go to: ``process`` (a process per campaign, `prefect worker start`)
+    or the in-process type of `daily-sip worker` (many campaigns per process)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectNotFound
-    from prefect.workers.process import ProcessWorker
 
+    from daily_sip.worker import CampaignWorker
+
+    if pool_type == "process":
+        from prefect.workers.process import ProcessWorker as worker_class
+        start = f"prefect worker start --pool {name}"
+    else:
+        worker_class, start = CampaignWorker, f"daily-sip worker --pool {name}"
     async with get_client() as client:
         try:
             pool = await client.read_work_pool(name)
         except ObjectNotFound:
             await client.create_work_pool(WorkPoolCreate(
-                name=name, type="process", base_job_template=ProcessWorker.get_default_base_job_template(),
+                name=name, type=pool_type, base_job_template=worker_class.get_default_base_job_template(),
                 description="Runs the Daily SIP campaign deployments (see `daily-sip init`).",
             ))
-            return (f"work pool {name}: created (type process); "
-                    f"start a worker: prefect worker start --pool {name}")
-    if pool.type != "process":
-        raise typer.BadParameter(f"work pool {name!r} exists with type {pool.type!r}, not 'process'; "
+            return f"work pool {name}: created (type {pool_type}); start a worker: {start}"
+    if pool.type != pool_type:
+        raise typer.BadParameter(f"work pool {name!r} exists with type {pool.type!r}, not {pool_type!r}; "
                                  "pick another name", param_hint="--work-pool")
-    return f"work pool {name}: exists (type process)"
+    return f"work pool {name}: exists (type {pool_type})"
 
 
 async def _set_webhook_url(url: str) -> str:
@@ -136,7 +143,7 @@ async def _set_webhook_url(url: str) -> str:
 async def run_setup(
     *, api_key: str | None = None, api_url: str | None = None, webhook_secret: str | None = None,
     webhook_url: str | None = None, block_name: str = "daily", work_pool: str = "daily-sip",
-    verify: bool = True,
+    verify: bool = True, work_pool_type: str = "process",
 ) -> list[str]:
     """Do the setup; returns one line per thing done (no secret in any of them).
 
@@ -156,7 +163,7 @@ async def run_setup(
     pacer = await _check_pacer()
     lines = await _save_block(block_name, api_key, api_url, webhook_secret, verify)
     lines.append(pacer)
-    lines.append(await _ensure_work_pool(work_pool))
+    lines.append(await _ensure_work_pool(work_pool, work_pool_type))
     if webhook_url:
         lines.append(await _set_webhook_url(webhook_url))
     return lines
@@ -203,13 +210,17 @@ def setup(
         envvar="DAILY_WEBHOOK_URL", show_default=False,
         help="Public URL of the webhook receiver, stored as Prefect variable daily_webhook_url.")] = None,
     block_name: Annotated[str, typer.Option(help="Name of the DailyCredentials block.")] = "daily",
-    work_pool: Annotated[str, typer.Option(help="Name of the process work pool to create.")] = "daily-sip",
+    work_pool: Annotated[str, typer.Option(help="Name of the work pool to create.")] = "daily-sip",
+    in_process: Annotated[bool, typer.Option(
+        "--in-process", help="Make it a pool for `daily-sip worker` (many campaigns per process) "
+        "instead of a `process` pool (a process per campaign).")] = False,
     verify: Annotated[bool, typer.Option(
         help="Check the key and URL with one call to the Daily API before saving; --no-verify to "
         "prepare offline.")] = True,
 ) -> None:
     """Store the Daily credentials block, the work pool and the webhook URL; check the pacer (idempotent)."""
     from daily_sip.flows.preflight import PreflightError
+    from daily_sip.worker import WORKER_TYPE
 
     require_prefect_server("there is no Prefect server to set up (Prefect's temporary local server "
                            "forgets everything at exit)")
@@ -217,6 +228,7 @@ def setup(
         lines = asyncio.run(run_setup(
             api_key=api_key, api_url=api_url, webhook_secret=webhook_secret, webhook_url=webhook_url,
             block_name=block_name, work_pool=work_pool, verify=verify,
+            work_pool_type=WORKER_TYPE if in_process else "process",
         ))
     except PreflightError as exc:
         typer.echo(f"Nothing saved: {exc} (or --no-verify to save it unchecked)", err=True)
@@ -229,5 +241,6 @@ def setup(
         raise typer.Exit(2) from None
     for line in lines:
         typer.echo(line)
-    typer.echo(f"Next: daily-sip init deployments && cd deployments && prefect deploy --all; "
-               f"prefect worker start --pool {work_pool}   (or: daily-sip serve)")
+    typer.echo("Next: daily-sip init deployments && cd deployments && prefect deploy --all; "
+               + (f"daily-sip worker --pool {work_pool}" if in_process
+                  else f"prefect worker start --pool {work_pool}   (or: daily-sip serve)"))

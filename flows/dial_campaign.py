@@ -20,6 +20,7 @@ from daily_sip.tasks.webhooks import aensure_webhook
 
 from .board import Board
 from .campaign import Campaign
+from .cancel_watch import ASKED, cancel_watch
 from .cleanup import (
     CleanupResult,
     Heartbeat,
@@ -41,54 +42,32 @@ from .silence import NO_EVENTS_ADVICE
 from .sweeper import RoomLeftoversError
 from .verify import EventVerifier
 
-# How often a run nobody supervises asks Prefect whether it was cancelled, and how often a
-# supervised one checks that its worker is still alive (a local check, no API call).
-CANCEL_POLL_SECONDS = 1.0
+# How often a run under a `process` worker checks that its worker is still alive (a local
+# check, no API call).
+ORPHAN_CHECK_SECONDS = 1.0
 
 
-def _supervised() -> bool:
+def _own_process() -> bool:
     """True in a flow-run process a worker or `serve` started (they set PREFECT__FLOW_RUN_ID)."""
     return bool(os.environ.get("PREFECT__FLOW_RUN_ID"))
 
 
-async def _watch_for_cancel(run_id: str, body: asyncio.Task[Any], asked: asyncio.Event,
-                            orphaned: asyncio.Event) -> None:
-    """Cancel the flow body when the run turns CANCELLING (e.g. "Cancel" in the UI), or when the
-    worker that started this process died.
+async def _watch_parent(body: asyncio.Task[Any], orphaned: asyncio.Event) -> None:
+    """Stop the campaign, with its cleanup, when the worker that started this process died.
 
-    A worker or `serve` watches its runs for cancellation itself (one watcher per worker), kills
-    a cancelled run's process and then runs the on_cancellation hook, so a supervised run does
-    not ask the API: a read of the run every second from every waiting campaign was server load
-    that grew with the number of campaigns. A run started in-process (`daily-sip run`, a
-    notebook) has nobody to do that, so it would keep dialing: it polls, and cancelling the body
-    makes its own cleanup run.
-
-    A worker killed outright (``kill -9``) leaves its flow-run child running unsupervised: nobody
-    can cancel it any more. So a supervised run stops itself, with its cleanup, within
-    `CANCEL_POLL_SECONDS` of its parent process disappearing (it is re-parented).
+    A worker or `serve` watches its runs for cancellation itself, kills a cancelled run's process
+    and runs the on_cancellation hook. A worker killed outright (``kill -9``) leaves its
+    flow-run child unsupervised, so the child stops itself within `ORPHAN_CHECK_SECONDS` of its
+    parent disappearing (it is re-parented). Runs sharing a process (`daily-sip run`, the
+    in-process `daily-sip worker`) are watched by `flows.cancel_watch` instead.
     """
-    if _supervised():
-        parent = os.getppid()
-        while True:
-            await asyncio.sleep(CANCEL_POLL_SECONDS)
-            if os.getppid() != parent:
-                orphaned.set()
-                body.cancel()
-                return
-
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as client:
-        while True:
-            await asyncio.sleep(CANCEL_POLL_SECONDS)
-            try:
-                run = await client.read_flow_run(run_id)
-            except Exception:  # a blip in the API must not end the campaign
-                continue
-            if run.state and (run.state.is_cancelling() or run.state.is_cancelled()):
-                asked.set()
-                body.cancel()
-                return
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
+        if os.getppid() != parent:
+            orphaned.set()
+            body.cancel()
+            return
 
 
 quiet_completed_tasks()
@@ -168,12 +147,17 @@ async def dial_campaign(
     router = EventRouter(EventVerifier(None), room_name)
     ledger.report = report.model_dump(mode="json")  # saved with the ledger, for a crash report
     work: Dialer | None = None
-    cancel_asked, orphaned = asyncio.Event(), asyncio.Event()
-    cancel_watch = (
-        asyncio.create_task(_watch_for_cancel(run_id, asyncio.current_task(), cancel_asked, orphaned))
-        if context and context.flow_run else None
-    )
+    cancel_asked, orphaned, worker_stopping = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    body = asyncio.current_task()
     held = contextlib.AsyncExitStack()
+    parent_watch, watched = None, contextlib.ExitStack()
+    if context and context.flow_run and _own_process():
+        parent_watch = asyncio.create_task(_watch_parent(body, orphaned))
+    elif context and context.flow_run:
+        def stop(why: str) -> None:
+            (cancel_asked if why == ASKED else worker_stopping).set()
+            body.cancel()
+        watched.enter_context(cancel_watch().watching(run_id, stop))
     await held.enter_async_context(Heartbeat(ledger, snapshot=lambda: report_snapshot(report)))
     try:
         # Key and URL are proven by one cheap call before anything is touched.
@@ -242,6 +226,7 @@ async def dial_campaign(
         report.error = (
             "cancelled on request" if asked
             else "stopped: the worker that supervised this run died" if orphaned.is_set()
+            else "stopped: the worker running this campaign was shut down" if worker_stopping.is_set()
             else f"interrupted ({type(exc).__name__})")
         for t in report.targets:
             if t.status == "unknown":
@@ -250,8 +235,9 @@ async def dial_campaign(
             raise
         asyncio.current_task().uncancel()
     finally:
-        if cancel_watch:
-            cancel_watch.cancel()
+        watched.close()  # a cancel from here on would only cut the cleanup and the report short
+        if parent_watch:
+            parent_watch.cancel()
         if ledger.created_room or ledger.restore:
             live = work.live if work else set()
             result = await asyncio.shield(_clean_up_for_report(ledger, creds, live, logger))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections import defaultdict
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from prefect.events.filters import (
     EventFilter,
@@ -103,6 +105,8 @@ class EventRouter:
         self.foreign = 0
         self.accepted = 0
         self.on_stall: Callable[[], None] = lambda: None  # set by the RoomListener
+        # Events arrive on the process's shared stream, outside this run's context: keep its logger.
+        self.log = _run_logger()
 
     def queue(self, user_id: str) -> asyncio.Queue[DailyEvent]:
         """The queue of one of this run's legs; creating it is what makes ``user_id`` ours."""
@@ -129,7 +133,7 @@ class EventRouter:
         if verified is None:
             self._refused.add(prefect_id)
             self.forged += 1
-            _run_logger().warning(
+            self.log.warning(
                 "ignored event %s (%s) claiming to be from Daily: %s", prefect_id,
                 getattr(event, "event", "?"), reason,
             )
@@ -187,8 +191,119 @@ def room_filter(room: str, since: datetime) -> EventFilter:
     )
 
 
+def rooms_filter(since: datetime) -> EventFilter:
+    """Every room's Daily events: the one subscription a process shares (`SharedStream`)."""
+    return EventFilter(
+        event=EventNameFilter(prefix=["daily."]),
+        resource=EventResourceFilter(id_prefix=[room_resource_id("")]),
+        occurred=EventOccurredFilter(since=since, until=datetime.now(UTC) + timedelta(days=1)),
+    )
+
+
+class SharedStream:
+    """One live subscription to Daily's events for every campaign of this process.
+
+    Campaigns that share a process (the in-process `daily-sip worker`) share its websocket:
+    one subscriber per campaign made the Prefect server match every event against every
+    campaign's filter, server load that grew with the number of campaigns waiting their turn.
+    Events are handed to the listeners of the event's room. Opened by the first listener and
+    closed with the last; one per event loop.
+    """
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, set[RoomListener]] = defaultdict(set)
+        self._subscriber: Any = None
+        self._pump_task: asyncio.Task | None = None
+        self._opening = asyncio.Lock()
+
+    async def add(self, listener: RoomListener) -> None:
+        self._rooms[room_resource_id(listener.room)].add(listener)
+        async with self._opening:  # the first dial waits until the stream is open
+            if self._pump_task is None:
+                try:
+                    self._subscriber = await self._subscribe()
+                except BaseException:
+                    self.remove(listener)
+                    raise
+                # A fresh context: the pump serves every campaign, not the one that opened it.
+                self._pump_task = asyncio.get_running_loop().create_task(
+                    self._pump(), name="daily-events-live", context=contextvars.Context())
+
+    def remove(self, listener: RoomListener) -> None:
+        key = room_resource_id(listener.room)
+        self._rooms[key].discard(listener)
+        if not self._rooms[key]:
+            del self._rooms[key]
+        if not self._rooms and self._pump_task is not None:
+            self._pump_task.cancel()
+            self._pump_task = None
+            subscriber, self._subscriber = self._subscriber, None
+            asyncio.get_running_loop().create_task(_close(subscriber))
+
+    async def _subscribe(self) -> Any:
+        from prefect.events.clients import get_events_subscriber
+
+        # Event times come from Daily's second-resolution timestamps; look back a little.
+        since = datetime.now(UTC) - timedelta(seconds=60)
+        subscriber = get_events_subscriber(filter=rooms_filter(since))
+        await subscriber.__aenter__()
+        return subscriber
+
+    def _deliver(self, event: Any) -> None:
+        resource = getattr(getattr(event, "resource", None), "id", None)
+        for listener in tuple(self._rooms.get(resource, ())):
+            listener.router.feed(event)
+
+    async def _pump(self) -> None:
+        while True:
+            try:
+                async for event in self._subscriber:
+                    self._deliver(event)
+                reason = "closed by the server"
+            except Exception as exc:  # reconnects exhausted (e.g. handshakes timing out under load)
+                reason = f"{type(exc).__name__}: {exc}"
+            # Without a live stream every event would wait for a stall: subscribe again, and read
+            # what came meanwhile from the history (its backfill covers the gap too).
+            for listener in self._listeners():
+                listener.log.warning("live event stream for room %s ended (%s); subscribing again",
+                                     listener.room, reason[:200])
+            await _close(self._subscriber)
+            while True:
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+                try:
+                    self._subscriber = await self._subscribe()
+                    break
+                except Exception as exc:
+                    logger.debug("re-subscribing failed: %s", exc)
+            for listener in self._listeners():
+                listener.resubscribed += 1
+                listener._next_read = 0.0
+                listener.stalled()
+
+    def _listeners(self) -> list[RoomListener]:
+        return [listener for group in self._rooms.values() for listener in group]
+
+
+async def _close(subscriber: Any) -> None:
+    if subscriber is not None:
+        with contextlib.suppress(Exception):
+            await subscriber.__aexit__(None, None, None)
+
+
+_streams: WeakKeyDictionary[asyncio.AbstractEventLoop, SharedStream] = WeakKeyDictionary()
+
+
+def shared_stream() -> SharedStream:
+    loop = asyncio.get_running_loop()
+    stream = _streams.get(loop)
+    if stream is None:
+        stream = _streams[loop] = SharedStream()
+    return stream
+
+
 class RoomListener:
-    """Live subscription for one room, plus history reads when a leg stalls; feeds an EventRouter.
+    """Live events for one room (from the process's `SharedStream`), plus history reads when a
+    leg stalls; feeds an EventRouter.
 
     Example:
         ```python
@@ -201,6 +316,7 @@ class RoomListener:
     def __init__(self, room: str, router: EventRouter) -> None:
         self.room = room
         self.router = router
+        self.log = _run_logger()  # this run's logger, for messages the shared stream sends here
         # Event times come from Daily's second-resolution timestamps; look back a little.
         self.since = datetime.now(UTC) - timedelta(seconds=60)
         self.history_reads = 0
@@ -208,60 +324,26 @@ class RoomListener:
         self._interval = STALL_SECONDS
         self._next_read = 0.0
         self._reading: asyncio.Task | None = None
-        self._pump_task: asyncio.Task | None = None
-        self._subscriber: Any = None
         self._client: Any = None
+        self._stream: SharedStream | None = None
 
     async def __aenter__(self) -> RoomListener:
-        self._subscriber = await self._subscribe()  # subscribed before anything is dialled
-        self._pump_task = asyncio.create_task(self._pump(), name="daily-events-live")
+        self._stream = shared_stream()
+        await self._stream.add(self)  # subscribed before anything is dialled
         self.router.on_stall = self.stalled
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self.router.on_stall = lambda: None
-        for task in (self._pump_task, self._reading):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        with contextlib.suppress(Exception):
-            await self._subscriber.__aexit__(None, None, None)
+        if self._stream is not None:
+            self._stream.remove(self)
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reading
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.__aexit__(None, None, None)
-
-    async def _subscribe(self) -> Any:
-        from prefect.events.clients import get_events_subscriber
-
-        subscriber = get_events_subscriber(filter=room_filter(self.room, self.since))
-        await subscriber.__aenter__()
-        return subscriber
-
-    async def _pump(self) -> None:
-        while True:
-            try:
-                async for event in self._subscriber:
-                    self.router.feed(event)
-                reason = "closed by the server"
-            except Exception as exc:  # reconnects exhausted (e.g. handshakes timing out under load)
-                reason = f"{type(exc).__name__}: {exc}"
-            # Without a live stream every event would wait for a stall: subscribe again, and read
-            # what came meanwhile from the history (its backfill covers the gap too).
-            _run_logger().warning("live event stream for room %s ended (%s); subscribing again",
-                                  self.room, reason[:200])
-            with contextlib.suppress(Exception):
-                await self._subscriber.__aexit__(None, None, None)
-            while True:
-                await asyncio.sleep(RESUBSCRIBE_SECONDS)
-                try:
-                    self._subscriber = await self._subscribe()
-                    break
-                except Exception as exc:
-                    logger.debug("re-subscribing failed: %s", exc)
-            self.resubscribed += 1
-            self._next_read = 0.0
-            self.stalled()
 
     def stalled(self) -> None:
         """A leg waited long without an event: read the history, unless a read is due later."""

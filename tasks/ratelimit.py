@@ -199,8 +199,35 @@ def _http() -> Any:
 
 
 async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: bool) -> None:
-    """Reserve a permit from the pacer and sleep until it is due; wait out an absent pacer."""
+    """Reserve a permit from the pacer and sleep until it is due; wait out an absent pacer.
+
+    A permit is a send time. A busy event loop (many campaigns in one process) can wake after
+    it: a call sent later than reserved could then share a window with calls reserved a window
+    after it, and Daily would answer 429. Each local window is `WINDOW_MARGIN` longer than
+    Daily's, so waking up to that much late is still inside Daily's rule; a permit that woke
+    later than that is let go unused and a fresh one is reserved.
+    """
     windows = [list(w) for w in scaled(rate, scale)]
+    tolerance = min(seconds for _, seconds in windows) * WINDOW_MARGIN / (1 + WINDOW_MARGIN)
+    while True:
+        delay = await _reserve(url, rate, windows, after_429)
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if loop.time() - due <= tolerance:
+            return
+        late_permits[rate.key] = late_permits.get(rate.key, 0) + 1
+        logger.debug("%s permit woke %.3f s late; reserving another", rate.key, loop.time() - due)
+        after_429 = False
+
+
+# Permits let go because the event loop woke too late to use them (see `_shared_permit`).
+late_permits: dict[str, int] = {}
+
+
+async def _reserve(url: str, rate: RateClass, windows: list[list[float]], after_429: bool) -> float:
+    """Seconds until the permit the pacer reserved is due; waits out an absent pacer."""
     body = {"rate": rate.key, "windows": windows, "after_429": after_429}
     started = time.monotonic()
     backoff = 0.5
@@ -208,8 +235,7 @@ async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: boo
         try:
             response = await _http().post(f"{url}/v1/permits", json=body)
             response.raise_for_status()
-            delay = float(response.json()["delay"])
-            break
+            return float(response.json()["delay"])
         except Exception as exc:  # refused, timed out, 5xx, garbage: all mean "no permit yet"
             waited = time.monotonic() - started
             if waited >= PACER_GIVE_UP_SECONDS:
@@ -221,8 +247,6 @@ async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: boo
                   "sent without a permit", url, type(exc).__name__, exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
-    if delay > 0:
-        await asyncio.sleep(delay)
 
 
 async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:

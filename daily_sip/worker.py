@@ -1,0 +1,197 @@
+"""A Prefect worker that runs many campaigns inside its own process.
+
+A ``process`` worker starts a Python process per flow run: at the top of the hour that is
+~7 CPU-seconds per campaign (interpreter, Prefect, the engine) before it dials anyone, one
+event subscription and one set of API clients per campaign, and two cores cannot start 100 of
+those at Daily's one call per second. This worker (work pool type `WORKER_TYPE`) runs each
+flow run as an asyncio task in one event loop: the campaigns of a worker share the imports,
+the API clients, one Daily event subscription (`flows.listener.SharedStream`) and one cancel
+poll (`flows.cancel_watch`). Scale out with more workers, on more machines.
+
+What sharing costs, and what covers it:
+
+- A worker that dies takes its campaigns with it. Their ledgers stop beating and the sweeper
+  (`daily-sip sweep`, or the `sweep-leftovers` deployment) hangs up, restores or deletes what
+  they had turned on, and marks the runs Crashed.
+- SIGTERM / Ctrl-C stops the worker gracefully: it takes no new runs, and every running
+  campaign hangs up, cleans up and publishes its report, then ends Crashed ("the worker
+  running this campaign was shut down").
+- Runs share the worker's environment: a deployment's ``env`` job variable cannot apply to one
+  run only, so the worker refuses a run that sets one (use a ``process`` pool for those), and
+  it runs only flows installed in its environment (a module-path entrypoint; pull steps are
+  not run).
+
+Example::
+
+    daily-sip worker --pool campaigns --limit 50
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+from typing import Any
+
+import anyio
+from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
+
+WORKER_TYPE = "daily-sip-inprocess"
+# How long a graceful stop waits for the campaigns to clean up and report.
+STOP_GRACE_SECONDS = 120.0
+
+logger = logging.getLogger("daily_sip.worker")
+
+
+class CampaignWorkerResult(BaseWorkerResult):
+    """The end of one in-process flow run (``status_code`` 0 when the engine reported a final state)."""
+
+
+class RunRefused(RuntimeError):
+    """A flow run this worker cannot run in its shared process; the message says where to run it."""
+
+
+class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWorkerResult]):
+    """Runs flow runs of its work pool as tasks of one event loop (see the module docstring)."""
+
+    type = WORKER_TYPE
+    job_configuration = BaseJobConfiguration
+    job_configuration_variables = BaseVariables
+    _description = ("Runs daily-sip campaigns as tasks inside the worker process: many campaigns "
+                    "share one process, one event subscription and one cancel poll.")
+    _display_name = "daily-sip (in-process)"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._flows: dict[str, Any] = {}
+        self._running: dict[str, asyncio.Task] = {}
+
+    async def _flow_for(self, flow_run: Any) -> Any:
+        from prefect.flows import load_flow_from_entrypoint
+
+        if flow_run.deployment_id is None:
+            raise RunRefused("the run has no deployment; start it with `daily-sip run` instead")
+        deployment = await self.client.read_deployment(flow_run.deployment_id)
+        entrypoint = deployment.entrypoint or ""
+        module = entrypoint.split(":")[0]
+        if not entrypoint or module.endswith(".py") or "/" in module or "\\" in module:
+            raise RunRefused(
+                f"deployment {deployment.name!r} loads its flow from a file ({entrypoint!r}); this "
+                "worker runs only flows installed in its environment, by module path (e.g. "
+                "daily_sip.flows.dial_campaign:dial_campaign), and runs no pull steps, so deploy it "
+                "that way or to a `process` work pool")
+        if entrypoint not in self._flows:
+            flow = await asyncio.to_thread(load_flow_from_entrypoint, entrypoint)
+            if not flow.isasync or flow.isgenerator:
+                raise RunRefused(f"flow {flow.name!r} is not a plain async flow; in a shared event loop "
+                                 "it would hold up every other run, so deploy it to a `process` pool")
+            self._flows[entrypoint] = flow
+        return self._flows[entrypoint]
+
+    async def run(self, flow_run: Any, configuration: BaseJobConfiguration,
+                  task_status: anyio.abc.TaskStatus[str] | None = None) -> CampaignWorkerResult:
+        from prefect.flow_engine import run_flow
+
+        # Prefect adds its own settings (this worker's, so already in effect here); anything else
+        # the deployment sets cannot apply to one run of a shared process.
+        own = sorted(k for k, v in configuration.env.items()
+                     if not k.startswith("PREFECT_") and os.environ.get(k) != v)
+        if own:
+            raise RunRefused(
+                f"the deployment sets environment variables ({', '.join(own)}), which cannot apply to "
+                "one run of a shared process; set them in the worker's environment, or use a "
+                "`process` work pool")
+        flow = await self._flow_for(flow_run)
+        flow_run = await self.client.read_flow_run(flow_run.id)  # its state is Submitting by now
+        identifier = f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}"
+        # run_flow resolves the run's parameters (and defaults) as `prefect flow-run execute` does.
+        run = asyncio.create_task(run_flow(flow, flow_run=flow_run, return_type="state"),
+                                  name=f"flow-run-{flow_run.id}")
+        self._running[str(flow_run.id)] = run
+        if task_status is not None:
+            task_status.started(identifier)
+        try:
+            state = await asyncio.shield(run)
+        except BaseException:  # the engine records crashes itself; this is what it could not record
+            logger.exception("flow run %s ended without a final state", flow_run.id)
+            state = None
+        finally:
+            self._running.pop(str(flow_run.id), None)
+        return CampaignWorkerResult(identifier=identifier,
+                                    status_code=0 if state is not None and state.is_final() else 1)
+
+    async def kill_infrastructure(self, infrastructure_pid: str, configuration: BaseJobConfiguration,
+                                  grace_seconds: int = 30) -> None:
+        """A run cancelled before it started: stop its task if this worker has it."""
+        from prefect.exceptions import InfrastructureNotAvailable, InfrastructureNotFound
+
+        host, _, rest = infrastructure_pid.partition(":")
+        pid, _, run_id = rest.partition(":")
+        if host != socket.gethostname() or pid != str(os.getpid()):
+            raise InfrastructureNotAvailable(f"run {run_id} belongs to another worker ({host}:{pid})")
+        run = self._running.get(run_id)
+        if run is None:
+            raise InfrastructureNotFound(f"run {run_id} is not running in this worker")
+        run.cancel()
+
+    def running(self) -> list[asyncio.Task]:
+        return list(self._running.values())
+
+
+async def _serve(pool: str, name: str | None, limit: int | None, stop: asyncio.Event) -> None:
+    from functools import partial
+
+    from daily_sip.flows.cancel_watch import WORKER_STOPPING, cancel_watch
+
+    worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit)
+    say = lambda *a, **_: logger.info(" ".join(map(str, a)))  # noqa: E731
+    async with anyio.create_task_group() as group:  # a failing worker loop ends this too
+        group.start_soon(partial(worker.start, printer=say))
+        await stop.wait()
+        runs = worker.running()
+        told = cancel_watch().stop_all(WORKER_STOPPING)
+        logger.warning("stopping: %d campaign(s) running here clean up and report (%d told)",
+                       len(runs), told)
+        if runs:
+            await asyncio.wait(runs, timeout=STOP_GRACE_SECONDS)
+        group.cancel_scope.cancel()
+
+
+def serve_worker(pool: str, *, name: str | None = None, limit: int | None = None) -> None:
+    """Run a `CampaignWorker` until SIGTERM or Ctrl-C, then stop it gracefully.
+
+    The event loop runs in a thread of its own: Prefect's flow engine installs a SIGTERM handler
+    per run when it runs on the main thread, which in a process shared by many runs would raise
+    into whichever run happened to be on the CPU. The main thread keeps the signals.
+    """
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    failure: list[BaseException] = []
+
+    def run_loop() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(_serve(pool, name, limit, stop))
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            loop.close()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logger.warning("received %s: stopping the worker", signal.Signals(signum).name)
+        loop.call_soon_threadsafe(stop.set)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    thread = threading.Thread(target=run_loop, name="daily-sip-worker", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if failure:
+        raise failure[0]

@@ -1,0 +1,101 @@
+"""Who tells a running campaign that it was cancelled, when no worker kills its process.
+
+A run under a ``process`` worker is cancelled by its worker (which kills the process and runs
+the on_cancellation hook). A run with nobody above it (`daily-sip run`, a notebook) or one of
+many campaigns sharing a `daily-sip worker` process must notice "Cancel" in the UI itself.
+Asking the API once a second per campaign was server load that grew with every campaign
+waiting its turn, so one `CancelWatch` per process (per event loop) asks once a second for all
+of them, in one ``read_flow_runs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Callable, Iterator
+from weakref import WeakKeyDictionary
+
+logger = logging.getLogger("daily_sip.cancel_watch")
+
+POLL_SECONDS = 1.0
+
+# Why a watched run is being stopped.
+ASKED = "asked"  # Cancel in the UI / API: the run cleans up and ends Cancelled with its report
+WORKER_STOPPING = "worker-stopping"  # the in-process worker is shutting down
+
+
+class CancelWatch:
+    """One poll for every registered run of this process; see the module docstring.
+
+    Example:
+        ```python
+        with cancel_watch().watching(run_id, lambda why: body.cancel()):
+            ...  # the campaign; `why` is ASKED or WORKER_STOPPING
+        ```
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[str, Callable[[str], None]] = {}
+        self._task: asyncio.Task | None = None
+
+    @contextlib.contextmanager
+    def watching(self, run_id: str, on_stop: Callable[[str], None]) -> Iterator[None]:
+        self._runs[run_id] = on_stop
+        if self._task is None or self._task.done():
+            # A fresh context: the poller serves every run, not the one that happened to start it.
+            self._task = asyncio.get_running_loop().create_task(
+                self._poll(), name="daily-sip-cancel-watch", context=contextvars.Context())
+        try:
+            yield
+        finally:
+            self._runs.pop(run_id, None)
+
+    def stop_all(self, why: str) -> int:
+        """Stop every watched run (the in-process worker's shutdown); returns how many."""
+        runs, self._runs = self._runs, {}
+        for on_stop in runs.values():
+            on_stop(why)
+        return len(runs)
+
+    async def _poll(self) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (
+            FlowRunFilter,
+            FlowRunFilterId,
+            FlowRunFilterState,
+            FlowRunFilterStateType,
+        )
+        from prefect.client.schemas.objects import StateType
+
+        async with get_client() as client:
+            while self._runs:
+                await asyncio.sleep(POLL_SECONDS)
+                ids = list(self._runs)
+                if not ids:
+                    break
+                try:
+                    runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                        id=FlowRunFilterId(any_=ids),
+                        state=FlowRunFilterState(type=FlowRunFilterStateType(
+                            any_=[StateType.CANCELLING, StateType.CANCELLED]))), limit=len(ids))
+                except Exception as exc:  # a blip in the API must not end any campaign
+                    logger.debug("cancel poll failed: %s", exc)
+                    continue
+                for run in runs:
+                    on_stop = self._runs.pop(str(run.id), None)
+                    if on_stop is not None:
+                        on_stop(ASKED)
+
+
+_watches: WeakKeyDictionary[asyncio.AbstractEventLoop, CancelWatch] = WeakKeyDictionary()
+
+
+def cancel_watch() -> CancelWatch:
+    """This event loop's watch (runs of one process share one loop)."""
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None:
+        watch = _watches[loop] = CancelWatch()
+    return watch
