@@ -25,6 +25,7 @@ from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError
 from daily_sip.tasks.dialout import astart_dial_out, astop_dial_out
 from daily_sip.tasks.models import StartDialOut
 from daily_sip.tasks.presence import aget_room_presence
+from daily_sip.tasks.retries import inline
 
 from . import cleanup
 from .cleanup import persist
@@ -106,7 +107,7 @@ async def resolve_lost_start(room: str, user_id: str, queue: asyncio.Queue[Daily
             if session:
                 return str(session)
         try:
-            presence = await aget_room_presence(room, user_id=user_id, credentials=creds)
+            presence = await inline(aget_room_presence, room, user_id=user_id, credentials=creds)
             for person in presence.data:
                 if person.user_id == user_id:
                     return person.id
@@ -117,8 +118,7 @@ async def resolve_lost_start(room: str, user_id: str, queue: asyncio.Queue[Daily
 
 
 async def start_once(room: str, request: StartDialOut, queue: asyncio.Queue[DailyEvent],
-                     creds: DailyCredentials, logger: Logger | LoggerAdapter[Any],
-                     task_run_name: str | None = None) -> tuple[str, bool]:
+                     creds: DailyCredentials, logger: Logger | LoggerAdapter[Any]) -> tuple[str, bool]:
     """Start one leg, never twice: returns ``(session_id, recovered)``.
 
     Raises the start's error when Daily refused it (nothing was dialled), or `StartOutcomeUnknown`
@@ -129,12 +129,11 @@ async def start_once(room: str, request: StartDialOut, queue: asyncio.Queue[Dail
         session, recovered = await start_once("standup", request, router.queue(request.user_id), creds, log)
         ```
     """
-    start = _start_no_retry.with_options(task_run_name=task_run_name) if task_run_name else _start_no_retry
     give_up = time.monotonic() + START_RETRY_SECONDS
     delay = 0.5
     while True:
         try:
-            started = await start(room, request, credentials=creds)
+            started = await inline(_start_no_retry, room, request, credentials=creds)
             return started.session_id, bool(getattr(started, "recovered", False))
         except DailyError as exc:
             if getattr(exc, "maybe_applied", False) and request.user_id:
@@ -181,7 +180,7 @@ async def hang_up_until_ended(room: str, session: str, user_id: str, queue: asyn
     deadline = time.monotonic() + (cleanup.CLEANUP_BUDGET_SECONDS if budget is None else budget)
     while True:
         try:
-            ack = await persist(lambda: astop_dial_out(room, session, credentials=creds), deadline,
+            ack = await persist(lambda: inline(astop_dial_out, room, session, credentials=creds), deadline,
                                 f"hang up {session}")
         except DailyNotFoundError:
             # The room is gone or hosts no call: nothing is up; its end event may be in transit.
@@ -196,7 +195,7 @@ async def hang_up_until_ended(room: str, session: str, user_id: str, queue: asyn
             return True, event
         # No end event (late or lost webhook): ask presence before freeing the slot.
         try:
-            presence = await aget_room_presence(room, user_id=user_id, credentials=creds)
+            presence = await inline(aget_room_presence, room, user_id=user_id, credentials=creds)
             if not any(p.id == session for p in presence.data):
                 return True, None
         except DailyNotFoundError:

@@ -26,7 +26,9 @@ from typing import Any
 from .naming import artifact_key, bridge_label
 from .report import ICONS, CampaignReport, LegEvent, TargetResult
 
-MIN_PUBLISH_INTERVAL = 1.0
+# An operator glancing at the UI sees a change within this; each write is an artifact version
+# and its events on the Prefect server (at one a second they were a large share of its load).
+MIN_PUBLISH_INTERVAL = 5.0
 
 # Phases a bridge goes through; a phase in ON_CALL means the bridge is in the room now.
 WAITING, DIALLING, RINGING, ANSWERED, DTMF_SENT, ON_CALL, HANGING_UP, ENDED, REDIAL = (

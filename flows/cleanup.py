@@ -15,8 +15,14 @@ Each cleanup step is retried with backoff for up to `CLEANUP_BUDGET_SECONDS` of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
+import os
+import socket
 import time
+import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,6 +31,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError
 from daily_sip.tasks.dialout import astop_dial_out
 from daily_sip.tasks.presence import aget_room_presence
+from daily_sip.tasks.retries import inline
 from daily_sip.tasks.rooms import adelete_room, aget_room, aupdate_room
 
 logger = logging.getLogger("daily_sip.cleanup")
@@ -61,11 +68,16 @@ class Ledger(BaseModel):
     restore: dict[str, Any] = Field(default_factory=dict, description="room properties to put back")
     credentials_block: str | None = None
     alive_at: float | None = Field(default=None, description="unix seconds of the last heartbeat")
+    process: str | None = Field(
+        default=None, description="the running process's heartbeat Variable (`ProcessBeat`): the run "
+        "is alive while it is fresh")
     pending: list[str] = Field(default_factory=list, description="cleanup steps still undone")
     report: dict[str, Any] | None = Field(
         default=None, description="the run's CampaignReport as of its last heartbeat, for a crash report")
     # Set once cleanup settled the ledger (dropped or handed to the sweeper): no more heartbeats.
     _settled: bool = PrivateAttr(default=False)
+    # This process has written the Variable already (a heartbeat then updates it in place).
+    _stored: bool = PrivateAttr(default=False)
     _lock: asyncio.Lock | None = PrivateAttr(default=None)
 
     @property
@@ -116,10 +128,28 @@ def ledger_value(ledger: Ledger) -> dict[str, Any]:
 
 
 async def save_ledger(ledger: Ledger) -> None:
-    from prefect.variables import Variable
+    """Write the ledger: one request (``Variable.aset`` reads before it writes, and every
+    heartbeat of every campaign would pay for it on the Prefect server)."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import VariableCreate, VariableUpdate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     ledger.alive_at = time.time()
-    await Variable.aset(ledger.variable_name, ledger_value(ledger), overwrite=True)
+    value = ledger_value(ledger)
+    async with get_client() as client:
+        if ledger._stored:
+            try:
+                await client.update_variable(VariableUpdate(name=ledger.variable_name, value=value))
+                return
+            except (ObjectNotFound, httpx.HTTPStatusError) as exc:  # dropped meanwhile: write it again
+                if getattr(getattr(exc, "response", None), "status_code", 404) != 404:
+                    raise
+        try:
+            await client.create_variable(VariableCreate(name=ledger.variable_name, value=value))
+        except ObjectAlreadyExists:  # left by an earlier save whose answer was lost
+            await client.update_variable(VariableUpdate(name=ledger.variable_name, value=value))
+        ledger._stored = True
 
 
 async def load_ledger(flow_run_id: str) -> Ledger | None:
@@ -141,8 +171,86 @@ async def credentials_for(block_name: str | None) -> DailyCredentials:
     return DailyCredentials.from_env()
 
 
+PROCESS_PREFIX = "daily_sip_process_"
+
+
+class ProcessBeat:
+    """One heartbeat for every campaign of this process (event loop): a Variable refreshed every
+    `HEARTBEAT_SECONDS` while any campaign runs here.
+
+    Each ledger names it (``Ledger.process``), and the sweeper counts a ledger alive while its
+    process's beat is fresh. A beat per campaign, written whether anything changed or not, was
+    Prefect server load that grew with every campaign waiting its turn for Daily's rate limit;
+    now a waiting campaign costs nothing and a ledger is written only when it changes.
+    """
+
+    def __init__(self) -> None:
+        self.name = f"{PROCESS_PREFIX}{uuid.uuid4().hex[:16]}"
+        self._users = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def join(self) -> str:
+        self._users += 1
+        if self._task is None:
+            await self._write()  # fresh before the first ledger names it
+            # A fresh context: the beat serves every campaign, not the one that started it.
+            self._task = asyncio.get_running_loop().create_task(
+                self._beat(), name="daily-sip-process-beat", context=contextvars.Context())
+        return self.name
+
+    def leave(self) -> None:
+        self._users -= 1
+        if self._users <= 0 and self._task is not None:
+            self._task.cancel()
+            self._task = None
+            asyncio.get_running_loop().create_task(self._drop(), context=contextvars.Context())
+
+    async def _write(self) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import VariableCreate, VariableUpdate
+        from prefect.exceptions import ObjectAlreadyExists
+
+        value = {"alive_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
+        async with get_client() as client:
+            try:
+                await client.update_variable(VariableUpdate(name=self.name, value=value))
+                return
+            except Exception as exc:  # 404: not written yet (or swept away); create it
+                if getattr(getattr(exc, "response", None), "status_code", 404) != 404:
+                    raise
+            with contextlib.suppress(ObjectAlreadyExists):
+                await client.create_variable(VariableCreate(name=self.name, value=value))
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self._write()
+            except Exception as exc:  # a Prefect API blip must not end any campaign
+                logger.warning("could not refresh this process's heartbeat: %s", exc)
+
+    async def _drop(self) -> None:
+        from prefect.variables import Variable
+
+        with contextlib.suppress(Exception):
+            await Variable.aunset(self.name)
+
+
+_beats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessBeat] = weakref.WeakKeyDictionary()
+
+
+def process_beat() -> ProcessBeat:
+    loop = asyncio.get_running_loop()
+    beat = _beats.get(loop)
+    if beat is None:
+        beat = _beats[loop] = ProcessBeat()
+    return beat
+
+
 class Heartbeat:
-    """Keeps a saved ledger's ``alive_at`` fresh while the run lives.
+    """Keeps a run alive for the sweeper (its process's `ProcessBeat`) and its saved ledger's
+    crash report current: the ledger is rewritten when ``snapshot`` changed, at most every
+    ``every`` seconds.
 
     Example:
         ```python
@@ -155,6 +263,7 @@ class Heartbeat:
                  snapshot: Callable[[], dict[str, Any]] | None = None) -> None:
         self.ledger, self.every, self.snapshot = ledger, every, snapshot
         self._task: asyncio.Task[None] | None = None
+        self._beat_of: ProcessBeat | None = None
 
     async def _beat(self) -> None:
         while True:
@@ -165,12 +274,17 @@ class Heartbeat:
                     continue
                 try:
                     if self.snapshot is not None:
-                        self.ledger.report = self.snapshot()
+                        report = self.snapshot()
+                        if report == self.ledger.report:
+                            continue  # the process's beat says the run is alive; nothing new
+                        self.ledger.report = report
                     await save_ledger(self.ledger)
                 except Exception as exc:  # a Prefect API blip must not end the campaign
                     logger.warning("could not refresh the cleanup ledger: %s", exc)
 
     async def __aenter__(self) -> Heartbeat:
+        self._beat_of = process_beat()
+        self.ledger.process = await self._beat_of.join()
         self._task = asyncio.create_task(self._beat())
         return self
 
@@ -178,6 +292,8 @@ class Heartbeat:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._beat_of is not None:
+            self._beat_of.leave()
 
 
 async def persist(step: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
@@ -188,7 +304,7 @@ async def persist(step: Callable[[], Awaitable[T]], deadline: float, what: str) 
 
     Example:
         ```python
-        await persist(lambda: adelete_room("r", credentials=creds), time.monotonic() + 60, "delete")
+        await persist(lambda: inline(adelete_room, "r", credentials=creds), time.monotonic() + 60, "delete")
         ```
     """
     delay = BACKOFF_START_SECONDS
@@ -213,7 +329,7 @@ class CleanupResult(BaseModel):
 
 
 async def _run_legs(ledger: Ledger, creds: DailyCredentials, deadline: float) -> set[str]:
-    presence = await persist(lambda: aget_room_presence(ledger.room, credentials=creds), deadline,
+    presence = await persist(lambda: inline(aget_room_presence, ledger.room, credentials=creds), deadline,
                              f"presence of {ledger.room}")
     return {p.id for p in presence.data if (p.user_id or "").startswith(ledger.user_prefix)}
 
@@ -251,7 +367,7 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
     hung_up = 0
     for session_id in sorted(to_stop):
         try:
-            await persist(lambda s=session_id: astop_dial_out(ledger.room, s, credentials=creds),
+            await persist(lambda s=session_id: inline(astop_dial_out, ledger.room, s, credentials=creds),
                           legs_deadline, f"hang up {session_id}")
             hung_up += 1
         except DailyNotFoundError:
@@ -273,7 +389,7 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
 async def _delete_created_room(ledger: Ledger, creds: DailyCredentials, deadline: float,
                                out: CleanupResult, room_gone: bool) -> None:
     try:
-        result = await persist(lambda: adelete_room(ledger.room, credentials=creds), deadline,
+        result = await persist(lambda: inline(adelete_room, ledger.room, credentials=creds), deadline,
                                f"delete room {ledger.room}")
     except DailyError as exc:
         out.pending = [p for p in out.pending if not p.startswith("hang up")]  # deletion ends them
@@ -293,7 +409,7 @@ async def _delete_created_room(ledger: Ledger, creds: DailyCredentials, deadline
     while time.monotonic() < settle:
         await asyncio.sleep(0.5)
         try:
-            late = await adelete_room(ledger.room, credentials=creds)
+            late = await inline(adelete_room, ledger.room, credentials=creds)
         except DailyError:
             continue
         if not late.already_gone:
@@ -305,9 +421,9 @@ async def _delete_created_room(ledger: Ledger, creds: DailyCredentials, deadline
 async def _restore_borrowed_room(ledger: Ledger, creds: DailyCredentials, deadline: float,
                                  out: CleanupResult) -> None:
     try:
-        await persist(lambda: aupdate_room(ledger.room, properties=ledger.restore, credentials=creds),
+        await persist(lambda: inline(aupdate_room, ledger.room, properties=ledger.restore, credentials=creds),
                       deadline, f"restore room {ledger.room}")
-        room = await persist(lambda: aget_room(ledger.room, credentials=creds), deadline,
+        room = await persist(lambda: inline(aget_room, ledger.room, credentials=creds), deadline,
                              f"read room {ledger.room}")
     except DailyNotFoundError:
         out.actions.append("room already gone")
@@ -336,7 +452,8 @@ async def _settle(ledger: Ledger, result: CleanupResult) -> None:
             if result.done:
                 await drop_ledger(ledger.flow_run_id)
             else:
-                ledger.pending = list(result.pending)
+                # Handed to the sweeper: the process's heartbeat no longer speaks for this run.
+                ledger.pending, ledger.process = list(result.pending), None
                 await save_ledger(ledger)
             return
         except Exception as exc:  # the Prefect API is down for a moment: try again

@@ -16,6 +16,7 @@ from prefect.states import Cancelled, Completed, Failed
 from pydantic import Field
 
 from daily_sip.tasks import DailyError
+from daily_sip.tasks.retries import inline
 from daily_sip.tasks.webhooks import aensure_webhook
 
 from .board import Board
@@ -173,7 +174,7 @@ async def dial_campaign(
             await held.enter_async_context(
                 room_lock(campaign.room, campaign.deadline_seconds, logger, holder=run_id))
         if webhook_url:
-            await aensure_webhook(webhook_url, credentials=creds)
+            await inline(aensure_webhook, webhook_url, credentials=creds)
         async with RoomListener(room_name, router):
             room = await provision(campaign, creds, ledger)
             report.room_created = ledger.created_room

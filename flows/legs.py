@@ -14,18 +14,16 @@ reported ``unknown`` (it may still ring), unless an ``answered`` event comes whi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from prefect import get_run_logger
-from prefect.artifacts import aupdate_progress_artifact
 
 from daily_sip.tasks import DailyCredentials, DailyError, DailyRequestError
 from daily_sip.tasks.dialout import asend_dtmf
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 from daily_sip.tasks.presence import aget_room_presence
+from daily_sip.tasks.retries import inline
 
 from . import board
 from .attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
@@ -33,7 +31,6 @@ from .board import Board
 from .campaign import Campaign, Target
 from .dtmf import DtmfScript
 from .listener import DailyEvent, EventRouter
-from .naming import task_run_name
 from .report import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
 from .silence import SilenceCheck
 
@@ -114,7 +111,6 @@ class Dialer:
         self.live: set[str] = set()
         self.last_leg_end = float("-inf")
         self.finished = 0
-        self.progress_id: Any = None
         self.all_ready = asyncio.Event()
         self.logger = get_run_logger()
         self.board: Board | None = None  # the live board, when the flow keeps one
@@ -147,11 +143,6 @@ class Dialer:
             backoff *= self.c.redial.backoff_multiplier
         self.finished += 1
         self.show(result, board.ENDED)
-        if self.progress_id:
-            with contextlib.suppress(Exception):
-                await aupdate_progress_artifact(
-                    self.progress_id, 100.0 * self.finished / len(self.c.targets)
-                )
 
     async def attempt(self, index: int, target: Target, attempt: int, result: TargetResult) -> None:
         user_id = f"{self.tag}-{index}-{attempt}"
@@ -173,8 +164,7 @@ class Dialer:
                 result.dialed_at = now()
                 try:
                     session, _recovered = await start_once(
-                        self.room, request, queue, self.creds, self.logger,
-                        task_run_name=task_run_name("dial", target, attempt))
+                        self.room, request, queue, self.creds, self.logger)
                     break
                 except StartOutcomeUnknown as exc:
                     # It may be ringing somewhere: never dial it again blindly (status stays unknown).
@@ -320,7 +310,7 @@ class Dialer:
         user_id = self.router.user_of(session)
         for attempt in range(PRESENCE_TRIES):
             try:
-                found = await aget_room_presence(self.room, user_id=user_id, credentials=self.creds)
+                found = await inline(aget_room_presence, self.room, user_id=user_id, credentials=self.creds)
                 return any(p.id == session or (user_id and p.user_id == user_id) for p in found.data)
             except DailyError as exc:
                 if attempt + 1 == PRESENCE_TRIES:
@@ -355,8 +345,8 @@ class Dialer:
                                      f"{len(script.steps)}")
                 return ended
             try:
-                await asend_dtmf.with_options(task_run_name=task_run_name("DTMF to", target))(
-                    self.room, session, step.tones, digit_duration_ms=digit_ms, credentials=self.creds)
+                await inline(asend_dtmf, self.room, session, step.tones, digit_duration_ms=digit_ms,
+                             credentials=self.creds)
             except DailyError as exc:
                 # A leg that ended under us is answered 404; its end event is on its way.
                 ended = await _until_ended(queue, loop.time() + REORDER_GRACE_SECONDS)

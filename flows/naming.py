@@ -1,14 +1,15 @@
-"""Names an operator can read: flow runs, task runs and artifact keys that say which campaign and bridge.
+"""Names an operator can read: flow runs and artifact keys that say which campaign they belong to.
 
 Prefect names runs "rousing-firefly" and task runs "daily-start-dial-out-cdf" unless told
 otherwise, and an artifact key shared by every campaign mixes their histories. Here:
 
 * flow run: ``<campaign name> · 2026-11-30 09:00 UTC``;
-* task run: ``dial Zoom bridge #2`` (bridge, attempt);
 * artifacts: ``<campaign-slug>-results`` etc., so each campaign keeps its own history.
 
-Prefect also logs "Finished in state Completed()" for every task run; `quiet_completed_tasks`
-drops exactly those lines (failures and retries stay).
+The campaign flow makes its Daily calls without a task run each (`daily_sip.tasks.retries.inline`:
+a task run per call was most of the Prefect server's cost per dial); its log names the bridge
+on every step. A user's own flow calling the tasks gets task runs, and Prefect logs "Finished
+in state Completed()" for each; `quiet_completed_tasks` drops exactly those lines.
 """
 
 from __future__ import annotations
@@ -57,15 +58,6 @@ def flow_run_name() -> str:
 def bridge_label(target: Any) -> str:
     """How a bridge is called in names and log lines: its display name, else its SIP URI."""
     return getattr(target, "display_name", None) or target.sip_uri
-
-
-def task_run_name(action: str, target: Any, attempt: int | None = None) -> str:
-    """``dial Zoom bridge #2``: what the task does, to which bridge, which attempt.
-
-    Braces are doubled: Prefect formats task run names with the task's parameters.
-    """
-    text = f"{action} {bridge_label(target)}" + (f" #{attempt}" if attempt else "")
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 class _DropCompleted(logging.Filter):

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from daily_sip.tasks import DailyCredentials
+from daily_sip.tasks.retries import inline
 from daily_sip.tasks.rooms import acreate_room, aget_room, aupdate_room
 
 from .campaign import Campaign
@@ -70,12 +71,12 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
         ledger.created_room = True
         ledger.restore = {"sip": None} if campaign.dial_in.enabled else {}
         await save_ledger(ledger)
-        room = await acreate_room(ledger.room, properties=props, credentials=creds)
+        room = await inline(acreate_room, ledger.room, properties=props, credentials=creds)
         ledger.room_confirmed = True
         return room
     # A dead run's leftovers must never be taken for the room's original state.
     await clear_orphans_of_room(campaign.room, ledger.flow_run_id, logging.getLogger("daily_sip.provision"))
-    before = await aget_room(campaign.room, credentials=creds)
+    before = await inline(aget_room, campaign.room, credentials=creds)
     known_sip = ("sip_mode", "display_name", "video", "num_endpoints", "codecs", "provider",
                  "force_digit_only_username", "dialin_config")
     prior_sip = before.config.sip
@@ -86,7 +87,7 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
     if campaign.dial_in.enabled:
         ledger.restore["sip"] = {k: v for k, v in prior_sip.items() if k in known_sip} if prior_sip else None
     await save_ledger(ledger)
-    room = await aupdate_room(campaign.room, properties=props, credentials=creds)
+    room = await inline(aupdate_room, campaign.room, properties=props, credentials=creds)
     ledger.room_confirmed = True
     return room
 
@@ -97,7 +98,7 @@ async def await_ready(campaign: Campaign, creds: DailyCredentials, room: str) ->
         return []
     deadline = time.monotonic() + campaign.ready_timeout_seconds
     while True:
-        info = await aget_room(room, credentials=creds)
+        info = await inline(aget_room, room, credentials=creds)
         endpoints = info.config.sip_uri.all_endpoints if info.config.sip_uri else []
         if len(endpoints) >= campaign.dial_in.num_endpoints:
             return endpoints

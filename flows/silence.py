@@ -15,6 +15,7 @@ import time
 
 from daily_sip.tasks import DailyCredentials, DailyError
 from daily_sip.tasks.presence import aget_room_presence
+from daily_sip.tasks.retries import inline
 
 # Daily: poll presence at most every 15 s.
 PRESENCE_MIN_INTERVAL_SECONDS = 15.0
@@ -45,7 +46,7 @@ class SilenceCheck:
         async with self._lock:
             if self._present is None or time.monotonic() - self._read_at >= PRESENCE_MIN_INTERVAL_SECONDS:
                 try:
-                    found = await aget_room_presence(self.room, credentials=self.creds)
+                    found = await inline(aget_room_presence, self.room, credentials=self.creds)
                     self._present = {p.id for p in found.data} | {p.user_id for p in found.data if p.user_id}
                 except DailyError:
                     self._present = None

@@ -1,11 +1,12 @@
 """The sweeper: finishes the cleanup of campaigns that can no longer clean up for themselves.
 
 Every campaign keeps a cleanup ledger (Prefect Variable ``daily_campaign_<run id>``, see
-`flows/cleanup.py`) while it has something turned on, refreshing its ``alive_at`` every
-`cleanup.HEARTBEAT_SECONDS`. A ledger is **orphaned** when its run is in a final state, or the
-run does not exist, or its ledger has not been refreshed for ``grace_seconds`` (default
-`GRACE_SECONDS`): the process was killed (``kill -9``), its host died, or its cleanup ran out of
-budget while Daily was failing and left ``pending`` steps.
+`flows/cleanup.py`) while it has something turned on; the run's process refreshes one heartbeat
+Variable (``daily_sip_process_*``, `cleanup.ProcessBeat`) every `cleanup.HEARTBEAT_SECONDS` for
+all of its campaigns. A ledger is **orphaned** when its run is in a final state, or the run does
+not exist, or neither the ledger nor its process's heartbeat was refreshed for ``grace_seconds``
+(default `GRACE_SECONDS`): the process was killed (``kill -9``), its host died, or its cleanup
+ran out of budget while Daily was failing and left ``pending`` steps.
 
 For each orphaned ledger the sweeper hangs up the run's legs (by its userId prefix), deletes the
 room it created, or restores the borrowed room's *original* properties (the ledger's ``restore``,
@@ -22,6 +23,7 @@ Run it as ``daily-sip sweep``, or let the ``sweep-ledgers`` deployment do it eve
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -32,6 +34,7 @@ from pydantic import BaseModel, Field
 from .cleanup import (
     HEARTBEAT_SECONDS,
     LEDGER_PREFIX,
+    PROCESS_PREFIX,
     Ledger,
     clean_up,
     credentials_for,
@@ -52,27 +55,34 @@ class SweepReport(BaseModel):
     busy: list[str] = Field(default_factory=list, description="orphans whose room a live campaign holds")
 
 
-async def read_ledgers(client: Any) -> list[tuple[Ledger, float]]:
-    """Every cleanup ledger with the unix time it was last written."""
-    out: list[tuple[Ledger, float]] = []
-    offset = 0
+async def _read_variables(client: Any, prefix: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     while True:
         response = await client.request(
             "POST", "/variables/filter",
-            json={"variables": {"name": {"like_": f"{LEDGER_PREFIX}%"}}, "limit": 200, "offset": offset})
-        rows = response.json()
-        for row in rows:
-            if not row["name"].startswith(LEDGER_PREFIX) or not isinstance(row.get("value"), dict):
-                continue
-            try:
-                ledger = Ledger.model_validate(row["value"])
-            except ValueError:
-                continue
-            written = ledger.alive_at or _unix(row.get("updated") or row.get("created"))
-            out.append((ledger, written))
-        if len(rows) < 200:
-            return out
-        offset += 200
+            json={"variables": {"name": {"like_": f"{prefix}%"}}, "limit": 200, "offset": len(rows)})
+        page = response.json()
+        rows += [row for row in page if row["name"].startswith(prefix)]
+        if len(page) < 200:
+            return rows
+
+
+async def read_ledgers(client: Any) -> list[tuple[Ledger, float]]:
+    """Every cleanup ledger with the unix time its run was last known alive: the ledger's own
+    write or its process's heartbeat (`cleanup.ProcessBeat`), whichever is later."""
+    beats = {row["name"]: row["value"].get("alive_at", 0.0)
+             for row in await _read_variables(client, PROCESS_PREFIX) if isinstance(row.get("value"), dict)}
+    out: list[tuple[Ledger, float]] = []
+    for row in await _read_variables(client, LEDGER_PREFIX):
+        if not isinstance(row.get("value"), dict):
+            continue
+        try:
+            ledger = Ledger.model_validate(row["value"])
+        except ValueError:
+            continue
+        written = ledger.alive_at or _unix(row.get("updated") or row.get("created"))
+        out.append((ledger, max(written, beats.get(ledger.process or "", 0.0))))
+    return out
 
 
 def _unix(stamp: str | None) -> float:
@@ -152,6 +162,12 @@ async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
                 report.pending[ledger.flow_run_id] = pending
             else:
                 report.finished.append(ledger.flow_run_id)
+        # Heartbeats of processes that died (kill -9) stay behind; their ledgers were judged above.
+        for row in await _read_variables(client, PROCESS_PREFIX):
+            alive = row.get("value", {}).get("alive_at", 0.0) if isinstance(row.get("value"), dict) else 0.0
+            if time.time() - alive > 2 * grace_seconds:
+                with contextlib.suppress(Exception):  # gone already: another sweeper was quicker
+                    await client.request("DELETE", f"/variables/name/{row['name']}")
     logger.info("sweep: %d finished, %d still pending, %d live, %d in a busy room",
                 len(report.finished), len(report.pending), len(report.live), len(report.busy))
     return report
