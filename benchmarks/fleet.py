@@ -413,7 +413,9 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
             # In-process workers run the campaigns themselves: their own CPU is the campaigns'.
             "campaign_processes_total": round(1000 * (
                 children if args.worker_type == "process" else worker_own - cpu0["workers"]) / dials, 1),
-            "campaign_runs_in_flow": round(1000 * sum(r[0] for r in resources) / dials, 1),
+            # A run's own CPU is only separable when it has its process to itself.
+            "campaign_runs_in_flow": round(1000 * sum(r[0] for r in resources) / dials, 1)
+            if args.worker_type == "process" else None,
             "prefect_server": round(1000 * server_cpu / dials, 1),
             "prefect_server_net_of_idle": round(1000 * (server_cpu - idle[0] * makespan) / dials, 1),
             "postgres": round(1000 * (cpu1["postgres"] - cpu0["postgres"]) / dials, 1),
@@ -451,7 +453,8 @@ def show(result: dict) -> None:
         ("makespan / bound", f"{result['makespan_over_bound']:.3f}"),
         ("429s answered by the stand-in", str(result["rate_limited_429"])),
         ("CPU per dial: campaign processes (all)", f"{cpu['campaign_processes_total']} ms"),
-        ("CPU per dial: inside the flow runs", f"{cpu['campaign_runs_in_flow']} ms"),
+        ("CPU per dial: inside the flow runs", f"{cpu['campaign_runs_in_flow']} ms"
+         if cpu["campaign_runs_in_flow"] is not None else "n/a: the campaigns share the worker processes"),
         ("CPU per dial: Prefect server", f"{cpu['prefect_server']} ms"),
         ("CPU per dial: Prefect server, net of idle", f"{cpu['prefect_server_net_of_idle']} ms "
                                                       f"(idle: {result['idle_cpu_per_second']} CPU-s/s)"),

@@ -8,11 +8,12 @@
 * `legs`: the dialler, one dial-out leg per attempt, followed through Daily's webhooks;
 * `attempts`: one dial per attempt (a lost start is resolved, never redialled) and hang-ups
   that keep the leg's slot until Daily confirms the end;
-* `listener`: Daily events from Prefect (live subscription + history), routed per leg;
+* `listener`: Daily events from Prefect (one live subscription per process + history), routed per leg;
+* `cancel_watch`: one poll per process that tells its campaigns about "Cancel" in the UI;
 * `report`: per-target outcomes and the campaign report;
 * `publish`: the report as Prefect artifacts;
-* `cleanup`: the ledger and the cleanup that turns off whatever the run turned on, retrying
-  through Daily errors;
+* `cleanup`: the ledger, the process's heartbeat, and the cleanup that turns off whatever the
+  run turned on, retrying through Daily errors;
 * `sweeper`: the ``sweep-ledgers`` flow that finishes the cleanup of runs that died;
 * `room_lock`: one campaign at a time per borrowed room (a lease in a Prefect Variable);
 * `dial_campaign`: the flow itself, the outline of all of the above.
