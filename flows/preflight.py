@@ -20,7 +20,8 @@ from daily_sip.tasks.errors import (
     DailyNotFoundError,
     DailyTransportError,
 )
-from daily_sip.tasks.ratelimit import DEFAULT, pace
+from daily_sip.tasks.ratelimit import DEFAULT
+from daily_sip.tasks.retries import paced_call
 
 # A live API answers a list of one room well within this; a wrong host should not hold a run up.
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
@@ -68,9 +69,9 @@ async def preflight(creds: DailyCredentials) -> None:
     """
     timeout = min(creds.timeout_seconds, PREFLIGHT_TIMEOUT_SECONDS)
     try:
-        await pace(DEFAULT)
+        # Paced, and a 429 waited out: at the top of the hour many campaigns check at once.
         async with DailyClient(creds.api_key, creds.api_url, timeout=timeout) as daily:
-            await daily.list_rooms(limit=1)
+            await paced_call(DEFAULT, lambda: daily.list_rooms(limit=1))
     except (DailyError, httpx.InvalidURL) as exc:
         raise PreflightError(explain(exc, creds.api_url)) from None
 
