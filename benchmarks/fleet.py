@@ -312,6 +312,7 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
     webhook_url = stack.receiver(secret, api_url)
     pacer_url = stack.pacer() if hasattr(stack, "pacer") else ""  # absent in code before the pacer
     print(f"stand-in, receiver, pacer up after {time.monotonic() - t0:.1f} s")
+    os.environ["DAILY_PACER_URL"] = pacer_url  # setup's own Daily calls share the account's windows
     from daily_sip.worker import WORKER_TYPE  # imports Prefect: only once PREFECT_API_URL is set
 
     pool_type = WORKER_TYPE if args.worker_type == "in-process" else "process"
