@@ -262,6 +262,9 @@ def worker(
     limit: Annotated[int | None, typer.Option(
         help="Campaigns this worker runs at once (default: no limit).", min=1)] = None,
     name: Annotated[str | None, typer.Option(help="Worker name shown in the Prefect UI.")] = None,
+    starts_per_second: Annotated[float, typer.Option(
+        help="Campaigns started per second at most (0 = no limit); a burst of starts stalls the "
+        "process's running campaigns.", min=0)] = 2.0,
 ) -> None:
     """Run campaigns of a work pool inside this one process (many campaigns share it).
 
@@ -286,7 +289,7 @@ def worker(
     logging.getLogger("daily_sip").setLevel(logging.INFO)
     typer.echo(f"daily-sip worker: pool {pool!r} (type {WORKER_TYPE}), "
                f"{'up to ' + str(limit) if limit else 'any number of'} campaigns at once; Ctrl-C stops")
-    serve_worker(pool, name=name, limit=limit)
+    serve_worker(pool, name=name, limit=limit, starts_per_second=starts_per_second)
 
 
 async def _pool_type(pool: str) -> str | None:

@@ -40,6 +40,11 @@ import anyio
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 
 WORKER_TYPE = "daily-sip-inprocess"
+# Flow runs this worker starts per second at most. Starting a run is its costliest moment (the
+# engine, the first API calls); fifty at once froze the shared event loop for seconds, so calls
+# left late after their rate-limit permit and Daily answered 429. Daily's call-start rate (1/s
+# per account) is the bound anyway: starting campaigns faster only makes them wait in memory.
+STARTS_PER_SECOND = 2.0
 # How long a graceful stop waits for the campaigns to clean up and report.
 STOP_GRACE_SECONDS = 120.0
 
@@ -64,10 +69,21 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
                     "share one process, one event subscription and one cancel poll.")
     _display_name = "daily-sip (in-process)"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, starts_per_second: float = STARTS_PER_SECOND, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._flows: dict[str, Any] = {}
         self._running: dict[str, asyncio.Task] = {}
+        self._start_interval = 1.0 / starts_per_second if starts_per_second > 0 else 0.0
+        self._next_start = 0.0
+        self._start_gate = asyncio.Lock()
+
+    async def _wait_for_start_slot(self) -> None:
+        async with self._start_gate:
+            loop = asyncio.get_running_loop()
+            wait = self._next_start - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_start = loop.time() + self._start_interval
 
     async def _flow_for(self, flow_run: Any) -> Any:
         from prefect.flows import load_flow_from_entrypoint
@@ -105,6 +121,7 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
                 "one run of a shared process; set them in the worker's environment, or use a "
                 "`process` work pool")
         flow = await self._flow_for(flow_run)
+        await self._wait_for_start_slot()
         flow_run = await self.client.read_flow_run(flow_run.id)  # its state is Submitting by now
         identifier = f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}"
         # run_flow resolves the run's parameters (and defaults) as `prefect flow-run execute` does.
@@ -141,12 +158,13 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
         return list(self._running.values())
 
 
-async def _serve(pool: str, name: str | None, limit: int | None, stop: asyncio.Event) -> None:
+async def _serve(pool: str, name: str | None, limit: int | None, stop: asyncio.Event,
+                 starts_per_second: float) -> None:
     from functools import partial
 
     from daily_sip.flows.cancel_watch import WORKER_STOPPING, cancel_watch
 
-    worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit)
+    worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit, starts_per_second=starts_per_second)
     say = lambda *a, **_: logger.info(" ".join(map(str, a)))  # noqa: E731
     async with anyio.create_task_group() as group:  # a failing worker loop ends this too
         group.start_soon(partial(worker.start, printer=say))
@@ -160,7 +178,8 @@ async def _serve(pool: str, name: str | None, limit: int | None, stop: asyncio.E
         group.cancel_scope.cancel()
 
 
-def serve_worker(pool: str, *, name: str | None = None, limit: int | None = None) -> None:
+def serve_worker(pool: str, *, name: str | None = None, limit: int | None = None,
+                 starts_per_second: float = STARTS_PER_SECOND) -> None:
     """Run a `CampaignWorker` until SIGTERM or Ctrl-C, then stop it gracefully.
 
     The event loop runs in a thread of its own: Prefect's flow engine installs a SIGTERM handler
@@ -174,7 +193,7 @@ def serve_worker(pool: str, *, name: str | None = None, limit: int | None = None
     def run_loop() -> None:
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(_serve(pool, name, limit, stop))
+            loop.run_until_complete(_serve(pool, name, limit, stop, starts_per_second))
         except BaseException as exc:
             failure.append(exc)
         finally:

@@ -15,7 +15,8 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Callable, Iterator
-from weakref import WeakKeyDictionary
+
+from .per_loop import per_loop
 
 logger = logging.getLogger("daily_sip.cancel_watch")
 
@@ -89,13 +90,4 @@ class CancelWatch:
                         on_stop(ASKED)
 
 
-_watches: WeakKeyDictionary[asyncio.AbstractEventLoop, CancelWatch] = WeakKeyDictionary()
-
-
-def cancel_watch() -> CancelWatch:
-    """This event loop's watch (runs of one process share one loop)."""
-    loop = asyncio.get_running_loop()
-    watch = _watches.get(loop)
-    if watch is None:
-        watch = _watches[loop] = CancelWatch()
-    return watch
+cancel_watch = per_loop(CancelWatch)

@@ -22,7 +22,6 @@ import os
 import socket
 import time
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -33,6 +32,8 @@ from daily_sip.tasks.dialout import astop_dial_out
 from daily_sip.tasks.presence import aget_room_presence
 from daily_sip.tasks.retries import inline
 from daily_sip.tasks.rooms import adelete_room, aget_room, aupdate_room
+
+from .per_loop import per_loop
 
 logger = logging.getLogger("daily_sip.cleanup")
 T = TypeVar("T")
@@ -236,15 +237,7 @@ class ProcessBeat:
             await Variable.aunset(self.name)
 
 
-_beats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ProcessBeat] = weakref.WeakKeyDictionary()
-
-
-def process_beat() -> ProcessBeat:
-    loop = asyncio.get_running_loop()
-    beat = _beats.get(loop)
-    if beat is None:
-        beat = _beats[loop] = ProcessBeat()
-    return beat
+process_beat = per_loop(ProcessBeat)
 
 
 class Heartbeat:

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from prefect.events.filters import (
     EventFilter,
@@ -32,6 +31,7 @@ from prefect.events.filters import (
     EventResourceFilter,
 )
 
+from .per_loop import per_loop
 from .verify import EventVerifier
 
 logger = logging.getLogger("daily_sip.listener")
@@ -290,15 +290,7 @@ async def _close(subscriber: Any) -> None:
             await subscriber.__aexit__(None, None, None)
 
 
-_streams: WeakKeyDictionary[asyncio.AbstractEventLoop, SharedStream] = WeakKeyDictionary()
-
-
-def shared_stream() -> SharedStream:
-    loop = asyncio.get_running_loop()
-    stream = _streams.get(loop)
-    if stream is None:
-        stream = _streams[loop] = SharedStream()
-    return stream
+shared_stream = per_loop(SharedStream)
 
 
 class RoomListener:

@@ -1,7 +1,7 @@
 """The fleet benchmark in small: 5 campaigns x 3 targets, two workers, Prefect on PostgreSQL.
 
 Runs ``benchmarks/fleet.py`` as a user would (its own PostgreSQL cluster, Prefect server, stand-in
-at Daily's real limits, receiver, pacer, two ``process`` workers) and checks what a user would
+at Daily's real limits, receiver, pacer, two in-process ``daily-sip worker``s) and checks what a user would
 notice: every campaign finished with its report, Daily never answered 429, nothing was left on
 the stand-in. Speed figures are printed by the benchmark, not asserted here.
 """
@@ -46,6 +46,7 @@ def test_five_campaigns_on_two_workers_share_dailys_limits(tmp_path):
     assert result["dialout_starts"] == {"200": 15}
     assert result["runs_reporting_resources"] == 5  # each run logged what it cost
     assert (result["rooms_left"], result["legs_left_up"]) == (0, 0)
-    assert result["pacer"]["default/dialout-start"]["granted"] == 15  # every start had a permit
+    # Every start had a permit (a permit its process woke up to too late is let go: one more).
+    assert result["pacer"]["default/dialout-start"]["granted"] >= 15
     # Every event Daily (the stand-in) sent was taken by the receiver; none left queued at Daily.
     assert result["webhooks"]["never_delivered"] == 0 and result["webhooks"]["delivered"] > 0
