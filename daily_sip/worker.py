@@ -186,6 +186,10 @@ def serve_worker(pool: str, *, name: str | None = None, limit: int | None = None
     per run when it runs on the main thread, which in a process shared by many runs would raise
     into whichever run happened to be on the CPU. The main thread keeps the signals.
     """
+    import daily_sip.flows.dial_campaign  # noqa: F401  (imported before the heap is frozen)
+    from daily_sip.serving import freeze_startup_heap
+
+    freeze_startup_heap()
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     failure: list[BaseException] = []
