@@ -120,10 +120,7 @@ class DailyClient:
         api_url: str = DEFAULT_API_URL,
         *,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        # One client serves every campaign of a process (`_shared.client_for`). A request must not
-        # queue for a connection after its rate-limit permit: it would reach Daily late, in the
-        # next window with the calls permitted after it (429). At M = 100 a pool of 20 did that.
-        max_connections: int = 200,
+        max_connections: int = 20,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._api_key = check_api_key(api_key)  # before anything can be sent
