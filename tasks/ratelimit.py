@@ -211,15 +211,12 @@ async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: boo
     """
     windows = [list(w) for w in scaled(rate, scale)]
     tolerance = min(seconds for _, seconds in windows) * rate.margin / (1 + rate.margin)
-    loop = asyncio.get_running_loop()
     while True:
-        # Counted from when the request left: an answer this loop read late must not move the
-        # send time later than the pacer meant it.
-        asked = loop.time()
         delay = await _reserve(url, rate, windows, after_429)
-        due = asked + delay
-        if due > loop.time():
-            await asyncio.sleep(due - loop.time())
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        if delay > 0:
+            await asyncio.sleep(delay)
         if loop.time() - due <= tolerance:
             return
         late_permits[rate.key] = late_permits.get(rate.key, 0) + 1
