@@ -128,29 +128,35 @@ def ledger_value(ledger: Ledger) -> dict[str, Any]:
     return value
 
 
-async def save_ledger(ledger: Ledger) -> None:
-    """Write the ledger: one request (``Variable.aset`` reads before it writes, and every
-    heartbeat of every campaign would pay for it on the Prefect server)."""
+async def put_variable(name: str, value: Any, *, exists: bool) -> None:
+    """Write a Prefect Variable in one request: update it when this process wrote it before
+    (``exists``), else create it. (``Variable.aset`` reads before it writes, and every heartbeat
+    would pay for that on the Prefect server.) One dropped meanwhile is created again; one left
+    by an earlier write whose answer was lost is updated.
+    """
     import httpx
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import VariableCreate, VariableUpdate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    ledger.alive_at = time.time()
-    value = ledger_value(ledger)
     async with get_client() as client:
-        if ledger._stored:
+        if exists:
             try:
-                await client.update_variable(VariableUpdate(name=ledger.variable_name, value=value))
+                await client.update_variable(VariableUpdate(name=name, value=value))
                 return
-            except (ObjectNotFound, httpx.HTTPStatusError) as exc:  # dropped meanwhile: write it again
+            except (ObjectNotFound, httpx.HTTPStatusError) as exc:
                 if getattr(getattr(exc, "response", None), "status_code", 404) != 404:
                     raise
         try:
-            await client.create_variable(VariableCreate(name=ledger.variable_name, value=value))
-        except ObjectAlreadyExists:  # left by an earlier save whose answer was lost
-            await client.update_variable(VariableUpdate(name=ledger.variable_name, value=value))
-        ledger._stored = True
+            await client.create_variable(VariableCreate(name=name, value=value))
+        except ObjectAlreadyExists:
+            await client.update_variable(VariableUpdate(name=name, value=value))
+
+
+async def save_ledger(ledger: Ledger) -> None:
+    ledger.alive_at = time.time()
+    await put_variable(ledger.variable_name, ledger_value(ledger), exists=ledger._stored)
+    ledger._stored = True
 
 
 async def load_ledger(flow_run_id: str) -> Ledger | None:
@@ -187,6 +193,7 @@ class ProcessBeat:
 
     def __init__(self) -> None:
         self.name = f"{PROCESS_PREFIX}{uuid.uuid4().hex[:16]}"
+        self._stored = False
         self._users = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -207,20 +214,9 @@ class ProcessBeat:
             asyncio.get_running_loop().create_task(self._drop(), context=contextvars.Context())
 
     async def _write(self) -> None:
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.actions import VariableCreate, VariableUpdate
-        from prefect.exceptions import ObjectAlreadyExists
-
         value = {"alive_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
-        async with get_client() as client:
-            try:
-                await client.update_variable(VariableUpdate(name=self.name, value=value))
-                return
-            except Exception as exc:  # 404: not written yet (or swept away); create it
-                if getattr(getattr(exc, "response", None), "status_code", 404) != 404:
-                    raise
-            with contextlib.suppress(ObjectAlreadyExists):
-                await client.create_variable(VariableCreate(name=self.name, value=value))
+        await put_variable(self.name, value, exists=self._stored)
+        self._stored = True
 
     async def _beat(self) -> None:
         while True:

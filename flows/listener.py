@@ -265,7 +265,7 @@ class SharedStream:
             # Without a live stream every event would wait for a stall: subscribe again, and read
             # what came meanwhile from the history (its backfill covers the gap too).
             for listener in self._listeners():
-                listener.log.warning("live event stream for room %s ended (%s); subscribing again",
+                listener.router.log.warning("live event stream for room %s ended (%s); subscribing again",
                                      listener.room, reason[:200])
             await _close(self._subscriber)
             while True:
@@ -308,7 +308,6 @@ class RoomListener:
     def __init__(self, room: str, router: EventRouter) -> None:
         self.room = room
         self.router = router
-        self.log = _run_logger()  # this run's logger, for messages the shared stream sends here
         # Event times come from Daily's second-resolution timestamps; look back a little.
         self.since = datetime.now(UTC) - timedelta(seconds=60)
         self.history_reads = 0

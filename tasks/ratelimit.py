@@ -219,13 +219,8 @@ async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: boo
             await asyncio.sleep(delay)
         if loop.time() - due <= tolerance:
             return
-        late_permits[rate.key] = late_permits.get(rate.key, 0) + 1
         logger.debug("%s permit woke %.3f s late; reserving another", rate.key, loop.time() - due)
         after_429 = False
-
-
-# Permits let go because the event loop woke too late to use them (see `_shared_permit`).
-late_permits: dict[str, int] = {}
 
 
 async def _reserve(url: str, rate: RateClass, windows: list[list[float]], after_429: bool) -> float:

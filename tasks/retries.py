@@ -79,31 +79,6 @@ async def paced_call(rate: RateClass, call: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
-async def retrying(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    """Call a task's body without a task run, with the same retry policy as the task.
-
-    For hot paths inside a flow (one call per dial-out leg), where a task run per HTTP call
-    costs more CPU and database rows than the call itself.
-
-    Example:
-        ```python
-        from daily_sip.tasks.dialout import astop_dial_out
-
-        await retrying(astop_dial_out.fn, "standup", session_id, credentials=creds)
-        ```
-    """
-    delays = exponential_backoff(backoff_factor=0.5)(RETRY_POLICY["retries"])
-    for delay in [*delays, None]:
-        try:
-            return await fn(*args, **kwargs)
-        except Exception as exc:
-            if delay is None or not is_transient(exc):
-                raise
-            jitter = RETRY_POLICY["retry_jitter_factor"]
-            await asyncio.sleep(delay * random.uniform(1 - jitter, 1 + jitter))
-    raise AssertionError("unreachable")
-
-
 async def inline(task: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a library task's body in the caller's run, with the task's retry policy, but no task run.
 
