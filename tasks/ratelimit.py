@@ -5,16 +5,20 @@ SIP/PSTN calls, "20 per 1 s and 100 per 5 s" for most calls, "2 per 1 s and 50 p
 room deletes; https://docs.daily.co/reference/rest-api, "Rate limits"). Every campaign of an
 account, in any process on any worker, draws from the same windows.
 
-**How: one shared pacer per account, handing out time-stamped permits.** When
+**How: one shared pacer per account, handing out permits that last until the answer.** When
 ``DAILY_PACER_URL`` is set, every call first asks the pacer (``python -m daily_sip.pacer``, one
-long-lived process per account) for a permit of its class. The pacer keeps one permit book per
-class (`daily_sip.pacer.book.PermitBook`): reservations in request order, each at the earliest
-time that keeps every window, so the whole fleet keeps Daily's exact sliding window; the answer
-is "send in d seconds", and the caller sleeps d and sends. Each window is made longer than
-Daily's (`RateClass.margin`), for the jitter between a permit's time and the request reaching
-Daily: 5 % for call starts, whose rate is a campaign's bound, and 25 % for the classes that
-never are (a fleet of campaigns starting together, many per process, sent default-class calls
-up to ~0.2 s after their permit and got 429s at 5 %).
+long-lived process per account) for a permit of its class, sends right after it is granted, and
+reports the answer. Daily counts a request somewhere between its sending and its answer, so the
+pacer's permit book (`daily_sip.pacer.book.PermitBook`) counts a permit as possibly inside
+Daily's window from its grant until that report: whatever the event loops, the network or Daily
+itself delay, the fleet keeps Daily's sliding window exactly, and the calls of a busy fleet
+follow each other as closely as their answers allow. Waiters are served oldest first; a waiting
+ask is held open by the pacer rather than polled. Each local window is `RateClass.margin`
+longer than Daily's, for clock-rate differences only (1 % for call starts).
+
+Measured (``benchmarks/fleet.py``, 100 campaigns of 5 on two workers): permits that were points
+in time, 5 % apart, drew 24-35 429s, because a busy 2-core machine sent or counted some calls
+more than 0.25 s after their permit. Permits that last until the answer drew none.
 
 Why this and not the alternatives (measured, see ``benchmarks/fleet.py`` and the README):
 
@@ -29,8 +33,8 @@ Why this and not the alternatives (measured, see ``benchmarks/fleet.py`` and the
 * One process for all campaigns would pace exactly in memory, but gives up Prefect's one flow
   run per campaign, its workers and its cancellation.
 
-A permit is one small HTTP request to a process that does no I/O: nothing is held open while a
-campaign waits, whether ten or a thousand are waiting. If the pacer cannot be reached, the call
+A permit is two small HTTP requests to a process that does no I/O; a waiting call holds one idle
+connection, not a poller, whether ten or a thousand are waiting. If the pacer cannot be reached, the call
 waits and retries, logging a warning each time, and fails after ``PACER_GIVE_UP_SECONDS``
 without sending anything: it never quietly paces per process instead. A 429 that Daily answers
 all the same is absorbed by `daily_sip.tasks.retries.paced_call`: the pacer is told (it grants
@@ -46,8 +50,10 @@ Example:
     from daily_sip.tasks.ratelimit import DIALOUT_START, pace
 
     permit = await pace(DIALOUT_START)  # returns when one more call start fits Daily's window
-    await client.start_dial_out(room, request)
-    permit.done()  # (in-process pacing counts the call from its answer if that came late)
+    try:
+        await client.start_dial_out(room, request)
+    finally:
+        await permit.done()  # Daily counted it by now: the window runs from here
     ```
 """
 
@@ -58,10 +64,10 @@ import logging
 import os
 import time
 import weakref
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from ..pacer.book import PermitBook
 from .errors import DailyError
 
 logger = logging.getLogger("daily_sip.ratelimit")
@@ -74,20 +80,20 @@ class RateClass:
     key: str
     windows: tuple[tuple[int, float], ...]
     allowance: str  # Daily's own words, for docs and the CLI
-    margin: float = 0.05  # each local window is this much longer than Daily's
+    margin: float = 0.01  # each local window is this much longer than Daily's
 
 
 # Daily: "~1 req/s, or 5 per 5 s window (bursts allowed within the window)" for starting SIP calls.
 DIALOUT_START = RateClass("dialout-start", ((5, 5.0),), "5 per 5 s (~1/s)")
 # Daily: "~2 req/s, or 50 per 30 s" for DELETE /rooms/:name; both are kept.
-ROOM_DELETE = RateClass("room-delete", ((2, 1.0), (50, 30.0)), "50 per 30 s (~2/s)", margin=0.25)
+ROOM_DELETE = RateClass("room-delete", ((2, 1.0), (50, 30.0)), "50 per 30 s (~2/s)")
 # Daily: "20 req/s, or 100 per 5 s" for everything else; both are kept.
-DEFAULT = RateClass("default", ((20, 1.0), (100, 5.0)), "100 per 5 s (20/s)", margin=0.25)
+DEFAULT = RateClass("default", ((20, 1.0), (100, 5.0)), "100 per 5 s (20/s)")
 RATE_CLASSES = (DIALOUT_START, ROOM_DELETE, DEFAULT)
 
-# Why each local window is longer than Daily's (`RateClass.margin`): clock skew and network
-# jitter; and a window limiter with margin stays inside Daily's rule whether Daily counts in
-# sliding windows, fixed windows or a token bucket of the same size.
+# Why each local window is still a little longer than Daily's (`RateClass.margin`): the pacer and
+# Daily measure the window on different clocks, which may run at slightly different rates.
+# Sends that are late or slowly answered need no margin: a permit stays open until its answer.
 
 
 def rate_scale() -> float:
@@ -108,44 +114,54 @@ def scaled(rate: RateClass, scale: float) -> tuple[tuple[int, float], ...]:
 
 
 class WindowLimiter:
-    """In-process limiter: at most ``count`` calls in any ``seconds`` window, for each window.
+    """In-process pacing: a `PermitBook` for one event loop; waiters served in order.
 
-    A call counts from when it was admitted or, once it is done, from when it was answered,
-    whichever is later: Daily receives it somewhere in between, and a call that left late
-    (a busy event loop) must not let the next window open early.
+    A permit is open from when it is granted until `Permit.done` (Daily counted the call in
+    between), so a call that left late or was answered slowly never lets the next window open
+    early.
     """
 
     def __init__(self, windows: tuple[tuple[int, float], ...]) -> None:
         self.windows = windows
-        self._calls: deque[list[float]] = deque(maxlen=max(n for n, _ in windows))
+        self.book = PermitBook(windows)
         self._lock = asyncio.Lock()
+        self._closed = asyncio.Event()
 
-    async def acquire(self) -> list[float]:
-        """Wait for room in every window; returns the call's entry (see `Permit.done`)."""
+    async def acquire(self) -> str:
+        """Wait for room in every window; returns the permit's id (see `close`)."""
         async with self._lock:
-            while True:
-                now = time.monotonic()
-                times = sorted(entry[0] for entry in self._calls)
-                wait = 0.0
-                for count, seconds in self.windows:
-                    if len(times) >= count:
-                        wait = max(wait, times[-count] + seconds - now)
-                if wait <= 0:
-                    entry = [now]
-                    self._calls.append(entry)
-                    return entry
-                await asyncio.sleep(wait)
+            while (wait := self.book.wait(time.monotonic())) > 0:
+                self._closed.clear()
+                try:
+                    await asyncio.wait_for(self._closed.wait(), wait)
+                except TimeoutError:
+                    pass
+            return self.book.grant(time.monotonic())
+
+    def close(self, pid: str) -> None:
+        self.book.done(pid, time.monotonic())
+        self._closed.set()
 
 
 @dataclass
 class Permit:
-    """What `pace` hands out; call `done` once Daily has answered the request it admitted."""
+    """What `pace` hands out; ``await permit.done()`` once Daily answered (or the call gave up)."""
 
-    entry: list[float] | None = None
+    limiter: WindowLimiter | None = None
+    pid: str | None = None
+    pacer: str | None = None
 
-    def done(self) -> None:
-        if self.entry is not None:
-            self.entry[0] = max(self.entry[0], time.monotonic())
+    async def done(self) -> None:
+        if self.pid is None:
+            return
+        pid, self.pid = self.pid, None
+        if self.limiter is not None:
+            self.limiter.close(pid)
+        elif self.pacer is not None:
+            try:  # lost: the pacer's lease closes the permit a little later
+                await _http().post(f"{self.pacer}/v1/permits/{pid}/done", timeout=DONE_TIMEOUT)
+            except Exception as exc:
+                logger.debug("pacer did not take the report of permit %s: %s", pid, exc)
 
 
 # Limiters and HTTP clients belong to one event loop (asyncio.Lock, pooled connections).
@@ -159,6 +175,9 @@ PACER_URL_ENV = "DAILY_PACER_URL"
 PACER_TOKEN_ENV = "DAILY_PACER_TOKEN"
 # How long a call waits for an unreachable pacer before it fails (nothing sent to Daily).
 PACER_GIVE_UP_SECONDS = 300.0
+# The pacer holds an ask up to its HOLD_SECONDS (25 s) before answering "ask again".
+ASK_TIMEOUT = 40.0
+DONE_TIMEOUT = 5.0
 
 
 class PacerUnavailableError(DailyError):
@@ -195,44 +214,26 @@ def _http() -> Any:
     loop = asyncio.get_running_loop()
     client = _pacer_http.get(loop)
     if client is None or client.is_closed:
+        # Every call waiting for a permit holds one connection to the pacer: no pool cap.
         client = _pacer_http[loop] = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=3.0), headers=pacer_headers())
+            timeout=httpx.Timeout(ASK_TIMEOUT, connect=3.0, pool=None), headers=pacer_headers(),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=50))
     return client
 
 
-async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: bool) -> None:
-    """Reserve a permit from the pacer and sleep until it is due; wait out an absent pacer.
-
-    A permit is a send time. A busy event loop (many campaigns in one process) can wake after
-    it: a call sent later than reserved could then share a window with calls reserved a window
-    after it, and Daily would answer 429. Each local window is `RateClass.margin` longer than
-    Daily's, so waking up to that much late is still inside Daily's rule; a permit that woke
-    later than that is let go unused and a fresh one is reserved.
-    """
-    windows = [list(w) for w in scaled(rate, scale)]
-    tolerance = min(seconds for _, seconds in windows) * rate.margin / (1 + rate.margin)
-    while True:
-        delay = await _reserve(url, rate, windows, after_429)
-        loop = asyncio.get_running_loop()
-        due = loop.time() + delay
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if loop.time() - due <= tolerance:
-            return
-        logger.debug("%s permit woke %.3f s late; reserving another", rate.key, loop.time() - due)
-        after_429 = False
-
-
-async def _reserve(url: str, rate: RateClass, windows: list[list[float]], after_429: bool) -> float:
-    """Seconds until the permit the pacer reserved is due; waits out an absent pacer."""
-    body = {"rate": rate.key, "windows": windows, "after_429": after_429}
+async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: bool) -> Permit:
+    """Ask the pacer until it grants a permit; wait out an absent pacer (never bypass it)."""
+    body: dict[str, Any] = {"rate": rate.key, "windows": [list(w) for w in scaled(rate, scale)],
+                            "after_429": after_429}
     started = time.monotonic()
     backoff = 0.5
     while True:
         try:
             response = await _http().post(f"{url}/v1/permits", json=body)
             response.raise_for_status()
-            return float(response.json()["delay"])
+            answer = response.json()
+            if not answer.get("id") and not answer.get("wait"):
+                raise ValueError(f"unexpected answer {answer!r} (a pacer of another version?)")
         except Exception as exc:  # refused, timed out, 5xx, garbage: all mean "no permit yet"
             waited = time.monotonic() - started
             if waited >= PACER_GIVE_UP_SECONDS:
@@ -244,6 +245,11 @@ async def _reserve(url: str, rate: RateClass, windows: list[list[float]], after_
                   "sent without a permit", url, type(exc).__name__, exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
+            continue
+        started, backoff = time.monotonic(), 0.5
+        if answer.get("id"):
+            return Permit(pid=str(answer["id"]), pacer=url)
+        body.update(since=answer.get("since"), after_429=False)  # held long enough: keep our place
 
 
 async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
@@ -255,8 +261,10 @@ async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
     Example:
         ```python
         permit = await pace(DIALOUT_START)
-        await client.start_dial_out(room, request)
-        permit.done()
+        try:
+            await client.start_dial_out(room, request)
+        finally:
+            await permit.done()
         ```
     """
     global _warned_local
@@ -265,8 +273,7 @@ async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
         return Permit()
     url = pacer_url()
     if url:
-        await _shared_permit(url, rate, scale, after_429)
-        return Permit()
+        return await _shared_permit(url, rate, scale, after_429)
     if not _warned_local:
         _warned_local = True
         run_warning("%s is not set: Daily's rate limits are kept within this process only; "
@@ -277,5 +284,5 @@ async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
     if limiter is None or limiter.windows != scaled(rate, scale):
         limiter = limiters[rate.key] = WindowLimiter(scaled(rate, scale))
     if after_429:
-        await asyncio.sleep(max(seconds for _, seconds in limiter.windows))
-    return Permit(await limiter.acquire())
+        limiter.book.penalize(time.monotonic())
+    return Permit(limiter, await limiter.acquire())

@@ -68,7 +68,7 @@ async def paced_call(rate: RateClass, call: Callable[[], Awaitable[T]]) -> T:
         except DailyRateLimitError as exc:
             refused = exc
         finally:
-            permit.done()
+            await permit.done()
         if attempt == MAX_429_RETRIES:
             raise refused
         run_warning("Daily answered 429 to %s %s (%s class); waiting out the window and retrying",

@@ -1,18 +1,27 @@
 """HTTP API of the pacer.
 
-``POST /v1/permits`` with ``{"rate": "dialout-start", "windows": [[5, 5.25]], "account": "...",
-"after_429": false}`` reserves one permit and answers ``{"delay": seconds}``: the caller sends
-its Daily request that many seconds later. Nothing is held open while a caller waits, so a
-thousand waiting campaigns cost the pacer a thousand small requests, not a thousand pollers.
-``after_429: true`` says Daily refused a call of that class anyway: nothing more is granted for
-one window. ``GET /healthz`` answers ``{"ok": true, "books": {...}}`` with counts per class.
+``POST /v1/permits`` with ``{"rate": "dialout-start", "windows": [[5, 5.05]], "account": "...",
+"after_429": false}`` asks for one permit. The answer comes when one fits:
+``{"id": "...", "delay": 0}``; the caller sends its Daily request right away, then reports its
+answer with ``POST /v1/permits/<id>/done`` (see `daily_sip.pacer.book` for why a permit lasts
+until then). Waiters are served oldest first. An ask is held at most ``HOLD_SECONDS``; then the
+answer is ``{"wait": true, "since": t}`` and the caller asks again with ``"since": t``, which
+keeps its place in the line. ``after_429: true`` says Daily refused a call of that class anyway:
+nothing more is granted for one window. ``GET /healthz`` answers ``{"ok": true, "books": {...}}``
+with counts per class.
+
+A held ask costs an idle connection and a future: a thousand waiting calls are a thousand
+sleeping sockets, not a thousand pollers. A caller that hangs up while it waits leaves the line.
 
 With ``token`` set, every ``/v1`` request needs ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import hmac
+import itertools
 import logging
 import time
 from typing import Any
@@ -25,6 +34,9 @@ from starlette.routing import Route
 from .book import PermitBook
 
 logger = logging.getLogger("daily_sip.pacer")
+
+# Below the usual 60 s idle cut of proxies between workers and the pacer.
+HOLD_SECONDS = 25.0
 
 
 def _windows(raw: Any) -> tuple[tuple[int, float], ...]:
@@ -39,15 +51,76 @@ def _windows(raw: Any) -> tuple[tuple[int, float], ...]:
     return tuple(out)
 
 
-def create_app(token: str | None = None) -> Starlette:
+class Line:
+    """One book and the callers waiting on it, oldest ``since`` first."""
+
+    def __init__(self, book: PermitBook) -> None:
+        self.book = book
+        self._waiters: list[tuple[float, int, asyncio.Future[str]]] = []
+        self._seq = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def join(self, since: float) -> asyncio.Future[str]:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (since, next(self._seq), future))
+        self.pump()
+        return future
+
+    def pump(self) -> None:
+        """Grant to the oldest waiters while permits fit; otherwise wake up when one will."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters:
+            if self._waiters[0][2].done():  # its caller left
+                heapq.heappop(self._waiters)
+                continue
+            now = time.monotonic()
+            wait = self.book.wait(now)
+            if wait > 0:
+                self._timer = asyncio.get_running_loop().call_later(wait, self.pump)
+                return
+            heapq.heappop(self._waiters)[2].set_result(self.book.grant(now))
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for *_, future in self._waiters if not future.done())
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the caller hangs up (the body has been read, so only that can arrive)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> Starlette:
     """The pacer's Starlette app; books live as long as the app (one process = one truth)."""
-    books: dict[tuple[str, str], PermitBook] = {}
+    lines: dict[tuple[str, str], Line] = {}
+    by_index: list[Line] = []  # a permit id is "<index of its line>-<id in its book>"
 
     def _authorized(request: Request) -> bool:
         if not token:
             return True
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return hmac.compare_digest(given.encode(), token.encode())
+
+    def _line(account: str, rate: str, windows: tuple[tuple[int, float], ...]) -> Line:
+        line = lines.get((account, rate))
+        if line is None:
+            line = lines[(account, rate)] = Line(PermitBook(windows))
+            by_index.append(line)
+        elif line.book.windows != windows:
+            logger.warning("%s/%s: windows changed from %s to %s (clients disagree on the rate "
+                           "scale?)", account, rate, line.book.windows, windows)
+            line.book.windows = windows
+        return line
+
+    def _close(pid: str) -> None:
+        index, _, own = pid.partition("-")
+        if index.isdigit() and int(index) < len(by_index):
+            line = by_index[int(index)]
+            line.book.done(own, time.monotonic())  # unknown ids (lease ran out, restart): no-op
+            line.pump()
 
     async def permits(request: Request) -> JSONResponse:
         if not _authorized(request):
@@ -57,30 +130,46 @@ def create_app(token: str | None = None) -> Starlette:
             rate = str(body["rate"])
             windows = _windows(body["windows"])
             account = str(body.get("account") or "default")
+            since = float(body.get("since") or time.monotonic())
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid-request-error", "info": str(exc)}, status_code=400)
-        now = time.monotonic()
-        book = books.get((account, rate))
-        if book is None or book.windows != windows:
-            if book is not None:
-                logger.warning("%s/%s: windows changed from %s to %s (clients disagree on the "
-                               "rate scale?)", account, rate, book.windows, windows)
-                book.windows = windows
-            else:
-                book = books[(account, rate)] = PermitBook(windows)
+        line = _line(account, rate, windows)
         if body.get("after_429"):
             logger.warning("%s/%s: a client got 429 from Daily; granting nothing for one window",
                            account, rate)
-            book.penalize(now)
-        return JSONResponse({"delay": book.reserve(now) - now})
+            line.book.penalize(time.monotonic())
+        granted = line.join(since)
+        hangup = asyncio.ensure_future(_disconnected(request))
+        try:
+            await asyncio.wait({granted, hangup}, timeout=hold_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            hung_up = hangup.done() and not hangup.cancelled()
+            hangup.cancel()
+        if not granted.done():
+            granted.cancel()  # leaves the line; `pump` skips it
+            return JSONResponse({"wait": True, "since": since})
+        pid = f"{by_index.index(line)}-{granted.result()}"
+        if hung_up:  # nobody will send on it
+            _close(pid)
+        return JSONResponse({"id": pid, "delay": 0})
+
+    async def done(request: Request) -> JSONResponse:
+        if not _authorized(request):
+            return JSONResponse({"error": "authentication-error"}, status_code=401)
+        _close(request.path_params["pid"])
+        return JSONResponse({"ok": True})
 
     async def healthz(request: Request) -> JSONResponse:
         now = time.monotonic()
+        for line in by_index:
+            line.book.wait(now)  # lets unreported permits' leases close
         return JSONResponse({"ok": True, "books": {
-            f"{account}/{rate}": {"granted": b.granted, "after_429": b.penalties,
-                                  "backlog_seconds": round(b.backlog(now), 3)}
-            for (account, rate), b in books.items()
+            f"{account}/{rate}": {"granted": line.book.granted, "after_429": line.book.penalties,
+                                  "open": line.book.open, "waiting": line.waiting}
+            for (account, rate), line in lines.items()
         }})
 
     return Starlette(routes=[Route("/v1/permits", permits, methods=["POST"]),
+                             Route("/v1/permits/{pid}/done", done, methods=["POST"]),
                              Route("/healthz", healthz, methods=["GET"])])

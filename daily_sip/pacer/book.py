@@ -1,45 +1,87 @@
-"""Permit book: reservations that keep every window of one rate class, in time order."""
+"""Permit book: which calls of one rate class may still be counted by Daily, and when the next fits.
+
+Daily counts a request at some instant between the moment it was sent and the moment its answer
+came back; where exactly (its edge, its handler, after a queue) is not documented and varies
+with its load. So a permit is not a point in time but an interval: it opens when it is granted
+(the call is sent after that) and closes when the caller reports the answer (Daily counted it
+before that). A new permit fits a ``(count, seconds)`` window when fewer than ``count`` permits
+closed less than ``seconds`` ago or are still open. That is Daily's sliding-window rule, kept
+however late a caller sends or however long Daily takes to count, on any clock skew between
+machines: only the pacer's own clock is read.
+
+A permit whose caller never reports (it crashed, or its report was lost) closes on its own
+``lease`` seconds after it was granted: longer than any Daily call is let run.
+
+Example:
+    >>> book = PermitBook(((2, 1.0),))
+    >>> a, b = book.grant(now=0.0), book.grant(now=0.0)
+    >>> book.wait(now=0.5)  # both still open: the earliest is when one of them might close
+    30.5
+    >>> book.done(a, now=0.2); book.done(b, now=0.3)
+    >>> book.wait(now=0.5)  # one closed at 0.2: a window after that, only one may still count
+    0.7
+"""
 
 from __future__ import annotations
 
-from collections import deque
+import secrets
+
+# Longer than `DailyClient`'s own timeouts (15 s read, 5 s connect) plus a report's way back.
+LEASE_SECONDS = 30.0
 
 
 class PermitBook:
-    """At most ``count`` permits in any ``seconds`` window, for every ``(count, seconds)``.
+    """Open and recently closed permits of one rate class; every ``(count, seconds)`` window holds."""
 
-    A permit is a reservation of a send time. Reservations are handed out in request order
-    and never go backwards, so the log stays sorted and "the permit ``count`` places back is at
-    least ``seconds`` old" is exactly Daily's sliding-window rule.
-
-    Example:
-        >>> book = PermitBook(((5, 5.0),))
-        >>> [book.reserve(now=0.0) for _ in range(6)]
-        [0.0, 0.0, 0.0, 0.0, 0.0, 5.0]
-    """
-
-    def __init__(self, windows: tuple[tuple[int, float], ...]) -> None:
+    def __init__(self, windows: tuple[tuple[int, float], ...], lease: float = LEASE_SECONDS) -> None:
         self.windows = windows
-        self._times: deque[float] = deque(maxlen=max(n for n, _ in windows))
+        self.lease = lease
+        self._open: dict[str, float] = {}  # permit id -> when it was granted
+        self._closed: list[float] = []  # when permits closed, kept for the longest window
         self._blocked_until = 0.0
         self.granted = 0
         self.penalties = 0
 
-    def reserve(self, now: float) -> float:
-        """The earliest send time at or after ``now`` that fits every window; it is taken."""
-        at = max(now, self._blocked_until, self._times[-1] if self._times else now)
+    def _ends(self, now: float) -> list[float]:
+        """Every permit that can still matter, as the latest instant Daily may have counted it."""
+        for pid, granted in list(self._open.items()):
+            if granted + self.lease <= now:  # never reported: the lease closed it
+                del self._open[pid]
+                self._closed.append(granted + self.lease)
+        horizon = now - max(seconds for _, seconds in self.windows)
+        self._closed = [end for end in self._closed if end > horizon]
+        return self._closed + [granted + self.lease for granted in self._open.values()]
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more permit fits (0 = now), assuming open permits run their lease.
+
+        A `done` can only bring that earlier, so a waiter re-asks after every `done`.
+        """
+        until = max(now, self._blocked_until)
+        ends = sorted(self._ends(now), reverse=True)
         for count, seconds in self.windows:
-            if len(self._times) >= count:
-                at = max(at, self._times[-count] + seconds)
-        self._times.append(at)
+            if len(ends) >= count:
+                until = max(until, ends[count - 1] + seconds)
+        return until - now
+
+    def grant(self, now: float) -> str:
+        """Open a permit now (the caller checked `wait` is 0); returns its id for `done`."""
+        pid = secrets.token_hex(8)
+        self._open[pid] = now
         self.granted += 1
-        return at
+        return pid
+
+    def done(self, pid: str, now: float) -> None:
+        """The call of permit ``pid`` was answered (or given up on) by ``now``: it closes."""
+        granted = self._open.pop(pid, None)
+        if granted is not None:
+            self._closed.append(max(now, granted))
 
     def penalize(self, now: float) -> None:
         """Daily answered 429 all the same: grant nothing for one full (longest) window."""
         self.penalties += 1
         self._blocked_until = max(self._blocked_until, now + max(s for _, s in self.windows))
 
-    def backlog(self, now: float) -> float:
-        """Seconds until the last reservation made so far is due (0 when idle)."""
-        return max(0.0, (self._times[-1] if self._times else now) - now)
+    @property
+    def open(self) -> int:
+        return len(self._open)

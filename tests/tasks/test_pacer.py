@@ -10,6 +10,8 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -46,14 +48,19 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
-@pytest.fixture
-def pacer() -> Iterator[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "daily_sip.pacer", "--port", "0"],
+def _start_pacer(*args: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "daily_sip.pacer", "--port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = proc.stdout.readline().strip()
     if not url.startswith("http://"):
         proc.kill()
         raise RuntimeError(f"pacer did not start: {url!r} {proc.stderr.read()[-2000:]}")
+    return proc, url
+
+
+@pytest.fixture
+def pacer() -> Iterator[str]:
+    proc, url = _start_pacer()
     yield url
     stop_process(proc)
 
@@ -64,23 +71,37 @@ def _room(emu) -> str:
     return r.json()["name"]
 
 
-def test_permit_book_keeps_every_window_in_order():
-    book = PermitBook(((2, 1.0), (5, 10.0)))
-    times = [book.reserve(now=0.0) for _ in range(7)]
-    assert times == [0.0, 0.0, 1.0, 1.0, 2.0, 10.0, 10.0]
-    book.penalize(now=10.0)  # a 429 all the same: nothing for one longest window
-    assert book.reserve(now=10.0) == 20.0
+def test_permit_book_counts_a_permit_until_its_answer():
+    book = PermitBook(((2, 1.0),), lease=30.0)
+    a, b = book.grant(now=0.0), book.grant(now=0.0)
+    assert book.wait(now=0.0) == 31.0  # both calls may still be counted: only their leases bound it
+    book.done(a, now=0.1)
+    assert book.wait(now=0.2) == pytest.approx(0.9)  # b open, a out of the window at 1.1
+    book.done(b, now=0.4)
+    assert book.wait(now=0.5) == pytest.approx(0.6)
+    slow = PermitBook(((1, 5.0),), lease=30.0)
+    slow.done(slow.grant(now=0.0), now=2.0)  # answered 2 s later: Daily may have counted it at 2.0
+    assert slow.wait(now=2.0) == 5.0  # the window runs from the answer, not from the permit
+    slow.penalize(now=7.0)  # a 429 all the same: nothing for one longest window
+    assert slow.wait(now=7.0) == 5.0
+    lost = PermitBook(((1, 1.0),), lease=30.0)
+    lost.grant(now=0.0)  # its caller died before reporting
+    assert lost.wait(now=31.0) == 0.0
+
+
+def _three_campaign_processes(emu, pacer: str, room: str) -> None:
+    env = {**os.environ, "DAILY_PACER_URL": pacer, "DAILY_RATE_LIMIT_SCALE": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", CAMPAIGN_PROCESS, emu.base_url, emu.api_key, room,
+                               f"p{n}"], env=env, stderr=subprocess.PIPE, text=True) for n in range(3)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err[-2000:]
 
 
 def test_three_campaign_processes_share_dailys_window(start_emulator, pacer):
     emu = start_emulator(rate_limit_scale=1, session_limit=20, connect_delay=0.05, answer_delay=0.05)
     room = _room(emu)
-    env = {**os.environ, "DAILY_PACER_URL": pacer, "DAILY_RATE_LIMIT_SCALE": "1"}
-    procs = [subprocess.Popen([sys.executable, "-c", CAMPAIGN_PROCESS, emu.base_url, emu.api_key, room,
-                               f"p{n}"], env=env, stderr=subprocess.PIPE, text=True) for n in range(3)]
-    for proc in procs:
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err[-2000:]
+    _three_campaign_processes(emu, pacer, room)
     requests = emu.introspect("requests")
     # Each process alone would start its four at once: 12 in the first second, 7 refused.
     assert requests["rate_limited"] == 0, requests
@@ -89,6 +110,65 @@ def test_three_campaign_processes_share_dailys_window(start_emulator, pacer):
     assert all((started[i + 5] - started[i]).total_seconds() >= 4.9 for i in range(len(started) - 5))
     health = httpx.get(f"{pacer}/healthz").json()
     assert health["books"]["default/dialout-start"]["granted"] == 12
+    assert health["books"]["default/dialout-start"]["open"] == 0  # every call reported its answer
+
+
+def test_daily_counting_a_call_late_is_no_429(start_emulator, pacer):
+    """Daily counts a call somewhere between its sending and its answer, not at a fixed point.
+
+    Here the stand-in holds each call start 0-1.5 s before counting it (a loaded Daily, or a
+    queue in front of it). Permits that were points in time 5 % apart got 429s from this (the
+    fifth permit of a window counted late, the sixth on time); a permit that lasts until the
+    call's answer cannot.
+    """
+    emu = start_emulator(rate_limit_scale=1, session_limit=20, connect_delay=0.05, answer_delay=0.05)
+    room = _room(emu)
+    httpx.post(f"{emu.root}/_emulator/faults", json={
+        "route": "POST /rooms/{name}/dialOut/start", "mode": "delay", "delay": 0, "jitter": 1.5,
+        "seconds": 600,
+    }).raise_for_status()
+    _three_campaign_processes(emu, pacer, room)
+    requests = emu.introspect("requests")
+    assert requests["rate_limited"] == 0, requests
+    assert requests["by_route"]["POST /rooms/{name}/dialOut/start"] == {"200": 12}
+
+
+def test_a_waiting_ask_keeps_its_place_and_the_window_runs_from_the_answer():
+    proc, url = _start_pacer("--hold-seconds", "0.5")
+    ask = {"rate": "t", "windows": [[1, 2.0]]}
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            first = http.post("/v1/permits", json=ask).json()["id"]
+            held = http.post("/v1/permits", json=ask).json()  # held 0.5 s, then "ask again"
+            assert held["wait"] is True
+            late = {}
+
+            def latecomer() -> None:  # asks after us: must not get ahead
+                time.sleep(0.2)
+                body = dict(ask)
+                with httpx.Client(base_url=url, timeout=10) as other:
+                    while "id" not in (answer := other.post("/v1/permits", json=body).json()):
+                        body["since"] = answer["since"]
+                    late["at"] = time.monotonic()
+
+            thread = threading.Thread(target=latecomer)
+            thread.start()
+            time.sleep(1.0)  # the first call is still being answered: nothing can be granted
+            http.post(f"/v1/permits/{first}/done")
+            answered = time.monotonic()
+            ours = None
+            while ours is None:
+                answer = http.post("/v1/permits", json={**ask, "since": held["since"]}).json()
+                ours = answer.get("id")
+            granted = time.monotonic()
+            assert granted - answered >= 1.9  # one window from the answer, not from the permit
+            http.post(f"/v1/permits/{ours}/done")
+            thread.join(timeout=10)
+            assert late["at"] > granted
+            book = http.get("/healthz").json()["books"]["default/t"]
+            assert (book["granted"], book["open"]) == (3, 1)  # the latecomer's: never reported
+    finally:
+        stop_process(proc)
 
 
 async def test_unreachable_pacer_is_waited_for_loudly_never_bypassed(start_emulator, monkeypatch, caplog):
