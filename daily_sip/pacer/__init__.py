@@ -5,8 +5,8 @@ Daily's rate limits are per account (domain) and counted in sliding windows
 worker of an account asks this one process when it may send, so together they keep Daily's
 exact window. See `daily_sip.tasks.ratelimit` for why this design and how clients use it.
 
-* `book`: the permit book (exact sliding windows, reservations in time order);
-* `app`: the HTTP API (``POST /v1/permits``, ``GET /healthz``);
+* `book`: the permit book (a permit counts from its grant until its call is answered);
+* `app`: the HTTP API (``POST /v1/permits``, ``POST /v1/permits/<id>/done``, ``GET /healthz``);
 * `server`: ``python -m daily_sip.pacer`` (first stdout line = its URL).
 """
 
