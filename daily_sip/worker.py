@@ -5,8 +5,9 @@ A ``process`` worker starts a Python process per flow run: at the top of the hou
 event subscription and one set of API clients per campaign, and two cores cannot start 100 of
 those at Daily's one call per second. This worker (work pool type `WORKER_TYPE`) runs each
 flow run as an asyncio task in one event loop: the campaigns of a worker share the imports,
-the API clients, one Daily event subscription (`flows.listener.SharedStream`) and one cancel
-poll (`flows.cancel_watch`). Scale out with more workers, on more machines.
+the API clients, one Daily event subscription (`flows.listener.SharedStream`), one cancel
+poll (`flows.cancel_watch`) and one watch for Prefect's "suspend this run"
+(`daily_sip.suspension_watch`). Scale out with more workers, on more machines.
 
 What sharing costs, and what covers it:
 
@@ -163,10 +164,12 @@ async def _serve(pool: str, name: str | None, limit: int | None, stop: asyncio.E
     from functools import partial
 
     from daily_sip.flows.cancel_watch import WORKER_STOPPING, cancel_watch
+    from daily_sip.suspension_watch import shared_suspension_watch
 
     worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit, starts_per_second=starts_per_second)
     say = lambda *a, **_: logger.info(" ".join(map(str, a)))  # noqa: E731
-    async with anyio.create_task_group() as group:  # a failing worker loop ends this too
+    # A failing worker loop ends the task group too.
+    async with shared_suspension_watch(), anyio.create_task_group() as group:
         group.start_soon(partial(worker.start, printer=say))
         await stop.wait()
         runs = worker.running()
