@@ -122,7 +122,6 @@ class WindowLimiter:
     """
 
     def __init__(self, windows: tuple[tuple[int, float], ...]) -> None:
-        self.windows = windows
         self.book = PermitBook(windows)
         self._lock = asyncio.Lock()
         self._closed = asyncio.Event()
@@ -281,7 +280,7 @@ async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
               "`python -m daily_sip.pacer` and set %s)", PACER_URL_ENV, PACER_URL_ENV)
     limiters = _local.setdefault(asyncio.get_running_loop(), {})
     limiter = limiters.get(rate.key)
-    if limiter is None or limiter.windows != scaled(rate, scale):
+    if limiter is None or limiter.book.windows != scaled(rate, scale):
         limiter = limiters[rate.key] = WindowLimiter(scaled(rate, scale))
     if after_429:
         limiter.book.penalize(time.monotonic())

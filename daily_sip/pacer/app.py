@@ -54,8 +54,9 @@ def _windows(raw: Any) -> tuple[tuple[int, float], ...]:
 class Line:
     """One book and the callers waiting on it, oldest ``since`` first."""
 
-    def __init__(self, book: PermitBook) -> None:
+    def __init__(self, book: PermitBook, index: int) -> None:
         self.book = book
+        self.index = index  # a permit id is "<index>-<id in the book>"
         self._waiters: list[tuple[float, int, asyncio.Future[str]]] = []
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
@@ -96,7 +97,7 @@ async def _disconnected(request: Request) -> None:
 def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> Starlette:
     """The pacer's Starlette app; books live as long as the app (one process = one truth)."""
     lines: dict[tuple[str, str], Line] = {}
-    by_index: list[Line] = []  # a permit id is "<index of its line>-<id in its book>"
+    by_index: list[Line] = []
 
     def _authorized(request: Request) -> bool:
         if not token:
@@ -107,7 +108,7 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
     def _line(account: str, rate: str, windows: tuple[tuple[int, float], ...]) -> Line:
         line = lines.get((account, rate))
         if line is None:
-            line = lines[(account, rate)] = Line(PermitBook(windows))
+            line = lines[(account, rate)] = Line(PermitBook(windows), len(by_index))
             by_index.append(line)
         elif line.book.windows != windows:
             logger.warning("%s/%s: windows changed from %s to %s (clients disagree on the rate "
@@ -149,7 +150,7 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
         if not granted.done():
             granted.cancel()  # leaves the line; `pump` skips it
             return JSONResponse({"wait": True, "since": since})
-        pid = f"{by_index.index(line)}-{granted.result()}"
+        pid = f"{line.index}-{granted.result()}"
         if hung_up:  # nobody will send on it
             _close(pid)
         return JSONResponse({"id": pid, "delay": 0})
@@ -162,11 +163,9 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
 
     async def healthz(request: Request) -> JSONResponse:
         now = time.monotonic()
-        for line in by_index:
-            line.book.wait(now)  # lets unreported permits' leases close
         return JSONResponse({"ok": True, "books": {
             f"{account}/{rate}": {"granted": line.book.granted, "after_429": line.book.penalties,
-                                  "open": line.book.open, "waiting": line.waiting}
+                                  "open": line.book.open_at(now), "waiting": line.waiting}
             for (account, rate), line in lines.items()
         }})
 

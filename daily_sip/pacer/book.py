@@ -82,6 +82,7 @@ class PermitBook:
         self.penalties += 1
         self._blocked_until = max(self._blocked_until, now + max(s for _, s in self.windows))
 
-    @property
-    def open(self) -> int:
+    def open_at(self, now: float) -> int:
+        """Permits still open at ``now`` (granted, neither reported nor past their lease)."""
+        self._ends(now)
         return len(self._open)
