@@ -174,8 +174,10 @@ PACER_URL_ENV = "DAILY_PACER_URL"
 PACER_TOKEN_ENV = "DAILY_PACER_TOKEN"
 # How long a call waits for an unreachable pacer before it fails (nothing sent to Daily).
 PACER_GIVE_UP_SECONDS = 300.0
-# The pacer holds an ask up to its HOLD_SECONDS (25 s) before answering "ask again".
-ASK_TIMEOUT = 40.0
+# How long the pacer may hold an ask before answering "ask again" (it holds the shorter of this
+# and its own --hold-seconds), and how long the ask waits for that answer.
+ASK_HOLD = 25.0
+ASK_TIMEOUT = ASK_HOLD + 15.0
 DONE_TIMEOUT = 5.0
 
 
@@ -223,7 +225,7 @@ def _http() -> Any:
 async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: bool) -> Permit:
     """Ask the pacer until it grants a permit; wait out an absent pacer (never bypass it)."""
     body: dict[str, Any] = {"rate": rate.key, "windows": [list(w) for w in scaled(rate, scale)],
-                            "after_429": after_429}
+                            "after_429": after_429, "hold": ASK_HOLD}
     started = time.monotonic()
     backoff = 0.5
     while True:

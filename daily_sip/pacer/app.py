@@ -4,9 +4,10 @@
 "after_429": false}`` asks for one permit. The answer comes when one fits:
 ``{"id": "...", "delay": 0}``; the caller sends its Daily request right away, then reports its
 answer with ``POST /v1/permits/<id>/done`` (see `daily_sip.pacer.book` for why a permit lasts
-until then). Waiters are served oldest first. An ask is held at most ``HOLD_SECONDS``; then the
-answer is ``{"wait": true, "since": t}`` and the caller asks again with ``"since": t``, which
-keeps its place in the line. ``after_429: true`` says Daily refused a call of that class anyway:
+until then). Waiters are served oldest first. An ask is held at most ``HOLD_SECONDS`` (or the
+``"hold"`` seconds it names, if shorter: its caller's read timeout); then the answer is
+``{"wait": true, "since": t}`` and the caller asks again with ``"since": t``, which keeps its
+place in the line. ``after_429: true`` says Daily refused a call of that class anyway:
 nothing more is granted for one window. ``GET /healthz`` answers ``{"ok": true, "books": {...}}``
 with counts per class.
 
@@ -132,6 +133,7 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
             windows = _windows(body["windows"])
             account = str(body.get("account") or "default")
             since = float(body.get("since") or time.monotonic())
+            hold = min(hold_seconds, float(body.get("hold") or hold_seconds))
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid-request-error", "info": str(exc)}, status_code=400)
         line = _line(account, rate, windows)
@@ -142,7 +144,7 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
         granted = line.join(since)
         hangup = asyncio.ensure_future(_disconnected(request))
         try:
-            await asyncio.wait({granted, hangup}, timeout=hold_seconds,
+            await asyncio.wait({granted, hangup}, timeout=hold,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             hung_up = hangup.done() and not hangup.cancelled()

@@ -171,6 +171,15 @@ def test_a_waiting_ask_keeps_its_place_and_the_window_runs_from_the_answer():
         stop_process(proc)
 
 
+def test_an_ask_is_held_no_longer_than_it_says_it_can_wait(pacer):
+    ask = {"rate": "t", "windows": [[1, 60.0]]}
+    with httpx.Client(base_url=pacer, timeout=10) as http:
+        assert "id" in http.post("/v1/permits", json=ask).json()  # now nothing fits for a minute
+        started = time.monotonic()
+        held = http.post("/v1/permits", json={**ask, "hold": 0.3}).json()  # the pacer's own: 25 s
+        assert held["wait"] is True and time.monotonic() - started < 5
+
+
 async def test_unreachable_pacer_is_waited_for_loudly_never_bypassed(start_emulator, monkeypatch, caplog):
     emu = start_emulator(rate_limit_scale=1, connect_delay=0.05, answer_delay=0.05)
     room = _room(emu)
