@@ -25,8 +25,11 @@ HOLD = 2.0
 
 def _start_offsets(legs: list[dict]) -> list[float]:
     """Seconds from the first dial-out start to each later one, as the stand-in saw them."""
-    times = sorted(datetime.fromisoformat(leg["created_at"].replace("Z", "+00:00")).timestamp()
-                   for leg in legs if leg.get("kind") == "dialout")
+    times = sorted(
+        datetime.fromisoformat(leg["created_at"].replace("Z", "+00:00")).timestamp()
+        for leg in legs
+        if leg.get("kind") == "dialout"
+    )
     return [round(t - times[0], 1) for t in times]
 
 
@@ -56,15 +59,23 @@ async def main(daily_url: str, webhook_url: str) -> None:
     print(f"targets                       {N} ({report.message})")
     print(f"flow run wall time            {wall:.1f} s (incl. provisioning and cleanup)")
     print(f"first->last answer            {(last - first).total_seconds():.1f} s")
-    print(f"dial phase makespan           {(report.finished_at - report.started_at).total_seconds():.1f} s"
-          f"  vs rate-limit bound {bound:.1f} s (last start at 5 per 5 s + hold {HOLD:.0f} s)")
-    refused = {route: n for route, codes in requests.get("by_route", {}).items()
-               for code, n in (codes.items() if isinstance(codes, dict) else []) if str(code) == "429"}
+    print(
+        f"dial phase makespan           {(report.finished_at - report.started_at).total_seconds():.1f} s"
+        f"  vs rate-limit bound {bound:.1f} s (last start at 5 per 5 s + hold {HOLD:.0f} s)"
+    )
+    refused = {
+        route: n
+        for route, codes in requests.get("by_route", {}).items()
+        for code, n in (codes.items() if isinstance(codes, dict) else [])
+        if str(code) == "429"
+    }
     print(f"429s refused by the stand-in  {requests.get('rate_limited', requests)} {refused or ''}")
     print(f"client CPU                    {cpu:.2f} s total, {1000 * cpu / N:.0f} ms per dial")
-    print(f"webhook->flow latency         p50 {report.event_latency_p50:.3f} s, p95 "
-          f"{report.event_latency_p95:.3f} s over {report.events_received} events "
-          f"({report.duplicate_events} duplicates dropped)")
+    print(
+        f"webhook->flow latency         p50 {report.event_latency_p50:.3f} s, p95 "
+        f"{report.event_latency_p95:.3f} s over {report.events_received} events "
+        f"({report.duplicate_events} duplicates dropped)"
+    )
 
 
 if __name__ == "__main__":
@@ -74,7 +85,11 @@ if __name__ == "__main__":
         daily_url = stack.standin(rate_limit_scale=1, connect_delay=0.2, answer_delay=0.3)
         webhook_url = stack.receiver(secret, api_url)
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-        os.environ.update(PREFECT_API_URL=api_url, DAILY_API_KEY=STANDIN_DEV_KEY, DAILY_API_URL=daily_url,
-                          DAILY_WEBHOOK_SECRET=secret)
+        os.environ.update(
+            PREFECT_API_URL=api_url,
+            DAILY_API_KEY=STANDIN_DEV_KEY,
+            DAILY_API_URL=daily_url,
+            DAILY_WEBHOOK_SECRET=secret,
+        )
         print(f"prefect server healthy after {secs:.1f} s\n")
         asyncio.run(main(daily_url, webhook_url))

@@ -57,10 +57,22 @@ import httpx
 from daily_sip.local_stack import STANDIN_DEV_KEY, LocalStack, new_webhook_secret
 
 OUTCOMES = ["ok", "busy", "noanswer", "hangup", "notfound"]
-CLEANUP_ROUTES = ["DELETE /rooms/{name}", "POST /rooms/{name}/dialOut/stop", "GET /rooms/{name}/presence",
-                  "POST /rooms/{name}"]
-TROUBLES = ["none", "cleanup-outage", "lost-start", "cancel", "kill-9", "lost-answer", "late-webhooks",
-            "slow-daily"]
+CLEANUP_ROUTES = [
+    "DELETE /rooms/{name}",
+    "POST /rooms/{name}/dialOut/stop",
+    "GET /rooms/{name}/presence",
+    "POST /rooms/{name}",
+]
+TROUBLES = [
+    "none",
+    "cleanup-outage",
+    "lost-start",
+    "cancel",
+    "kill-9",
+    "lost-answer",
+    "late-webhooks",
+    "slow-daily",
+]
 DEADLINE = 25.0
 # A run may take its deadline plus cleanup (which rides out the injected outages) before it counts as late.
 LATE_AFTER = DEADLINE + 60.0
@@ -84,9 +96,13 @@ class Restartable:
 
     def start(self, timeout: float = 180) -> float:
         log = (self.workdir / f"{self.name}-{self.restarts}.log").open("w")
-        self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            start_new_session=True,
+        )
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if self.proc.poll() is not None:
@@ -122,9 +138,16 @@ class Restartable:
 
 
 class Soak:
-    def __init__(self, root: str, webhook_url: str, seed: int, receiver: Restartable | None = None,
-                 prefect: Restartable | None = None, troubles: list[str] | None = None,
-                 receiver_kill_share: float = RECEIVER_KILL_SHARE) -> None:
+    def __init__(
+        self,
+        root: str,
+        webhook_url: str,
+        seed: int,
+        receiver: Restartable | None = None,
+        prefect: Restartable | None = None,
+        troubles: list[str] | None = None,
+        receiver_kill_share: float = RECEIVER_KILL_SHARE,
+    ) -> None:
         self.trouble_kinds = troubles or TROUBLES
         self.receiver_kill_share = receiver_kill_share
         self.root, self.webhook_url = root, webhook_url
@@ -145,18 +168,27 @@ class Soak:
         from daily_sip.flows.campaign import Campaign
 
         n = self.rng.randint(2, 4)
-        targets = [{"sip_uri": f"sip:{self.rng.choice(OUTCOMES)}-{i}-{k}@chaos.example.com"}
-                   for k in range(n)]
+        targets = [
+            {"sip_uri": f"sip:{self.rng.choice(OUTCOMES)}-{i}-{k}@chaos.example.com"} for k in range(n)
+        ]
         spec: dict[str, Any] = {
-            "name": f"chaos-{i}", "targets": targets, "ring_timeout_seconds": 4,
+            "name": f"chaos-{i}",
+            "targets": targets,
+            "ring_timeout_seconds": 4,
             "after_answer": {"mode": "hang_up_after", "hold_seconds": self.rng.choice([0.5, 1.5, 3.0])},
-            "success": {"min_answered_fraction": 0}, "ready_timeout_seconds": 10,
-            "deadline_seconds": DEADLINE, "redial": {"attempts": 2, "backoff_seconds": 0.5},
+            "success": {"min_answered_fraction": 0},
+            "ready_timeout_seconds": 10,
+            "deadline_seconds": DEADLINE,
+            "redial": {"attempts": 2, "backoff_seconds": 0.5},
         }
         if self.rng.random() < 0.3:
             room = f"chaos-borrowed-{i}"
-            r = httpx.post(f"{self.root}/v1/rooms", json={"name": room},
-                           headers={"Authorization": f"Bearer {STANDIN_DEV_KEY}"}, timeout=30)
+            r = httpx.post(
+                f"{self.root}/v1/rooms",
+                json={"name": room},
+                headers={"Authorization": f"Bearer {STANDIN_DEV_KEY}"},
+                timeout=30,
+            )
             if r.status_code == 200:
                 spec["room"] = room
                 self.borrowed.append(room)
@@ -177,23 +209,53 @@ class Soak:
             for route in CLEANUP_ROUTES:
                 self.emu("faults", "POST", route=route, mode="error", seconds=self.rng.uniform(5, 40))
         elif trouble == "lost-start":
-            self.emu("faults", "POST", route="POST /rooms/{name}/dialOut/start", mode="lost",
-                     count=self.rng.randint(1, 2))
-            self.emu("faults", "POST", route="GET /rooms/{name}/presence", mode="error",
-                     seconds=self.rng.uniform(0, 10))
+            self.emu(
+                "faults",
+                "POST",
+                route="POST /rooms/{name}/dialOut/start",
+                mode="lost",
+                count=self.rng.randint(1, 2),
+            )
+            self.emu(
+                "faults",
+                "POST",
+                route="GET /rooms/{name}/presence",
+                mode="error",
+                seconds=self.rng.uniform(0, 10),
+            )
         elif trouble == "cancel":
             await asyncio.sleep(self.rng.uniform(0.2, 5))
             task.cancel()
         elif trouble == "lost-answer":
-            self.emu("faults", "POST", route="WEBHOOK dialout.answered", mode="drop",
-                     count=self.rng.randint(1, 2), seconds=30)
+            self.emu(
+                "faults",
+                "POST",
+                route="WEBHOOK dialout.answered",
+                mode="drop",
+                count=self.rng.randint(1, 2),
+                seconds=30,
+            )
         elif trouble == "late-webhooks":
             for kind in ("connected", "answered", "stopped", "error"):
-                self.emu("faults", "POST", route=f"WEBHOOK dialout.{kind}", mode="delay", delay=1,
-                         jitter=7, seconds=self.rng.uniform(3, 15))
+                self.emu(
+                    "faults",
+                    "POST",
+                    route=f"WEBHOOK dialout.{kind}",
+                    mode="delay",
+                    delay=1,
+                    jitter=7,
+                    seconds=self.rng.uniform(3, 15),
+                )
         elif trouble == "slow-daily":
-            self.emu("faults", "POST", route="*", mode="delay", delay=0, jitter=1.5,
-                     seconds=self.rng.uniform(3, 10))
+            self.emu(
+                "faults",
+                "POST",
+                route="*",
+                mode="delay",
+                delay=0,
+                jitter=1.5,
+                seconds=self.rng.uniform(3, 10),
+            )
         try:
             state = await task
             report = await state.aresult(raise_on_failure=False)
@@ -214,8 +276,18 @@ class Soak:
         exe = Path(sys.executable).with_name("daily-sip")
         with (self.workdir / f"chaos-{i}.log").open("w") as log:
             proc = await asyncio.create_subprocess_exec(
-                str(exe), "run", str(path), "--json-out", str(out), "--webhook-url", self.webhook_url,
-                "--no-ui-link", stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                str(exe),
+                "run",
+                str(path),
+                "--json-out",
+                str(out),
+                "--webhook-url",
+                self.webhook_url,
+                "--no-ui-link",
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         kill_after = self.rng.uniform(*KILL_WINDOW)
         ended = asyncio.ensure_future(proc.wait())
         # The clock starts once the run has turned something on: a kill before that proves nothing.
@@ -235,8 +307,10 @@ class Soak:
         """Return once the stand-in shows campaign ``i``'s room created, or its borrowed room SIP-enabled."""
         while True:
             rooms = await asyncio.to_thread(self.emu, "rooms")
-            if any(r["name"].startswith(f"chaos-{i}-") or (r["name"] == spec.get("room") and r["sip_enabled"])
-                   for r in rooms):
+            if any(
+                r["name"].startswith(f"chaos-{i}-") or (r["name"] == spec.get("room") and r["sip_enabled"])
+                for r in rooms
+            ):
                 return
             await asyncio.sleep(0.3)
 
@@ -248,12 +322,18 @@ class Soak:
         async def campaign(i: int) -> None:
             async with slots:
                 if i == n // 2 and self.prefect is not None:
-                    restarts.append(asyncio.create_task(
-                        self.later(self.rng.uniform(2, 10), self.prefect, self.rng.uniform(0, 3))))
+                    restarts.append(
+                        asyncio.create_task(
+                            self.later(self.rng.uniform(2, 10), self.prefect, self.rng.uniform(0, 3))
+                        )
+                    )
                 # One receiver kill per `parallel` campaigns on average at the default share.
                 if self.receiver is not None and self.rng.random() < self.receiver_kill_share / parallel:
-                    restarts.append(asyncio.create_task(
-                        self.later(self.rng.uniform(0, 10), self.receiver, self.rng.uniform(0.2, 4))))
+                    restarts.append(
+                        asyncio.create_task(
+                            self.later(self.rng.uniform(0, 10), self.receiver, self.rng.uniform(0.2, 4))
+                        )
+                    )
                 await self.one(i)
 
         await asyncio.gather(*(campaign(i) for i in range(n)))
@@ -289,8 +369,11 @@ class Soak:
                 if not _consistent(t, mine):
                     wrong += 1
                     seen = [(leg["state"], leg.get("sip_code"), leg.get("end_reason")) for leg in mine]
-                    print(f"wrong status ({trouble}): {t.sip_uri} reported {t.status} "
-                          f"({t.error or t.detail}); stand-in legs {seen}", file=sys.stderr)
+                    print(
+                        f"wrong status ({trouble}): {t.sip_uri} reported {t.status} "
+                        f"({t.error or t.detail}); stand-in legs {seen}",
+                        file=sys.stderr,
+                    )
         for user, count in per_user.items():
             if count > 1:
                 print(f"double dial: userId {user} dialled {count} times", file=sys.stderr)
@@ -304,8 +387,10 @@ class Soak:
             "rooms left": len(created_left),
             "SIP left on": sum(1 for r in chaos_rooms if r["sip_enabled"]),
             "borrowed rooms not restored": sum(
-                1 for r in borrowed.values()
-                if r["enable_dialout"] or r["allow_room_start"] or r["sip_enabled"]),
+                1
+                for r in borrowed.values()
+                if r["enable_dialout"] or r["allow_room_start"] or r["sip_enabled"]
+            ),
             "legs left up": sum(1 for leg in legs if leg["active"]),
             "wrong statuses": wrong,
             "double dials": sum(1 for n in per_user.values() if n > 1),
@@ -332,12 +417,20 @@ def _consistent(target: Any, legs: list[dict]) -> bool:
     return True  # rejected / failed: any non-answered end
 
 
-async def soak(n: int, seed: int, parallel: int, daily_url: str, webhook_url: str,
-               receiver: Restartable | None = None, prefect: Restartable | None = None,
-               troubles: list[str] | None = None,
-               receiver_kill_share: float = RECEIVER_KILL_SHARE) -> dict[str, Any]:
-    s = Soak(daily_url.removesuffix("/v1"), webhook_url, seed, receiver, prefect, troubles,
-             receiver_kill_share)
+async def soak(
+    n: int,
+    seed: int,
+    parallel: int,
+    daily_url: str,
+    webhook_url: str,
+    receiver: Restartable | None = None,
+    prefect: Restartable | None = None,
+    troubles: list[str] | None = None,
+    receiver_kill_share: float = RECEIVER_KILL_SHARE,
+) -> dict[str, Any]:
+    s = Soak(
+        daily_url.removesuffix("/v1"), webhook_url, seed, receiver, prefect, troubles, receiver_kill_share
+    )
     await s.run(n, parallel)
     result: dict[str, Any] = s.verdict()
     result["_troubles"] = dict(s.troubles)
@@ -359,10 +452,13 @@ def _prefect(workdir: Path) -> tuple[str, Restartable]:
     home.mkdir(parents=True, exist_ok=True)
     exe = Path(sys.executable).with_name("prefect")
     api = f"http://127.0.0.1:{port}/api"
-    server = Restartable("prefect-server", [str(exe), "server", "start", "--host", "127.0.0.1", "--port",
-                                            str(port)],
-                         {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                          "PREFECT_API_URL": ""}, f"{api}/health", workdir)
+    server = Restartable(
+        "prefect-server",
+        [str(exe), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": ""},
+        f"{api}/health",
+        workdir,
+    )
     return api, server
 
 
@@ -370,9 +466,13 @@ def _receiver(workdir: Path, secret: str, api: str) -> tuple[str, Restartable]:
     from daily_sip.local_stack import free_port
 
     port = free_port()
-    receiver = Restartable("receiver", [sys.executable, "-m", "daily_sip.receiver", "--port", str(port)],
-                           {"DAILY_WEBHOOK_SECRET": secret, "PREFECT_API_URL": api},
-                           f"http://127.0.0.1:{port}/healthz", workdir)
+    receiver = Restartable(
+        "receiver",
+        [sys.executable, "-m", "daily_sip.receiver", "--port", str(port)],
+        {"DAILY_WEBHOOK_SECRET": secret, "PREFECT_API_URL": api},
+        f"http://127.0.0.1:{port}/healthz",
+        workdir,
+    )
     return port, receiver
 
 
@@ -381,12 +481,18 @@ def main() -> int:
     parser.add_argument("campaigns", type=int, nargs="?", default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--parallel", type=int, default=3)
-    parser.add_argument("--no-restarts", action="store_true",
-                        help="no receiver / Prefect server restarts")
-    parser.add_argument("--troubles", default=",".join(TROUBLES),
-                        help=f"comma-separated kinds to draw from (default: all of {','.join(TROUBLES)})")
-    parser.add_argument("--receiver-kills", type=float, default=RECEIVER_KILL_SHARE,
-                        help="receiver kills (and restarts) per PARALLEL campaigns started")
+    parser.add_argument("--no-restarts", action="store_true", help="no receiver / Prefect server restarts")
+    parser.add_argument(
+        "--troubles",
+        default=",".join(TROUBLES),
+        help=f"comma-separated kinds to draw from (default: all of {','.join(TROUBLES)})",
+    )
+    parser.add_argument(
+        "--receiver-kills",
+        type=float,
+        default=RECEIVER_KILL_SHARE,
+        help="receiver kills (and restarts) per PARALLEL campaigns started",
+    )
     args = parser.parse_args()
     troubles = [t.strip() for t in args.troubles.split(",") if t.strip()]
     unknown = sorted(set(troubles) - set(TROUBLES))
@@ -401,18 +507,41 @@ def main() -> int:
             api, prefect = _prefect(workdir)
             prefect.start()
             os.environ["PREFECT_API_URL"] = api
-        daily_url = stack.standin(rate_limit_scale=0, connect_delay=0.05, answer_delay=0.1, ring_timeout=2,
-                                  hangup_after=0.5, seed=args.seed, fault_5xx=0.02, fault_duplicate=0.1,
-                                  fault_reorder=0.1, fault_drop=0.03)
+        daily_url = stack.standin(
+            rate_limit_scale=0,
+            connect_delay=0.05,
+            answer_delay=0.1,
+            ring_timeout=2,
+            hangup_after=0.5,
+            seed=args.seed,
+            fault_5xx=0.02,
+            fault_duplicate=0.1,
+            fault_reorder=0.1,
+            fault_drop=0.03,
+        )
         _port, receiver = _receiver(workdir, secret, api)
         try:
             receiver.start()
             webhook_url = _webhook_url(receiver)
-            os.environ.update(DAILY_API_KEY=STANDIN_DEV_KEY, DAILY_API_URL=daily_url,
-                              DAILY_WEBHOOK_SECRET=secret, DAILY_RATE_LIMIT_SCALE="0")
-            result = asyncio.run(soak(args.campaigns, args.seed, args.parallel, daily_url, webhook_url,
-                                      None if args.no_restarts else receiver,
-                                      None if args.no_restarts else prefect, troubles, args.receiver_kills))
+            os.environ.update(
+                DAILY_API_KEY=STANDIN_DEV_KEY,
+                DAILY_API_URL=daily_url,
+                DAILY_WEBHOOK_SECRET=secret,
+                DAILY_RATE_LIMIT_SCALE="0",
+            )
+            result = asyncio.run(
+                soak(
+                    args.campaigns,
+                    args.seed,
+                    args.parallel,
+                    daily_url,
+                    webhook_url,
+                    None if args.no_restarts else receiver,
+                    None if args.no_restarts else prefect,
+                    troubles,
+                    args.receiver_kills,
+                )
+            )
         finally:
             receiver.close()
             if prefect is not None:

@@ -25,8 +25,10 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 def line(label: str, walls: list[float], cpus: list[float]) -> None:
     walls_ms = sorted(w * 1000 for w in walls)
     p95 = walls_ms[int(len(walls_ms) * 0.95) - 1]
-    print(f"{label:<44} wall p50 {statistics.median(walls_ms):7.2f} ms  p95 "
-          f"{p95:7.2f} ms   CPU {1000 * sum(cpus) / len(cpus):6.2f} ms/call")
+    print(
+        f"{label:<44} wall p50 {statistics.median(walls_ms):7.2f} ms  p95 "
+        f"{p95:7.2f} ms   CPU {1000 * sum(cpus) / len(cpus):6.2f} ms/call"
+    )
 
 
 async def measure(label: str, call) -> None:
@@ -61,7 +63,8 @@ async def main(daily_url: str, pacer_url: str) -> None:
     (count, seconds), *_ = DEFAULT.windows
     async with get_client() as prefect:
         await prefect.upsert_global_concurrency_limit_by_name(
-            GLOBAL_LIMIT, limit=count, slot_decay_per_second=count / seconds)
+            GLOBAL_LIMIT, limit=count, slot_decay_per_second=count / seconds
+        )
 
     @flow
     async def bench_flow(scale: str, label: str) -> None:

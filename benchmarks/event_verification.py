@@ -1,6 +1,6 @@
 """Cost of the flow re-verifying Daily's signature on every relayed event (prints figures).
 
-    .venv/bin/python benchmarks/event_verification.py [N]
+.venv/bin/python benchmarks/event_verification.py [N]
 """
 
 from __future__ import annotations
@@ -19,10 +19,19 @@ from daily_sip.receiver.signing import decode_secret, sign
 
 def main(n: int = 20_000) -> None:
     secret = new_webhook_secret()
-    envelope = {"version": "1.0.0", "type": "dialout.answered", "id": "1-dialout-answered-x",
-                "event_ts": time.time(), "payload": {"room": "r", "session_id": "s" * 36,
-                                                     "user_id": "u" * 20, "timestamp": "1700000000",
-                                                     "destination": "sip:123456789@zoomcrc.com"}}
+    envelope = {
+        "version": "1.0.0",
+        "type": "dialout.answered",
+        "id": "1-dialout-answered-x",
+        "event_ts": time.time(),
+        "payload": {
+            "room": "r",
+            "session_id": "s" * 36,
+            "user_id": "u" * 20,
+            "timestamp": "1700000000",
+            "destination": "sip:123456789@zoomcrc.com",
+        },
+    }
     body = json.dumps(envelope).encode()
     ts = str(int(time.time()))
     event = to_prefect_event(envelope, proof_of(ts, sign(decode_secret(SecretStr(secret)), ts, body), body))
@@ -34,8 +43,10 @@ def main(n: int = 20_000) -> None:
         assert ok is not None
     elapsed = time.perf_counter() - start
     size = len(json.dumps(event.model_dump(mode="json")))
-    print(f"verified {n} events in {elapsed:.3f} s: {1e6 * elapsed / n:.1f} us per event; "
-          f"event size with proof {size} bytes (body {len(body)} bytes)")
+    print(
+        f"verified {n} events in {elapsed:.3f} s: {1e6 * elapsed / n:.1f} us per event; "
+        f"event size with proof {size} bytes (body {len(body)} bytes)"
+    )
 
 
 if __name__ == "__main__":

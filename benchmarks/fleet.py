@@ -43,8 +43,10 @@ from daily_sip.local_stack import STANDIN_DEV_KEY, LocalStack, _drain, free_port
 POOL = "fleet"
 HOLD_SECONDS = 2.0
 TICKS = os.sysconf("SC_CLK_TCK")
-RESOURCES = re.compile(r"resources: ([\d.]+) s CPU in this run, ([\d.]+) s in its process, "
-                       r"peak RSS (\d+) MB")
+RESOURCES = re.compile(
+    r"resources: ([\d.]+) s CPU in this run, ([\d.]+) s in its process, "
+    r"peak RSS (\d+) MB"
+)
 LATENCY = re.compile(r"webhook->flow latency p50 ([\d.]+) s, p95 ([\d.]+) s")
 
 
@@ -57,7 +59,7 @@ def _stat(pid: int) -> tuple[int, float, float] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     ppid, utime, stime, cutime, cstime = int(fields[1]), *map(int, fields[11:15])
     return ppid, (utime + stime) / TICKS, (cutime + cstime) / TICKS
 
@@ -111,17 +113,28 @@ class Postgres:
         pg = cls(root, free_port(), as_user)
         data = root / "data"
         pg._run(initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = (f"-p {pg.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300")
+        options = f"-p {pg.port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300"
         pg._run(pg_ctl, "-D", str(data), "-l", str(root / "postgres.log"), "-o", options, "-w", "start")
         pg.pid = int((data / "postmaster.pid").read_text().split()[0])
-        pg._run(psql, "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-q", "-c",
-                "CREATE DATABASE prefect")
+        pg._run(
+            psql,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(pg.port),
+            "-U",
+            "postgres",
+            "-q",
+            "-c",
+            "CREATE DATABASE prefect",
+        )
         return pg
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
-            self._run(_pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w",
-                      "stop")
+            self._run(
+                _pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -129,15 +142,30 @@ def start_prefect_server(stack: LocalStack, pg: Postgres, timeout: float = 180) 
     port = free_port()
     home = stack.workdir / "prefect-home"  # removed with the workdir
     home.mkdir(parents=True, exist_ok=True)
-    env = {"PREFECT_HOME": str(home), "PREFECT_API_URL": "",
-           "PREFECT_SERVER_DATABASE_CONNECTION_URL": pg.url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-           # The default pool (5 + 10 overflow) runs dry when 100 runs are submitted at once:
-           # requests then wait 30 s for a connection and fail with 500.
-           "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
-           "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "30"}
-    proc = stack._spawn("prefect-server", [str(Path(sys.executable).with_name("prefect")), "server",
-                                           "start", "--host", "127.0.0.1", "--port", str(port)], env)
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": "",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": pg.url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        # The default pool (5 + 10 overflow) runs dry when 100 runs are submitted at once:
+        # requests then wait 30 s for a connection and fail with 500.
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "30",
+    }
+    proc = stack._spawn(
+        "prefect-server",
+        [
+            str(Path(sys.executable).with_name("prefect")),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env,
+    )
     # Its stdout is a pipe; keep reading it, or a full pipe (64 KiB) blocks the server.
     threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
     api_url = f"http://127.0.0.1:{port}/api"
@@ -170,8 +198,14 @@ async def deploy(webhook_url: str, daily_url: str, secret: str, pool_type: str) 
     from daily_sip.deployments.serve import build_deployment
     from daily_sip.deployments.setup import run_setup
 
-    await run_setup(api_key=STANDIN_DEV_KEY, api_url=daily_url, webhook_secret=secret,
-                    webhook_url=webhook_url, work_pool=POOL, work_pool_type=pool_type)
+    await run_setup(
+        api_key=STANDIN_DEV_KEY,
+        api_url=daily_url,
+        webhook_secret=secret,
+        webhook_url=webhook_url,
+        work_pool=POOL,
+        work_pool_type=pool_type,
+    )
     (adhoc,) = by_name(["adhoc"])
     deployment = await build_deployment(adhoc, webhook_url=webhook_url)
     await deployment.apply(work_pool_name=POOL)
@@ -190,16 +224,19 @@ async def submit(name: str, campaigns: list[dict], at_once: int = 10) -> list[st
                 try:
                     return str((await run_deployment(name, parameters={"campaign": c}, timeout=0)).id)
                 except Exception as exc:  # 500/503 from a busy server: say so, try again
-                    print(f"  submitting {c['name']} failed ({type(exc).__name__}: {str(exc)[:100]}); "
-                          f"attempt {attempt + 1} of 5")
-            await asyncio.sleep(2 ** attempt)
+                    print(
+                        f"  submitting {c['name']} failed ({type(exc).__name__}: {str(exc)[:100]}); "
+                        f"attempt {attempt + 1} of 5"
+                    )
+            await asyncio.sleep(2**attempt)
         raise RuntimeError(f"could not submit {c['name']}")
 
     return list(await asyncio.gather(*(one(c) for c in campaigns)))
 
 
-async def wait_for(run_ids: list[str], name: str, campaigns: dict[str, dict],
-                   give_up_after: float) -> tuple[dict[str, object], int]:
+async def wait_for(
+    run_ids: list[str], name: str, campaigns: dict[str, dict], give_up_after: float
+) -> tuple[dict[str, object], int]:
     """Wait until every run is final; a run that could not be submitted is submitted again."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -209,8 +246,9 @@ async def wait_for(run_ids: list[str], name: str, campaigns: dict[str, dict],
     async with get_client() as client:
         while True:
             try:
-                runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                    id=FlowRunFilterId(any_=list(run_ids))), limit=len(run_ids))
+                runs = await client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(run_ids))), limit=len(run_ids)
+                )
             except Exception as exc:  # an overloaded server answers 500/503: say so, ask again
                 print(f"  reading the runs failed ({type(exc).__name__}: {str(exc)[:120]}); retrying")
                 api_errors += 1
@@ -241,8 +279,11 @@ async def run_logs(run_ids: list[str]) -> list[str]:
         for i in range(0, len(run_ids), 20):
             offset = 0
             while True:
-                page = await client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(
-                    any_=run_ids[i:i + 20])), limit=200, offset=offset)
+                page = await client.read_logs(
+                    LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids[i : i + 20])),
+                    limit=200,
+                    offset=offset,
+                )
                 messages += [log.message for log in page]
                 if len(page) < 200:
                     break
@@ -258,8 +299,9 @@ def webhook_delays(events: list[dict], deliveries: list[dict]) -> dict:
     Daily sends); this is event creation -> first successful delivery, and the receiver's answer
     time per delivery, from the stand-in's own logs.
     """
-    created = {e["id"]: datetime.fromisoformat(e["created_at"].replace("Z", "+00:00")).timestamp()
-               for e in events}
+    created = {
+        e["id"]: datetime.fromisoformat(e["created_at"].replace("Z", "+00:00")).timestamp() for e in events
+    }
     first_ok: dict[str, float] = {}
     answer_ms: list[float] = []
     for d in deliveries:
@@ -274,12 +316,17 @@ def webhook_delays(events: list[dict], deliveries: list[dict]) -> dict:
     sent_types = {d["event_type"] for d in deliveries if d.get("kind") == "event"}
     never = [e for e in events if e["type"] in sent_types and e["id"] not in first_ok]
     return {
-        "events": sum(1 for e in events if e["type"] in sent_types), "delivered": len(first_ok),
+        "events": sum(1 for e in events if e["type"] in sent_types),
+        "delivered": len(first_ok),
         "never_delivered": len(never),
-        "failed_attempts": sum(1 for d in deliveries
-                               if d.get("kind") == "event" and d.get("result") == "failed"),
-        "created_to_delivered_s": {"p50": round(_pct(lags, 0.5), 3), "p95": round(_pct(lags, 0.95), 3),
-                                   "max": round(max(lags), 3) if lags else None},
+        "failed_attempts": sum(
+            1 for d in deliveries if d.get("kind") == "event" and d.get("result") == "failed"
+        ),
+        "created_to_delivered_s": {
+            "p50": round(_pct(lags, 0.5), 3),
+            "p95": round(_pct(lags, 0.95), 3),
+            "max": round(max(lags), 3) if lags else None,
+        },
         "receiver_answer_ms": {"p50": round(_pct(answer_ms, 0.5), 1), "p95": round(_pct(answer_ms, 0.95), 1)},
     }
 
@@ -320,22 +367,43 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
     print(f"deployed after {time.monotonic() - t0:.1f} s")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAILY_")}
     # The workers know Daily only through the credentials block `daily-sip setup` saved.
-    env.update(PREFECT_API_URL=api_url, DAILY_PACER_URL=pacer_url,
-               DAILY_RATE_LIMIT_SCALE=str(args.rate_scale), PREFECT_WORKER_QUERY_SECONDS="2",
-               PREFECT_LOGGING_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    env.update(
+        PREFECT_API_URL=api_url,
+        DAILY_PACER_URL=pacer_url,
+        DAILY_RATE_LIMIT_SCALE=str(args.rate_scale),
+        PREFECT_WORKER_QUERY_SECONDS="2",
+        PREFECT_LOGGING_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+    )
     workers = []
     for w in range(args.workers):
         if args.worker_type == "in-process":
-            cmd = [str(Path(sys.executable).with_name("daily-sip")), "worker", "--pool", POOL,
-                   "--name", f"fleet-{w}"]
+            cmd = [
+                str(Path(sys.executable).with_name("daily-sip")),
+                "worker",
+                "--pool",
+                POOL,
+                "--name",
+                f"fleet-{w}",
+            ]
         else:
-            cmd = [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", POOL,
-                   "--type", "process", "--name", f"fleet-{w}"]
+            cmd = [
+                str(Path(sys.executable).with_name("prefect")),
+                "worker",
+                "start",
+                "--pool",
+                POOL,
+                "--type",
+                "process",
+                "--name",
+                f"fleet-{w}",
+            ]
         if args.limit_per_worker:
             cmd += ["--limit", str(args.limit_per_worker)]
         with (stack.workdir / f"worker-{w}.log").open("wb") as log:
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         stack.procs.append(proc)
         workers.append(proc)
     time.sleep(3)
@@ -344,17 +412,28 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
 
 async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     name, workers, pg, server_pid, daily_root, pacer_url = (
-        f.deployment, f.workers, f.pg, f.server_pid, f.daily_root, f.pacer_url)
+        f.deployment,
+        f.workers,
+        f.pg,
+        f.server_pid,
+        f.daily_root,
+        f.pacer_url,
+    )
     specs = [campaign(i, args.targets) for i in range(args.campaigns)]
     dials = args.campaigns * args.targets
     # What the server and the database burn with nothing to do (services, worker polls), so the
     # per-dial figures can be read with and without it.
     idle0 = (tree_cpu(server_pid), tree_cpu(pg.pid), time.monotonic())
     await asyncio.sleep(args.idle_sample)
-    idle = ((tree_cpu(server_pid) - idle0[0]) / (time.monotonic() - idle0[2]),
-            (tree_cpu(pg.pid) - idle0[1]) / (time.monotonic() - idle0[2]))
-    cpu0 = {"server": tree_cpu(server_pid), "postgres": tree_cpu(pg.pid),
-            "workers": sum(_stat(w.pid)[1] for w in workers)}
+    idle = (
+        (tree_cpu(server_pid) - idle0[0]) / (time.monotonic() - idle0[2]),
+        (tree_cpu(pg.pid) - idle0[1]) / (time.monotonic() - idle0[2]),
+    )
+    cpu0 = {
+        "server": tree_cpu(server_pid),
+        "postgres": tree_cpu(pg.pid),
+        "workers": sum(_stat(w.pid)[1] for w in workers),
+    }
     started = time.monotonic()
     run_ids = await submit(name, specs)
     submitted = time.monotonic() - started
@@ -377,9 +456,11 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     # Failures early in the run, while the other campaign processes still start up (imports
     # alone are seconds of CPU each), point at CPU starvation, not at a lost event.
     first_start = min((r.start_time for r in runs.values() if r.start_time), default=None)
-    failed_at = sorted(round((r.start_time - first_start).total_seconds())
-                       for r in runs.values()
-                       if first_start and r.start_time and r.state and not r.state.is_completed())
+    failed_at = sorted(
+        round((r.start_time - first_start).total_seconds())
+        for r in runs.values()
+        if first_start and r.start_time and r.state and not r.state.is_completed()
+    )
     latencies = [tuple(map(float, m.groups())) for m in map(LATENCY.search, logs) if m]
     async with httpx.AsyncClient(timeout=30) as http:
         requests = (await http.get(f"{daily_root}/_emulator/requests")).json()
@@ -396,43 +477,63 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     bound = dials / start_rate
     server_cpu = cpu1["server"] - cpu0["server"]
     return {
-        "campaigns": args.campaigns, "targets": args.targets, "workers": args.workers,
+        "campaigns": args.campaigns,
+        "targets": args.targets,
+        "workers": args.workers,
         "worker_type": args.worker_type,
-        "limit_per_worker": args.limit_per_worker, "rate_scale": args.rate_scale, "dials": dials,
-        "succeeded": states.get("Completed", 0), "states": states,
-        "not_completed": sorted({(r.state.message or "")[:200] for r in runs.values()
-                                 if r.state and not r.state.is_completed()})[:5], "resubmitted": resubmitted,
-        "not_completed_started_s_after_first": failed_at, "live_streams_reopened": resubscribed,
-        "submit_seconds": round(submitted, 1), "makespan_seconds": round(makespan, 1),
-        "bound_seconds": bound, "makespan_over_bound": round(makespan / bound, 3),
-        "last_end_to_first_start_seconds": round((max(ends) - min(
-            r.start_time for r in runs.values() if r.start_time)).total_seconds(), 1) if ends else None,
+        "limit_per_worker": args.limit_per_worker,
+        "rate_scale": args.rate_scale,
+        "dials": dials,
+        "succeeded": states.get("Completed", 0),
+        "states": states,
+        "not_completed": sorted(
+            {(r.state.message or "")[:200] for r in runs.values() if r.state and not r.state.is_completed()}
+        )[:5],
+        "resubmitted": resubmitted,
+        "not_completed_started_s_after_first": failed_at,
+        "live_streams_reopened": resubscribed,
+        "submit_seconds": round(submitted, 1),
+        "makespan_seconds": round(makespan, 1),
+        "bound_seconds": bound,
+        "makespan_over_bound": round(makespan / bound, 3),
+        "last_end_to_first_start_seconds": round(
+            (max(ends) - min(r.start_time for r in runs.values() if r.start_time)).total_seconds(), 1
+        )
+        if ends
+        else None,
         "rate_limited_429": requests.get("rate_limited"),
         "dialout_starts": requests.get("by_route", {}).get("POST /rooms/{name}/dialOut/start"),
         "pacer": pacer.get("books"),
         "cpu_ms_per_dial": {
             # In-process workers run the campaigns themselves: their own CPU is the campaigns'.
-            "campaign_processes_total": round(1000 * (
-                children if args.worker_type == "process" else worker_own - cpu0["workers"]) / dials, 1),
+            "campaign_processes_total": round(
+                1000 * (children if args.worker_type == "process" else worker_own - cpu0["workers"]) / dials,
+                1,
+            ),
             # A run's own CPU is only separable when it has its process to itself.
             "campaign_runs_in_flow": round(1000 * sum(r[0] for r in resources) / dials, 1)
-            if args.worker_type == "process" else None,
+            if args.worker_type == "process"
+            else None,
             "prefect_server": round(1000 * server_cpu / dials, 1),
             "prefect_server_net_of_idle": round(1000 * (server_cpu - idle[0] * makespan) / dials, 1),
             "postgres": round(1000 * (cpu1["postgres"] - cpu0["postgres"]) / dials, 1),
             "workers_own": round(1000 * (worker_own - cpu0["workers"]) / dials, 1),
         },
         "runs_reporting_resources": len(resources),
-        "peak_rss_mb": {"median": statistics.median([r[2] for r in resources]) if resources else None,
-                        "max": max([r[2] for r in resources]) if resources else None},
+        "peak_rss_mb": {
+            "median": statistics.median([r[2] for r in resources]) if resources else None,
+            "max": max([r[2] for r in resources]) if resources else None,
+        },
         "webhook_to_flow_latency_s": {
             "p50_median_of_runs": round(statistics.median([lat[0] for lat in latencies]), 3)
-            if latencies else None,
+            if latencies
+            else None,
             "p95_95th_of_runs": round(_pct([lat[1] for lat in latencies], 0.95), 3) if latencies else None,
         },
         "idle_cpu_per_second": {"prefect_server": round(idle[0], 3), "postgres": round(idle[1], 3)},
         "webhooks": webhooks,
-        "rooms_left": len(rooms), "legs_left_up": sum(1 for leg in legs if leg.get("active")),
+        "rooms_left": len(rooms),
+        "legs_left_up": sum(1 for leg in legs if leg.get("active")),
     }
 
 
@@ -440,38 +541,56 @@ def show(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"fleet: {result['campaigns']} campaigns x {result['targets']} targets, "
-                        f"{result['workers']} {result['worker_type']} workers, "
-                        f"Daily limits x{result['rate_scale']:g}")
+    table = Table(
+        title=f"fleet: {result['campaigns']} campaigns x {result['targets']} targets, "
+        f"{result['workers']} {result['worker_type']} workers, "
+        f"Daily limits x{result['rate_scale']:g}"
+    )
     table.add_column("figure")
     table.add_column("value")
     cpu, latency = result["cpu_ms_per_dial"], result["webhook_to_flow_latency_s"]
     rows = [
-        ("campaigns succeeded", f"{result['succeeded']} / {result['campaigns']}  {result['states']}, "
-                                f"{result['resubmitted']} resubmitted"),
+        (
+            "campaigns succeeded",
+            f"{result['succeeded']} / {result['campaigns']}  {result['states']}, "
+            f"{result['resubmitted']} resubmitted",
+        ),
         ("makespan (submit -> last run final)", f"{result['makespan_seconds']:.1f} s (wall, shared machine)"),
         ("bound (dials / Daily's start rate)", f"{result['bound_seconds']:.1f} s"),
         ("makespan / bound", f"{result['makespan_over_bound']:.3f}"),
         ("429s answered by the stand-in", str(result["rate_limited_429"])),
         ("CPU per dial: campaign processes (all)", f"{cpu['campaign_processes_total']} ms"),
-        ("CPU per dial: inside the flow runs", f"{cpu['campaign_runs_in_flow']} ms"
-         if cpu["campaign_runs_in_flow"] is not None else "n/a: the campaigns share the worker processes"),
+        (
+            "CPU per dial: inside the flow runs",
+            f"{cpu['campaign_runs_in_flow']} ms"
+            if cpu["campaign_runs_in_flow"] is not None
+            else "n/a: the campaigns share the worker processes",
+        ),
         ("CPU per dial: Prefect server", f"{cpu['prefect_server']} ms"),
-        ("CPU per dial: Prefect server, net of idle", f"{cpu['prefect_server_net_of_idle']} ms "
-                                                      f"(idle: {result['idle_cpu_per_second']} CPU-s/s)"),
+        (
+            "CPU per dial: Prefect server, net of idle",
+            f"{cpu['prefect_server_net_of_idle']} ms (idle: {result['idle_cpu_per_second']} CPU-s/s)",
+        ),
         ("CPU per dial: PostgreSQL", f"{cpu['postgres']} ms"),
         ("CPU per dial: workers themselves", f"{cpu['workers_own']} ms"),
-        ("peak RSS per campaign process (in-process: per worker)",
-         f"median {result['peak_rss_mb']['median']} MB, max {result['peak_rss_mb']['max']} MB"),
-        ("webhook->flow latency", f"p50 {latency['p50_median_of_runs']} s (median of runs), "
-                                  f"p95 {latency['p95_95th_of_runs']} s (95th pct of runs)"),
-        ("webhook: event -> receiver answered (stand-in)",
-         f"p50 {result['webhooks']['created_to_delivered_s']['p50']} s, "
-         f"p95 {result['webhooks']['created_to_delivered_s']['p95']} s, "
-         f"max {result['webhooks']['created_to_delivered_s']['max']} s, "
-         f"{result['webhooks']['never_delivered']} never; receiver answer "
-         f"p50 {result['webhooks']['receiver_answer_ms']['p50']} ms, "
-         f"p95 {result['webhooks']['receiver_answer_ms']['p95']} ms"),
+        (
+            "peak RSS per campaign process (in-process: per worker)",
+            f"median {result['peak_rss_mb']['median']} MB, max {result['peak_rss_mb']['max']} MB",
+        ),
+        (
+            "webhook->flow latency",
+            f"p50 {latency['p50_median_of_runs']} s (median of runs), "
+            f"p95 {latency['p95_95th_of_runs']} s (95th pct of runs)",
+        ),
+        (
+            "webhook: event -> receiver answered (stand-in)",
+            f"p50 {result['webhooks']['created_to_delivered_s']['p50']} s, "
+            f"p95 {result['webhooks']['created_to_delivered_s']['p95']} s, "
+            f"max {result['webhooks']['created_to_delivered_s']['max']} s, "
+            f"{result['webhooks']['never_delivered']} never; receiver answer "
+            f"p50 {result['webhooks']['receiver_answer_ms']['p50']} ms, "
+            f"p95 {result['webhooks']['receiver_answer_ms']['p95']} ms",
+        ),
         ("rooms / legs left on the stand-in", f"{result['rooms_left']} / {result['legs_left_up']}"),
     ]
     for row in rows:
@@ -488,16 +607,28 @@ def main() -> int:
     parser.add_argument("--campaigns", "-m", type=int, default=20)
     parser.add_argument("--targets", "-k", type=int, default=5)
     parser.add_argument("--workers", "-w", type=int, default=2)
-    parser.add_argument("--worker-type", choices=["in-process", "process"], default="in-process",
-                        help="`daily-sip worker` (campaigns share a process) or `prefect worker start`")
+    parser.add_argument(
+        "--worker-type",
+        choices=["in-process", "process"],
+        default="in-process",
+        help="`daily-sip worker` (campaigns share a process) or `prefect worker start`",
+    )
     # 25 per worker (50 campaign processes on two shared cores) starved the running campaigns.
-    parser.add_argument("--limit-per-worker", type=int, default=None,
-                        help="flow runs a worker runs at once (0 = no limit; default: 10 for "
-                        "process workers, no limit in-process)")
+    parser.add_argument(
+        "--limit-per-worker",
+        type=int,
+        default=None,
+        help="flow runs a worker runs at once (0 = no limit; default: 10 for "
+        "process workers, no limit in-process)",
+    )
     parser.add_argument("--rate-scale", type=float, default=1.0, help="Daily's limits times this")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting after this (s)")
-    parser.add_argument("--idle-sample", type=float, default=10.0,
-                        help="seconds of idle server CPU measured before submitting")
+    parser.add_argument(
+        "--idle-sample",
+        type=float,
+        default=10.0,
+        help="seconds of idle server CPU measured before submitting",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
     parser.add_argument("--keep-logs", action="store_true", help="keep the workdir with every log")
     args = parser.parse_args()

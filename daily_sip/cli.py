@@ -32,10 +32,15 @@ app.command("serve")(serve)
 app.command("init")(init)
 app.command("dev")(dev)
 
+
 @app.callback()
 def _options(
-    debug: Annotated[bool, typer.Option(
-        "--debug", help="Show the full traceback of an unexpected error (also accepted after the command).")
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the full traceback of an unexpected error (also accepted after the command).",
+        ),
     ] = False,
 ) -> None:
     """Put a Daily room onto many SIP bridges with Prefect, against Daily or its offline stand-in.
@@ -76,7 +81,9 @@ async def _run_flow(campaign, credentials_block: str | None, webhook_url: str | 
     from daily_sip.flows.dial_campaign import dial_campaign
 
     state = await dial_campaign(
-        campaign=campaign, credentials_block=credentials_block or "", webhook_url=webhook_url or "",
+        campaign=campaign,
+        credentials_block=credentials_block or "",
+        webhook_url=webhook_url or "",
         return_state=True,
     )
     report = await state.aresult(raise_on_failure=False)
@@ -142,10 +149,12 @@ def validate(campaign_file: Path) -> None:
 def run(
     campaign_file: Path,
     json_out: JsonOut = None,
-    credentials_block: Annotated[str | None, typer.Option(
-        help="Saved DailyCredentials block; default: DAILY_API_KEY / DAILY_API_URL.")] = None,
-    webhook_url: Annotated[str | None, typer.Option(
-        help="Point the domain's Daily webhook at this receiver URL first.")] = None,
+    credentials_block: Annotated[
+        str | None, typer.Option(help="Saved DailyCredentials block; default: DAILY_API_KEY / DAILY_API_URL.")
+    ] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Point the domain's Daily webhook at this receiver URL first.")
+    ] = None,
     ui_link: Annotated[bool, typer.Option(hidden=True)] = True,
 ) -> None:
     """Run the dial-campaign flow on a campaign file (YAML or JSON, same schema as the flow parameter)."""
@@ -168,8 +177,10 @@ def run(
 @app.command()
 def demo(
     json_out: JsonOut = None,
-    campaign_file: Annotated[Path | None, typer.Option(
-        help="Campaign to run; default: the demo campaign shipped with the package.")] = None,
+    campaign_file: Annotated[
+        Path | None,
+        typer.Option(help="Campaign to run; default: the demo campaign shipped with the package."),
+    ] = None,
     keep: Annotated[bool, typer.Option(help="Leave the servers running afterwards (Ctrl-C stops).")] = False,
 ) -> None:
     """Start what the embedded default needs, run the demo campaign, print the results, stop it all."""
@@ -194,10 +205,17 @@ def demo(
         daily_url = stack.standin(connect_delay=0.5, answer_delay=1.0, ring_timeout=6, hangup_after=2)
         webhook_url = stack.receiver(secret, os.environ["PREFECT_API_URL"])
         pacer_url = stack.pacer()  # keeps Daily's rate limits as a fleet of workers would
-        typer.echo(f"Daily stand-in {daily_url} (key {STANDIN_DEV_KEY}); webhook receiver {webhook_url}; "
-                   f"pacer {pacer_url}")
-        env = {**os.environ, "DAILY_API_KEY": STANDIN_DEV_KEY, "DAILY_API_URL": daily_url,
-               "DAILY_WEBHOOK_SECRET": secret, "DAILY_PACER_URL": pacer_url}
+        typer.echo(
+            f"Daily stand-in {daily_url} (key {STANDIN_DEV_KEY}); webhook receiver {webhook_url}; "
+            f"pacer {pacer_url}"
+        )
+        env = {
+            **os.environ,
+            "DAILY_API_KEY": STANDIN_DEV_KEY,
+            "DAILY_API_URL": daily_url,
+            "DAILY_WEBHOOK_SECRET": secret,
+            "DAILY_PACER_URL": pacer_url,
+        }
         typer.echo(f"Dialing {len(campaign.targets)} bridges from campaign {campaign.name!r} ...")
         # A child process, so Prefect reads PREFECT_API_URL at import like any `daily-sip run`.
         cmd = [sys.executable, "-m", "daily_sip.cli", "run", str(campaign_file), "--webhook-url", webhook_url]
@@ -232,24 +250,30 @@ def report(
     try:
         flow_run, artifacts = asyncio.run(past_run(run))
     except RunNotFound:
-        typer.echo(f"no flow run {run!r} on this Prefect server; copy its id from the UI or "
-                   "`prefect flow-run ls`", err=True)
+        typer.echo(
+            f"no flow run {run!r} on this Prefect server; copy its id from the UI or `prefect flow-run ls`",
+            err=True,
+        )
         raise typer.Exit(2) from None
     print_past_run(Console(width=max(Console().width, 120)), flow_run, artifacts)
 
 
 @app.command()
 def sweep(
-    grace_seconds: Annotated[float, typer.Option(
-        help="A running campaign whose ledger was not refreshed for this long counts as dead.")] = 60.0,
+    grace_seconds: Annotated[
+        float,
+        typer.Option(help="A running campaign whose ledger was not refreshed for this long counts as dead."),
+    ] = 60.0,
 ) -> None:
     """Finish the cleanup of campaign runs that died or gave up (the sweep-ledgers flow, once)."""
     require_prefect_server("cleanup ledgers are Prefect variables on the Prefect server")
     from daily_sip.flows.sweeper import sweep_ledgers
 
     report = asyncio.run(sweep_ledgers(grace_seconds=grace_seconds))
-    typer.echo(f"swept {len(report.finished)} run(s); {len(report.pending)} still pending; "
-               f"{len(report.live)} live run(s) left alone; {len(report.busy)} in a room in use")
+    typer.echo(
+        f"swept {len(report.finished)} run(s); {len(report.pending)} still pending; "
+        f"{len(report.live)} live run(s) left alone; {len(report.busy)} in a room in use"
+    )
     for run_id, pending in report.pending.items():
         typer.echo(f"  {run_id}: still pending: {'; '.join(pending)}", err=True)
     raise typer.Exit(1 if report.pending else 0)
@@ -257,14 +281,21 @@ def sweep(
 
 @app.command()
 def worker(
-    pool: Annotated[str, typer.Option(
-        "--pool", "-p", help="Work pool to take runs from (created if missing).")],
-    limit: Annotated[int | None, typer.Option(
-        help="Campaigns this worker runs at once (default: no limit).", min=1)] = None,
+    pool: Annotated[
+        str, typer.Option("--pool", "-p", help="Work pool to take runs from (created if missing).")
+    ],
+    limit: Annotated[
+        int | None, typer.Option(help="Campaigns this worker runs at once (default: no limit).", min=1)
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name shown in the Prefect UI.")] = None,
-    starts_per_second: Annotated[float, typer.Option(
-        help="Campaigns started per second at most (0 = no limit); a burst of starts stalls the "
-        "process's running campaigns.", min=0)] = 2.0,
+    starts_per_second: Annotated[
+        float,
+        typer.Option(
+            help="Campaigns started per second at most (0 = no limit); a burst of starts stalls the "
+            "process's running campaigns.",
+            min=0,
+        ),
+    ] = 2.0,
 ) -> None:
     """Run campaigns of a work pool inside this one process (many campaigns share it).
 
@@ -281,14 +312,19 @@ def worker(
 
     existing = asyncio.run(_pool_type(pool))
     if existing not in (None, WORKER_TYPE):
-        typer.echo(f"daily-sip: work pool {pool!r} is a {existing!r} pool; this worker needs a "
-                   f"{WORKER_TYPE!r} pool: give a new pool name (it is created) or use "
-                   f"`prefect worker start --pool {pool}`", err=True)
+        typer.echo(
+            f"daily-sip: work pool {pool!r} is a {existing!r} pool; this worker needs a "
+            f"{WORKER_TYPE!r} pool: give a new pool name (it is created) or use "
+            f"`prefect worker start --pool {pool}`",
+            err=True,
+        )
         raise typer.Exit(2)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("daily_sip").setLevel(logging.INFO)
-    typer.echo(f"daily-sip worker: pool {pool!r} (type {WORKER_TYPE}), "
-               f"{'up to ' + str(limit) if limit else 'any number of'} campaigns at once; Ctrl-C stops")
+    typer.echo(
+        f"daily-sip worker: pool {pool!r} (type {WORKER_TYPE}), "
+        f"{'up to ' + str(limit) if limit else 'any number of'} campaigns at once; Ctrl-C stops"
+    )
     serve_worker(pool, name=name, limit=limit, starts_per_second=starts_per_second)
 
 
@@ -320,8 +356,9 @@ def main() -> None:
         if debug:
             raise
         text = " ".join(str(exc).split()) or "no detail"
-        typer.echo(f"daily-sip: {type(exc).__name__}: {text} (run again with --debug for the traceback)",
-                   err=True)
+        typer.echo(
+            f"daily-sip: {type(exc).__name__}: {text} (run again with --debug for the traceback)", err=True
+        )
         sys.exit(1)
 
 

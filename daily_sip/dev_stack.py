@@ -31,6 +31,7 @@ class Stop(Exception):
 @contextlib.contextmanager
 def sigterm_stops() -> Iterator[None]:
     """Turn SIGTERM into an exception for the body (Ctrl-C already is one), then restore it."""
+
     def on_term(signum: int, frame: object) -> None:
         raise Stop
 
@@ -54,8 +55,9 @@ def _step(what: str, cmd: list[str], env: dict[str, str], cwd: Path | None = Non
 
 
 def dev(
-    workdir: Annotated[Path, typer.Option(
-        help="Where the server's database, logs and the deployments folder go.")] = Path(".prefect-dev"),
+    workdir: Annotated[
+        Path, typer.Option(help="Where the server's database, logs and the deployments folder go.")
+    ] = Path(".prefect-dev"),
     port: Annotated[int, typer.Option(help="Prefect server port (the next free one if taken).")] = 4200,
 ) -> None:
     """Start Prefect server, stand-in, receiver and a worker; set up and deploy; Ctrl-C stops all."""
@@ -77,8 +79,12 @@ def dev(
             _step("daily-sip init", [_bin("daily-sip"), "init", str(project)], env)
             _step("prefect deploy", [_bin("prefect"), "--no-prompt", "deploy", "--all"], env, cwd=project)
             # The room the standup-meeting deployment borrows, so its trigger can be tried offline.
-            httpx.post(f"{daily_url}/rooms", json={"name": "standup"}, timeout=10,
-                       headers={"Authorization": f"Bearer {STANDIN_DEV_KEY}"})
+            httpx.post(
+                f"{daily_url}/rooms",
+                json={"name": "standup"},
+                timeout=10,
+                headers={"Authorization": f"Bearer {STANDIN_DEV_KEY}"},
+            )
             worker_env = {k: v for k, v in env.items() if k not in ("DAILY_API_KEY", "DAILY_API_URL")}
             stack.worker("daily-sip", worker_env)
             typer.echo(f"""

@@ -64,8 +64,12 @@ class LocalStack:
         log = self.workdir / f"{name}.log"
         self.logs.append(log)
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, start_new_session=True,
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=log.open("w"),
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            start_new_session=True,
         )
         self.procs.append(proc)
         return proc
@@ -84,11 +88,13 @@ class LocalStack:
         port = free_port(port or 4200)
         home = (self.workdir / "prefect-home").resolve()
         home.mkdir(parents=True, exist_ok=True)
-        env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-               "PREFECT_API_URL": ""}
+        env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": ""}
         started = time.monotonic()
-        proc = self._spawn("prefect-server", [_bin("prefect"), "server", "start", "--host", "127.0.0.1",
-                                              "--port", str(port)], env)
+        proc = self._spawn(
+            "prefect-server",
+            [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env,
+        )
         api_url, ui_url = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
         while time.monotonic() - started < timeout:
             if proc.poll() is not None:
@@ -101,8 +107,17 @@ class LocalStack:
 
     def standin(self, api_key: str = STANDIN_DEV_KEY, **flags: object) -> str:
         """Start the offline Daily stand-in; returns its base URL (``http://127.0.0.1:PORT/v1``)."""
-        args = [sys.executable, "-m", "daily_sip.standin", "--host", "127.0.0.1", "--port", "0",
-                "--api-key", api_key]
+        args = [
+            sys.executable,
+            "-m",
+            "daily_sip.standin",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--api-key",
+            api_key,
+        ]
         for key, value in flags.items():
             args += [f"--{key.replace('_', '-')}", str(value)]
         return self._first_line_url("standin", self._spawn("standin", args))
@@ -116,8 +131,9 @@ class LocalStack:
         args = [sys.executable, "-m", "daily_sip.receiver", "--port", "0"]
         if spool:
             args += ["--spool-dir", str((self.workdir / "receiver-spool").resolve())]
-        proc = self._spawn("receiver", args,
-                           {"DAILY_WEBHOOK_SECRET": secret, "PREFECT_API_URL": prefect_api_url})
+        proc = self._spawn(
+            "receiver", args, {"DAILY_WEBHOOK_SECRET": secret, "PREFECT_API_URL": prefect_api_url}
+        )
         return self._first_line_url("receiver", proc)
 
     def worker(self, pool: str, env: dict[str, str]) -> subprocess.Popen:

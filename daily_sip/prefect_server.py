@@ -21,8 +21,11 @@ def require_prefect_server(why: str, alternative: str = "") -> None:
         raise typer.Exit(2)
     problem = _unreachable(url)
     if problem:
-        typer.echo(f"no Prefect server answers at PREFECT_API_URL={url} ({problem}): {why}. "
-                   f"Start it (`prefect server start`) or fix PREFECT_API_URL{alternative}.", err=True)
+        typer.echo(
+            f"no Prefect server answers at PREFECT_API_URL={url} ({problem}): {why}. "
+            f"Start it (`prefect server start`) or fix PREFECT_API_URL{alternative}.",
+            err=True,
+        )
         raise typer.Exit(2)
 
 

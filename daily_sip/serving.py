@@ -69,16 +69,30 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
-def serve_app(app: Any, sock: socket.socket, *, log_level: str = "info", access_log: bool = False,
-              lifespan: str = "on", graceful_seconds: float = 2,
-              log_config: dict[str, Any] | None = None) -> None:
+def serve_app(
+    app: Any,
+    sock: socket.socket,
+    *,
+    log_level: str = "info",
+    access_log: bool = False,
+    lifespan: str = "on",
+    graceful_seconds: float = 2,
+    log_config: dict[str, Any] | None = None,
+) -> None:
     """Run ``app`` with uvicorn on ``sock`` until SIGTERM / Ctrl-C, then return normally."""
     import uvicorn
 
     options: dict[str, Any] = {"log_config": log_config} if log_config is not None else {}
-    server = uvicorn.Server(uvicorn.Config(
-        app, log_level=log_level, access_log=access_log, lifespan=lifespan,
-        timeout_graceful_shutdown=graceful_seconds, **options))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=log_level,
+            access_log=access_log,
+            lifespan=lifespan,
+            timeout_graceful_shutdown=graceful_seconds,
+            **options,
+        )
+    )
 
     def _stop(signum: int, frame: Any) -> None:
         server.should_exit = True

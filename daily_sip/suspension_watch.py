@@ -58,8 +58,7 @@ async def shared_suspension_watch() -> AsyncIterator[bool]:
     try:
         observer = await FlowRunSuspendingObserver(on_suspended=on_suspended).__aenter__()
     except Exception as exc:
-        logger.warning("one suspension watch for all runs could not start (%s); each run keeps "
-                       "its own", exc)
+        logger.warning("one suspension watch for all runs could not start (%s); each run keeps its own", exc)
         yield False
         return
 

@@ -17,10 +17,21 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-STYLE = {"joined": "green", "answered": "green", "busy": "yellow", "no_answer": "yellow",
-         "dropped_after_dtmf": "red", "dtmf_failed": "red", "rejected": "red", "failed": "red",
-         "unreachable": "red", "ended_before_answer": "yellow", "no_events": "dim", "canceled": "dim",
-         "unknown": "dim"}
+STYLE = {
+    "joined": "green",
+    "answered": "green",
+    "busy": "yellow",
+    "no_answer": "yellow",
+    "dropped_after_dtmf": "red",
+    "dtmf_failed": "red",
+    "rejected": "red",
+    "failed": "red",
+    "unreachable": "red",
+    "ended_before_answer": "yellow",
+    "no_events": "dim",
+    "canceled": "dim",
+    "unknown": "dim",
+}
 
 
 def _cell(value: object, style: str | None = None) -> Text:
@@ -47,10 +58,13 @@ def results_table(report) -> Table:
         table.add_column(col, overflow="fold")
     for t in report.targets:
         table.add_row(
-            _cell(t.index + 1), _cell(t.display_name or t.sip_uri),
+            _cell(t.index + 1),
+            _cell(t.display_name or t.sip_uri),
             _cell(f"{ICONS.get(t.status, '')} {t.status.replace('_', ' ')}", STYLE.get(t.status)),
-            _cell(t.sip_code), _cell(t.attempts),
-            _cell(None if t.seconds_on_call is None else f"{t.seconds_on_call:.1f}"), _cell(t.dtmf_sent),
+            _cell(t.sip_code),
+            _cell(t.attempts),
+            _cell(None if t.seconds_on_call is None else f"{t.seconds_on_call:.1f}"),
+            _cell(t.dtmf_sent),
             _cell(t.error or t.detail),
         )
     return table
@@ -66,11 +80,16 @@ def live_board(console: Console) -> Iterator[None]:
         return
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    quieted = [(h, h.level) for lg in [logging.getLogger(), *logging.root.manager.loggerDict.values()]
-               for h in getattr(lg, "handlers", []) if isinstance(h, PrefectConsoleHandler)]
+    quieted = [
+        (h, h.level)
+        for lg in [logging.getLogger(), *logging.root.manager.loggerDict.values()]
+        for h in getattr(lg, "handlers", [])
+        if isinstance(h, PrefectConsoleHandler)
+    ]
     for handler, _ in quieted:
         handler.setLevel(logging.WARNING)
     with Live(board_table([]), console=console, refresh_per_second=4, transient=True) as live:
+
         def watch(rows: list[dict[str, str]]) -> None:
             live.update(board_table(rows))
 
@@ -100,12 +119,14 @@ async def past_run(run: str) -> tuple[object, list[object]]:
             flow_run = await client.read_flow_run(UUID(run))
         except (ValueError, ObjectNotFound):
             found = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run])), limit=1)
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run])), limit=1
+            )
             if not found:
                 raise RunNotFound(run) from None
             flow_run = found[0]
         artifacts = await client.read_artifacts(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
+        )
     return flow_run, artifacts
 
 
@@ -132,8 +153,10 @@ def print_past_run(console: Console, flow_run, artifacts) -> None:
                 table.add_column(c, overflow="fold")
             for row in data:
                 status = f"{row.get('icon', '')} {row['status']}" if "status" in row else ""
-                table.add_row(*[_cell(status if c == "status" else row[c]) for c in cols],
-                              style=STYLE.get(row.get("status", ""), None))
+                table.add_row(
+                    *[_cell(status if c == "status" else row[c]) for c in cols],
+                    style=STYLE.get(row.get("status", ""), None),
+                )
             console.print(table)
         elif a.type == "table" and key.endswith("-board") and not any(k.endswith("-results") for k in newest):
             console.print(board_table(data, title=f"Live board: {a.description or ''}"))

@@ -66,8 +66,10 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
     type = WORKER_TYPE
     job_configuration = BaseJobConfiguration
     job_configuration_variables = BaseVariables
-    _description = ("Runs daily-sip campaigns as tasks inside the worker process: many campaigns "
-                    "share one process, one event subscription and one cancel poll.")
+    _description = (
+        "Runs daily-sip campaigns as tasks inside the worker process: many campaigns "
+        "share one process, one event subscription and one cancel poll."
+    )
     _display_name = "daily-sip (in-process)"
 
     def __init__(self, *args: Any, starts_per_second: float = STARTS_PER_SECOND, **kwargs: Any) -> None:
@@ -99,35 +101,45 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
                 f"deployment {deployment.name!r} loads its flow from a file ({entrypoint!r}); this "
                 "worker runs only flows installed in its environment, by module path (e.g. "
                 "daily_sip.flows.dial_campaign:dial_campaign), and runs no pull steps, so deploy it "
-                "that way or to a `process` work pool")
+                "that way or to a `process` work pool"
+            )
         if entrypoint not in self._flows:
             flow = await asyncio.to_thread(load_flow_from_entrypoint, entrypoint)
             if not flow.isasync or flow.isgenerator:
-                raise RunRefused(f"flow {flow.name!r} is not a plain async flow; in a shared event loop "
-                                 "it would hold up every other run, so deploy it to a `process` pool")
+                raise RunRefused(
+                    f"flow {flow.name!r} is not a plain async flow; in a shared event loop "
+                    "it would hold up every other run, so deploy it to a `process` pool"
+                )
             self._flows[entrypoint] = flow
         return self._flows[entrypoint]
 
-    async def run(self, flow_run: Any, configuration: BaseJobConfiguration,
-                  task_status: anyio.abc.TaskStatus[str] | None = None) -> CampaignWorkerResult:
+    async def run(
+        self,
+        flow_run: Any,
+        configuration: BaseJobConfiguration,
+        task_status: anyio.abc.TaskStatus[str] | None = None,
+    ) -> CampaignWorkerResult:
         from prefect.flow_engine import run_flow
 
         # Prefect adds its own settings (this worker's, so already in effect here); anything else
         # the deployment sets cannot apply to one run of a shared process.
-        own = sorted(k for k, v in configuration.env.items()
-                     if not k.startswith("PREFECT_") and os.environ.get(k) != v)
+        own = sorted(
+            k for k, v in configuration.env.items() if not k.startswith("PREFECT_") and os.environ.get(k) != v
+        )
         if own:
             raise RunRefused(
                 f"the deployment sets environment variables ({', '.join(own)}), which cannot apply to "
                 "one run of a shared process; set them in the worker's environment, or use a "
-                "`process` work pool")
+                "`process` work pool"
+            )
         flow = await self._flow_for(flow_run)
         await self._wait_for_start_slot()
         flow_run = await self.client.read_flow_run(flow_run.id)  # its state is Submitting by now
         identifier = f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}"
         # run_flow resolves the run's parameters (and defaults) as `prefect flow-run execute` does.
-        run = asyncio.create_task(run_flow(flow, flow_run=flow_run, return_type="state"),
-                                  name=f"flow-run-{flow_run.id}")
+        run = asyncio.create_task(
+            run_flow(flow, flow_run=flow_run, return_type="state"), name=f"flow-run-{flow_run.id}"
+        )
         self._running[str(flow_run.id)] = run
         if task_status is not None:
             task_status.started(identifier)
@@ -138,11 +150,13 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
             state = None
         finally:
             self._running.pop(str(flow_run.id), None)
-        return CampaignWorkerResult(identifier=identifier,
-                                    status_code=0 if state is not None and state.is_final() else 1)
+        return CampaignWorkerResult(
+            identifier=identifier, status_code=0 if state is not None and state.is_final() else 1
+        )
 
-    async def kill_infrastructure(self, infrastructure_pid: str, configuration: BaseJobConfiguration,
-                                  grace_seconds: int = 30) -> None:
+    async def kill_infrastructure(
+        self, infrastructure_pid: str, configuration: BaseJobConfiguration, grace_seconds: int = 30
+    ) -> None:
         """A run cancelled before it started: stop its task if this worker has it."""
         from prefect.exceptions import InfrastructureNotAvailable, InfrastructureNotFound
 
@@ -159,8 +173,9 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
         return list(self._running.values())
 
 
-async def _serve(pool: str, name: str | None, limit: int | None, stop: asyncio.Event,
-                 starts_per_second: float) -> None:
+async def _serve(
+    pool: str, name: str | None, limit: int | None, stop: asyncio.Event, starts_per_second: float
+) -> None:
     from functools import partial
 
     from daily_sip.flows.cancel_watch import WORKER_STOPPING, cancel_watch
@@ -174,15 +189,19 @@ async def _serve(pool: str, name: str | None, limit: int | None, stop: asyncio.E
         await stop.wait()
         runs = worker.running()
         told = cancel_watch().stop_all(WORKER_STOPPING)
-        logger.warning("stopping: %d campaign(s) running here clean up and report (%d told)",
-                       len(runs), told)
+        logger.warning("stopping: %d campaign(s) running here clean up and report (%d told)", len(runs), told)
         if runs:
             await asyncio.wait(runs, timeout=STOP_GRACE_SECONDS)
         group.cancel_scope.cancel()
 
 
-def serve_worker(pool: str, *, name: str | None = None, limit: int | None = None,
-                 starts_per_second: float = STARTS_PER_SECOND) -> None:
+def serve_worker(
+    pool: str,
+    *,
+    name: str | None = None,
+    limit: int | None = None,
+    starts_per_second: float = STARTS_PER_SECOND,
+) -> None:
     """Run a `CampaignWorker` until SIGTERM or Ctrl-C, then stop it gracefully.
 
     The event loop runs in a thread of its own: Prefect's flow engine installs a SIGTERM handler

@@ -67,7 +67,7 @@ DEPLOYMENTS: tuple[CampaignDeployment, ...] = (
         comment="Ad hoc: the UI's custom-run form, or prefect deployment run 'dial-campaign/adhoc' "
         "--param campaign='{...}'.",
         description="Ad hoc campaign: fill in the campaign form (Run > Custom run) or pass "
-        "--param campaign='{\"targets\": [{\"sip_uri\": \"sip:123@bridge.example.com\"}]}'. "
+        '--param campaign=\'{"targets": [{"sip_uri": "sip:123@bridge.example.com"}]}\'. '
         "A fresh room per run unless the campaign names one.",
         tags=("daily", "sip", "adhoc"),
     ),
@@ -75,22 +75,24 @@ DEPLOYMENTS: tuple[CampaignDeployment, ...] = (
         name="on-request",
         comment="Event-triggered: any `daily.campaign.requested` event runs the campaign in its payload:\n"
         "prefect event emit daily.campaign.requested --resource-id daily.campaign.weekly-sync \\\n"
-        "  --payload '{\"campaign\": {\"name\": \"weekly-sync\",\n"
-        "             \"targets\": [{\"sip_uri\": \"sip:...\"}]}}'",
+        '  --payload \'{"campaign": {"name": "weekly-sync",\n'
+        '             "targets": [{"sip_uri": "sip:..."}]}}\'',
         description="Runs the campaign carried by each `daily.campaign.requested` event (payload key "
         "`campaign`, same schema as the form; resource `daily.campaign.<name>`).",
         tags=("daily", "sip", "event"),
-        triggers=({
-            "type": "event",
-            "name": "daily.campaign.requested -> dial-campaign/on-request",
-            "enabled": True,
-            "match": {"prefect.resource.id": "daily.campaign.*"},
-            "expect": ["daily.campaign.requested"],
-            "posture": "Reactive",
-            "threshold": 1,
-            # Rendered by Prefect when the event arrives; a lone `{{ ... }}` keeps its JSON type.
-            "parameters": {"campaign": "{{ event.payload.campaign }}"},
-        },),
+        triggers=(
+            {
+                "type": "event",
+                "name": "daily.campaign.requested -> dial-campaign/on-request",
+                "enabled": True,
+                "match": {"prefect.resource.id": "daily.campaign.*"},
+                "expect": ["daily.campaign.requested"],
+                "posture": "Reactive",
+                "threshold": 1,
+                # Rendered by Prefect when the event arrives; a lone `{{ ... }}` keeps its JSON type.
+                "parameters": {"campaign": "{{ event.payload.campaign }}"},
+            },
+        ),
     ),
     CampaignDeployment(
         name="standup-meeting",
@@ -102,15 +104,17 @@ DEPLOYMENTS: tuple[CampaignDeployment, ...] = (
         tags=("daily", "sip", "event"),
         campaign_file="campaigns/standup-meeting.yaml",
         require_room=True,
-        triggers=({
-            "type": "event",
-            "name": "daily.meeting.started -> dial-campaign/standup-meeting",
-            "enabled": True,
-            "match": {"prefect.resource.id": "daily.room.{{ campaign_file.room }}"},
-            "expect": ["daily.meeting.started"],
-            "posture": "Reactive",
-            "threshold": 1,
-        },),
+        triggers=(
+            {
+                "type": "event",
+                "name": "daily.meeting.started -> dial-campaign/standup-meeting",
+                "enabled": True,
+                "match": {"prefect.resource.id": "daily.room.{{ campaign_file.room }}"},
+                "expect": ["daily.meeting.started"],
+                "posture": "Reactive",
+                "threshold": 1,
+            },
+        ),
         # CANCEL_NEW, not ENQUEUE: a second `meeting.started` while the bridges are in (e.g. the
         # one our own dial-out causes when the meeting had just ended) is dropped instead of
         # dialling everyone again afterwards.
@@ -145,12 +149,16 @@ def by_name(names: list[str] | None = None) -> list[CampaignDeployment]:
 
 def yaml_entry(d: CampaignDeployment, *, block: str = DEFAULT_BLOCK, pool: str = DEFAULT_POOL) -> dict:
     """The deployment as a ``prefect.yaml`` entry (what ``prefect deploy`` reads)."""
-    parameters: dict[str, Any] = {
-        "credentials_block": block,
-        # Empty when the variable does not exist: then runs change nothing at Daily's webhook.
-        "webhook_url": "{{ prefect.variables." + WEBHOOK_URL_VARIABLE + " }}",
-        **d.extra_parameters,
-    } if d.campaign_parameters else dict(d.extra_parameters)
+    parameters: dict[str, Any] = (
+        {
+            "credentials_block": block,
+            # Empty when the variable does not exist: then runs change nothing at Daily's webhook.
+            "webhook_url": "{{ prefect.variables." + WEBHOOK_URL_VARIABLE + " }}",
+            **d.extra_parameters,
+        }
+        if d.campaign_parameters
+        else dict(d.extra_parameters)
+    )
     entry: dict[str, Any] = {
         "name": d.name,
         "entrypoint": d.entrypoint,
@@ -199,8 +207,13 @@ def render_prefect_yaml(*, block: str = DEFAULT_BLOCK, pool: str = DEFAULT_POOL)
     def dump(value: Any) -> str:
         return yaml.safe_dump(value, sort_keys=False, width=100, allow_unicode=True)
 
-    top = {"name": "daily-sip-flows", "prefect-version": prefect.__version__.split("+")[0],
-           "build": None, "push": None, "pull": []}
+    top = {
+        "name": "daily-sip-flows",
+        "prefect-version": prefect.__version__.split("+")[0],
+        "build": None,
+        "push": None,
+        "pull": [],
+    }
     parts = [HEADER.format(block=block, pool=pool), dump(top), "deployments:\n"]
     for d in DEPLOYMENTS:
         comment = "".join(f"  # {line}\n" for line in d.comment.splitlines())

@@ -43,7 +43,10 @@ def _fill(value: Any, values: dict[str, str]) -> Any:
 
 
 async def build_deployment(
-    d: CampaignDeployment, *, campaigns_dir: Path | None = None, block: str = DEFAULT_BLOCK,
+    d: CampaignDeployment,
+    *,
+    campaigns_dir: Path | None = None,
+    block: str = DEFAULT_BLOCK,
     webhook_url: str = "",
 ) -> RunnerDeployment:
     """One RunnerDeployment of ``dial_campaign`` from its definition."""
@@ -60,7 +63,9 @@ async def build_deployment(
     flow = dial_campaign if d.campaign_parameters else sweep_ledgers
     parameters: dict[str, Any] = (
         {"credentials_block": block, "webhook_url": webhook_url, **d.extra_parameters}
-        if d.campaign_parameters else dict(d.extra_parameters))
+        if d.campaign_parameters
+        else dict(d.extra_parameters)
+    )
     placeholders: dict[str, str] = {}
     if d.campaign_file:
         path = Path(campaigns_dir, Path(d.campaign_file).name) if campaigns_dir else d.campaign_file
@@ -85,7 +90,10 @@ async def build_deployment(
 
 
 async def build_deployments(
-    names: list[str] | None = None, *, campaigns_dir: Path | None = None, block: str = DEFAULT_BLOCK,
+    names: list[str] | None = None,
+    *,
+    campaigns_dir: Path | None = None,
+    block: str = DEFAULT_BLOCK,
 ) -> list[RunnerDeployment]:
     """The shipped deployments (all, or the named ones), ready for ``serve``."""
     from prefect.variables import Variable
@@ -108,23 +116,34 @@ def _describe(deployment: RunnerDeployment) -> str:
         parts.append(f"on {', '.join(sorted(getattr(t, 'expect', None) or ['event']))}")
     if deployment.concurrency_limit:
         strategy = getattr(deployment.concurrency_options, "collision_strategy", None)
-        parts.append(f"at most {deployment.concurrency_limit} at once"
-                     + (f" ({getattr(strategy, 'value', strategy)})" if strategy else ""))
+        parts.append(
+            f"at most {deployment.concurrency_limit} at once"
+            + (f" ({getattr(strategy, 'value', strategy)})" if strategy else "")
+        )
     return f"{deployment.flow_name}/{deployment.name}: " + ("; ".join(parts) or "ad hoc runs only")
 
 
 def serve(
-    name: Annotated[list[str] | None, typer.Option(
-        "--name", "-n", help="Serve only this deployment (repeat for several); default: all.")] = None,
-    campaigns_dir: Annotated[Path | None, typer.Option(
-        help="Read the deployments' campaign files from this folder; default: ./campaigns if "
-        "present, else the examples shipped with the package.")] = None,
-    credentials_block: Annotated[str, typer.Option(
-        help="The DailyCredentials block the runs use.")] = DEFAULT_BLOCK,
-    limit: Annotated[int | None, typer.Option(
-        help="Most flow runs this process runs at once; default: no limit.")] = None,
-    list_only: Annotated[bool, typer.Option(
-        "--list", help="Print the deployments that would be served, then exit.")] = False,
+    name: Annotated[
+        list[str] | None,
+        typer.Option("--name", "-n", help="Serve only this deployment (repeat for several); default: all."),
+    ] = None,
+    campaigns_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the deployments' campaign files from this folder; default: ./campaigns if "
+            "present, else the examples shipped with the package."
+        ),
+    ] = None,
+    credentials_block: Annotated[
+        str, typer.Option(help="The DailyCredentials block the runs use.")
+    ] = DEFAULT_BLOCK,
+    limit: Annotated[
+        int | None, typer.Option(help="Most flow runs this process runs at once; default: no limit.")
+    ] = None,
+    list_only: Annotated[
+        bool, typer.Option("--list", help="Print the deployments that would be served, then exit.")
+    ] = False,
 ) -> None:
     """Serve the campaign deployments (scheduled, ad hoc, event-triggered) from this process.
 

@@ -37,12 +37,15 @@ def _check_secret(secret: str) -> None:
         key = b""
     if not key:
         # No detail from the value itself: it must not end up in a terminal or a log.
-        raise typer.BadParameter("is not a non-empty base64 string (Daily's webhook `hmac` format)",
-                                 param_hint="--webhook-secret / DAILY_WEBHOOK_SECRET")
+        raise typer.BadParameter(
+            "is not a non-empty base64 string (Daily's webhook `hmac` format)",
+            param_hint="--webhook-secret / DAILY_WEBHOOK_SECRET",
+        )
 
 
-async def _save_block(name: str, api_key: str | None, api_url: str | None,
-                      webhook_secret: str | None, verify: bool = True) -> list[str]:
+async def _save_block(
+    name: str, api_key: str | None, api_url: str | None, webhook_secret: str | None, verify: bool = True
+) -> list[str]:
     from pydantic import SecretStr
 
     from daily_sip.local_stack import new_webhook_secret
@@ -54,8 +57,10 @@ async def _save_block(name: str, api_key: str | None, api_url: str | None,
     except ValueError:
         existing = None
     if not api_key and existing is None:
-        raise typer.BadParameter("is required the first time (Daily dashboard > Developers)",
-                                 param_hint="--api-key / DAILY_API_KEY")
+        raise typer.BadParameter(
+            "is required the first time (Daily dashboard > Developers)",
+            param_hint="--api-key / DAILY_API_KEY",
+        )
     lines = []
     generated = False
     if webhook_secret:
@@ -86,8 +91,9 @@ async def _save_block(name: str, api_key: str | None, api_url: str | None,
         await block.asave(name, overwrite=True)
     verb = "created" if existing is None else ("updated" if changed else "unchanged")
     checked = "key and URL checked" if verify else "not checked (--no-verify)"
-    lines.append(f"credentials block daily-credentials/{name}: {verb} (API {block.api_url}, {checked}; "
-                 f"{secret_note})")
+    lines.append(
+        f"credentials block daily-credentials/{name}: {verb} (API {block.api_url}, {checked}; {secret_note})"
+    )
     if generated:
         lines.append(
             "  The receiver needs this secret; it is stored in the block, not shown here. Start the "
@@ -112,6 +118,7 @@ async def _ensure_work_pool(name: str, pool_type: str = "process") -> str:
 
     if pool_type == "process":
         from prefect.workers.process import ProcessWorker as worker_class
+
         start = f"prefect worker start --pool {name}"
     else:
         worker_class, start = CampaignWorker, f"daily-sip worker --pool {name}"
@@ -119,14 +126,20 @@ async def _ensure_work_pool(name: str, pool_type: str = "process") -> str:
         try:
             pool = await client.read_work_pool(name)
         except ObjectNotFound:
-            await client.create_work_pool(WorkPoolCreate(
-                name=name, type=pool_type, base_job_template=worker_class.get_default_base_job_template(),
-                description="Runs the Daily SIP campaign deployments (see `daily-sip init`).",
-            ))
+            await client.create_work_pool(
+                WorkPoolCreate(
+                    name=name,
+                    type=pool_type,
+                    base_job_template=worker_class.get_default_base_job_template(),
+                    description="Runs the Daily SIP campaign deployments (see `daily-sip init`).",
+                )
+            )
             return f"work pool {name}: created (type {pool_type}); start a worker: {start}"
     if pool.type != pool_type:
-        raise typer.BadParameter(f"work pool {name!r} exists with type {pool.type!r}, not {pool_type!r}; "
-                                 "pick another name", param_hint="--work-pool")
+        raise typer.BadParameter(
+            f"work pool {name!r} exists with type {pool.type!r}, not {pool_type!r}; pick another name",
+            param_hint="--work-pool",
+        )
     return f"work pool {name}: exists (type {pool_type})"
 
 
@@ -141,9 +154,15 @@ async def _set_webhook_url(url: str) -> str:
 
 
 async def run_setup(
-    *, api_key: str | None = None, api_url: str | None = None, webhook_secret: str | None = None,
-    webhook_url: str | None = None, block_name: str = "daily", work_pool: str = "daily-sip",
-    verify: bool = True, work_pool_type: str = "process",
+    *,
+    api_key: str | None = None,
+    api_url: str | None = None,
+    webhook_secret: str | None = None,
+    webhook_url: str | None = None,
+    block_name: str = "daily",
+    work_pool: str = "daily-sip",
+    verify: bool = True,
+    work_pool_type: str = "process",
 ) -> list[str]:
     """Do the setup; returns one line per thing done (no secret in any of them).
 
@@ -181,8 +200,10 @@ async def _check_pacer() -> str:
 
     url = pacer_url()
     if not url:
-        return (f"pacer: {PACER_URL_ENV} not set here; Daily's rate limits are kept per process "
-                "(right for one worker; several workers need `python -m daily_sip.pacer`)")
+        return (
+            f"pacer: {PACER_URL_ENV} not set here; Daily's rate limits are kept per process "
+            "(right for one worker; several workers need `python -m daily_sip.pacer`)"
+        )
     try:
         async with httpx.AsyncClient(timeout=5, trust_env=False, headers=pacer_headers()) as http:
             answer = await http.get(f"{url}/healthz")
@@ -190,46 +211,84 @@ async def _check_pacer() -> str:
     except (httpx.HTTPError, ValueError):
         ok = False
     if not ok:
-        raise PacerUnreachable(f"{PACER_URL_ENV}={url}: no pacer answers at /healthz; start "
-                               "`python -m daily_sip.pacer` there, or unset it for one worker")
+        raise PacerUnreachable(
+            f"{PACER_URL_ENV}={url}: no pacer answers at /healthz; start "
+            "`python -m daily_sip.pacer` there, or unset it for one worker"
+        )
     return f"pacer: {url} answers; every worker needs {PACER_URL_ENV}={url}"
 
 
 def setup(
-    api_key: Annotated[str | None, typer.Option(
-        envvar="DAILY_API_KEY", show_default=False,
-        help="Daily API key (the stand-in's is daily-standin-dev-key). Required the first time.")] = None,
-    api_url: Annotated[str | None, typer.Option(
-        envvar="DAILY_API_URL", show_default=False,
-        help="Daily REST API base URL; default https://api.daily.co/v1 (or what the block has).")] = None,
-    webhook_secret: Annotated[str | None, typer.Option(
-        envvar="DAILY_WEBHOOK_SECRET", show_default=False,
-        help="Base64 HMAC secret for Daily's webhooks; default: keep the block's, else generate one.")
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DAILY_API_KEY",
+            show_default=False,
+            help="Daily API key (the stand-in's is daily-standin-dev-key). Required the first time.",
+        ),
     ] = None,
-    webhook_url: Annotated[str | None, typer.Option(
-        envvar="DAILY_WEBHOOK_URL", show_default=False,
-        help="Public URL of the webhook receiver, stored as Prefect variable daily_webhook_url.")] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DAILY_API_URL",
+            show_default=False,
+            help="Daily REST API base URL; default https://api.daily.co/v1 (or what the block has).",
+        ),
+    ] = None,
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DAILY_WEBHOOK_SECRET",
+            show_default=False,
+            help="Base64 HMAC secret for Daily's webhooks; default: keep the block's, else generate one.",
+        ),
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DAILY_WEBHOOK_URL",
+            show_default=False,
+            help="Public URL of the webhook receiver, stored as Prefect variable daily_webhook_url.",
+        ),
+    ] = None,
     block_name: Annotated[str, typer.Option(help="Name of the DailyCredentials block.")] = "daily",
     work_pool: Annotated[str, typer.Option(help="Name of the work pool to create.")] = "daily-sip",
-    in_process: Annotated[bool, typer.Option(
-        "--in-process", help="Make it a pool for `daily-sip worker` (many campaigns per process) "
-        "instead of a `process` pool (a process per campaign).")] = False,
-    verify: Annotated[bool, typer.Option(
-        help="Check the key and URL with one call to the Daily API before saving; --no-verify to "
-        "prepare offline.")] = True,
+    in_process: Annotated[
+        bool,
+        typer.Option(
+            "--in-process",
+            help="Make it a pool for `daily-sip worker` (many campaigns per process) "
+            "instead of a `process` pool (a process per campaign).",
+        ),
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            help="Check the key and URL with one call to the Daily API before saving; --no-verify to "
+            "prepare offline."
+        ),
+    ] = True,
 ) -> None:
     """Store the Daily credentials block, the work pool and the webhook URL; check the pacer (idempotent)."""
     from daily_sip.flows.preflight import PreflightError
     from daily_sip.worker import WORKER_TYPE
 
-    require_prefect_server("there is no Prefect server to set up (Prefect's temporary local server "
-                           "forgets everything at exit)")
+    require_prefect_server(
+        "there is no Prefect server to set up (Prefect's temporary local server forgets everything at exit)"
+    )
     try:
-        lines = asyncio.run(run_setup(
-            api_key=api_key, api_url=api_url, webhook_secret=webhook_secret, webhook_url=webhook_url,
-            block_name=block_name, work_pool=work_pool, verify=verify,
-            work_pool_type=WORKER_TYPE if in_process else "process",
-        ))
+        lines = asyncio.run(
+            run_setup(
+                api_key=api_key,
+                api_url=api_url,
+                webhook_secret=webhook_secret,
+                webhook_url=webhook_url,
+                block_name=block_name,
+                work_pool=work_pool,
+                verify=verify,
+                work_pool_type=WORKER_TYPE if in_process else "process",
+            )
+        )
     except PreflightError as exc:
         typer.echo(f"Nothing saved: {exc} (or --no-verify to save it unchecked)", err=True)
         raise typer.Exit(2) from None
@@ -241,6 +300,11 @@ def setup(
         raise typer.Exit(2) from None
     for line in lines:
         typer.echo(line)
-    typer.echo("Next: daily-sip init deployments && cd deployments && prefect deploy --all; "
-               + (f"daily-sip worker --pool {work_pool}" if in_process
-                  else f"prefect worker start --pool {work_pool}   (or: daily-sip serve)"))
+    typer.echo(
+        "Next: daily-sip init deployments && cd deployments && prefect deploy --all; "
+        + (
+            f"daily-sip worker --pool {work_pool}"
+            if in_process
+            else f"prefect worker start --pool {work_pool}   (or: daily-sip serve)"
+        )
+    )

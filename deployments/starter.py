@@ -15,8 +15,9 @@ from . import CAMPAIGNS_DIR
 from .definitions import DEFAULT_BLOCK, DEFAULT_POOL, render_prefect_yaml
 
 
-def write_starter(directory: Path, *, block: str = DEFAULT_BLOCK, pool: str = DEFAULT_POOL,
-                  force: bool = False) -> list[tuple[Path, str]]:
+def write_starter(
+    directory: Path, *, block: str = DEFAULT_BLOCK, pool: str = DEFAULT_POOL, force: bool = False
+) -> list[tuple[Path, str]]:
     """Write the starter; returns (path, "written" | "kept") per file."""
     files: dict[Path, str] = {directory / "prefect.yaml": render_prefect_yaml(block=block, pool=pool)}
     for example in sorted(CAMPAIGNS_DIR.glob("*.yaml")):
@@ -34,14 +35,18 @@ def write_starter(directory: Path, *, block: str = DEFAULT_BLOCK, pool: str = DE
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to write into (created if missing).")] = Path(
-        "deployments"),
-    credentials_block: Annotated[str, typer.Option(
-        help="Credentials block the deployments use.")] = DEFAULT_BLOCK,
+        "deployments"
+    ),
+    credentials_block: Annotated[
+        str, typer.Option(help="Credentials block the deployments use.")
+    ] = DEFAULT_BLOCK,
     work_pool: Annotated[str, typer.Option(help="Work pool the deployments run on.")] = DEFAULT_POOL,
     force: Annotated[bool, typer.Option(help="Overwrite files that exist.")] = False,
 ) -> None:
     """Write a starter deployments folder (prefect.yaml + example campaigns) into your repository."""
     for path, what in write_starter(directory, block=credentials_block, pool=work_pool, force=force):
         typer.echo(f"{what:>7}  {path}" + ("  (exists; --force overwrites)" if what == "kept" else ""))
-    typer.echo(f"Next: daily-sip setup; cd {directory} && prefect deploy --all; "
-               f"prefect worker start --pool {work_pool}")
+    typer.echo(
+        f"Next: daily-sip setup; cd {directory} && prefect deploy --all; "
+        f"prefect worker start --pool {work_pool}"
+    )

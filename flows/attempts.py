@@ -86,8 +86,13 @@ def _requeue(queue: asyncio.Queue[DailyEvent], first: DailyEvent) -> None:
         queue.put_nowait(event)
 
 
-async def resolve_lost_start(room: str, user_id: str, queue: asyncio.Queue[DailyEvent],
-                             creds: DailyCredentials, wait: float | None = None) -> str | None:
+async def resolve_lost_start(
+    room: str,
+    user_id: str,
+    queue: asyncio.Queue[DailyEvent],
+    creds: DailyCredentials,
+    wait: float | None = None,
+) -> str | None:
     """The sessionId of the leg started with ``user_id``, from its events or presence; None if none.
 
     Example:
@@ -117,8 +122,13 @@ async def resolve_lost_start(room: str, user_id: str, queue: asyncio.Queue[Daily
             return None
 
 
-async def start_once(room: str, request: StartDialOut, queue: asyncio.Queue[DailyEvent],
-                     creds: DailyCredentials, logger: Logger | LoggerAdapter[Any]) -> tuple[str, bool]:
+async def start_once(
+    room: str,
+    request: StartDialOut,
+    queue: asyncio.Queue[DailyEvent],
+    creds: DailyCredentials,
+    logger: Logger | LoggerAdapter[Any],
+) -> tuple[str, bool]:
     """Start one leg, never twice: returns ``(session_id, recovered)``.
 
     Raises the start's error when Daily refused it (nothing was dialled), or `StartOutcomeUnknown`
@@ -139,8 +149,12 @@ async def start_once(room: str, request: StartDialOut, queue: asyncio.Queue[Dail
             if getattr(exc, "maybe_applied", False) and request.user_id:
                 session = await resolve_lost_start(room, request.user_id, queue, creds)
                 if session:
-                    logger.warning("start of %s answered %s, but its leg %s is up; following it, "
-                                   "not dialling again", request.user_id, exc, session)
+                    logger.warning(
+                        "start of %s answered %s, but its leg %s is up; following it, not dialling again",
+                        request.user_id,
+                        exc,
+                        session,
+                    )
                     return session, True
                 raise StartOutcomeUnknown(
                     f"start outcome unknown ({exc}); no leg with userId {request.user_id} found in "
@@ -164,9 +178,15 @@ async def _ended_event(queue: asyncio.Queue[DailyEvent], wait: float) -> DailyEv
     return None
 
 
-async def hang_up_until_ended(room: str, session: str, user_id: str, queue: asyncio.Queue[DailyEvent],
-                              creds: DailyCredentials, logger: Logger | LoggerAdapter[Any],
-                              budget: float | None = None) -> tuple[bool, DailyEvent | None]:
+async def hang_up_until_ended(
+    room: str,
+    session: str,
+    user_id: str,
+    queue: asyncio.Queue[DailyEvent],
+    creds: DailyCredentials,
+    logger: Logger | LoggerAdapter[Any],
+    budget: float | None = None,
+) -> tuple[bool, DailyEvent | None]:
     """Hang up a leg and wait for Daily to confirm it ended: ``(ended, end event if one came)``.
 
     ``ended`` is False only when Daily kept failing for the whole budget; the leg then stays
@@ -180,8 +200,11 @@ async def hang_up_until_ended(room: str, session: str, user_id: str, queue: asyn
     deadline = time.monotonic() + (cleanup.CLEANUP_BUDGET_SECONDS if budget is None else budget)
     while True:
         try:
-            ack = await persist(lambda: inline(astop_dial_out, room, session, credentials=creds), deadline,
-                                f"hang up {session}")
+            ack = await persist(
+                lambda: inline(astop_dial_out, room, session, credentials=creds),
+                deadline,
+                f"hang up {session}",
+            )
         except DailyNotFoundError:
             # The room is gone or hosts no call: nothing is up; its end event may be in transit.
             return True, await _ended_event(queue, 2.0)

@@ -32,11 +32,27 @@ MIN_PUBLISH_INTERVAL = 5.0
 
 # Phases a bridge goes through; a phase in ON_CALL means the bridge is in the room now.
 WAITING, DIALLING, RINGING, ANSWERED, DTMF_SENT, ON_CALL, HANGING_UP, ENDED, REDIAL = (
-    "waiting", "dialling", "ringing", "answered", "DTMF sent", "on call", "hanging up", "ended",
-    "redial scheduled")
+    "waiting",
+    "dialling",
+    "ringing",
+    "answered",
+    "DTMF sent",
+    "on call",
+    "hanging up",
+    "ended",
+    "redial scheduled",
+)
 ON_CALL_PHASES = (ANSWERED, DTMF_SENT, ON_CALL, HANGING_UP)
-PHASE_ICONS = {WAITING: "⏳", DIALLING: "📞", RINGING: "🔔", ANSWERED: "✅", DTMF_SENT: "🔢",
-               ON_CALL: "🟢", HANGING_UP: "👋", REDIAL: "🔁"}
+PHASE_ICONS = {
+    WAITING: "⏳",
+    DIALLING: "📞",
+    RINGING: "🔔",
+    ANSWERED: "✅",
+    DTMF_SENT: "🔢",
+    ON_CALL: "🟢",
+    HANGING_UP: "👋",
+    REDIAL: "🔁",
+}
 
 # In-process observers, called with the board rows after every change (e.g. the terminal view).
 watchers: list[Callable[[list[dict[str, str]]], None]] = []
@@ -84,23 +100,35 @@ class Board:
 
     @property
     def on_call(self) -> list[str]:
-        return [bridge_label(t) for t, line in zip(self.report.targets, self.lines, strict=True)
-                if line.phase in ON_CALL_PHASES]
+        return [
+            bridge_label(t)
+            for t, line in zip(self.report.targets, self.lines, strict=True)
+            if line.phase in ON_CALL_PHASES
+        ]
 
     def counts(self) -> dict[str, int]:
         on_call = sum(line.phase in ON_CALL_PHASES for line in self.lines)
         ended = sum(line.phase == ENDED for line in self.lines)
         ringing = sum(line.phase in (DIALLING, RINGING) for line in self.lines)
-        return {"on the call": on_call, "ringing": ringing,
-                "waiting": sum(line.phase in (WAITING, REDIAL) for line in self.lines), "done": ended,
-                "settled": ended + sum(t.answered_at is not None and line.phase != ENDED
-                                       for t, line in zip(self.report.targets, self.lines, strict=True))}
+        return {
+            "on the call": on_call,
+            "ringing": ringing,
+            "waiting": sum(line.phase in (WAITING, REDIAL) for line in self.lines),
+            "done": ended,
+            "settled": ended
+            + sum(
+                t.answered_at is not None and line.phase != ENDED
+                for t, line in zip(self.report.targets, self.lines, strict=True)
+            ),
+        }
 
     def headline(self) -> str:
         c = self.counts()
         who = ", ".join(self.on_call) or "nobody"
-        return (f"{c['on the call']} on the call ({who}); {c['ringing']} dialling/ringing, "
-                f"{c['waiting']} waiting, {c['done']} done of {len(self.lines)}")
+        return (
+            f"{c['on the call']} on the call ({who}); {c['ringing']} dialling/ringing, "
+            f"{c['waiting']} waiting, {c['done']} done of {len(self.lines)}"
+        )
 
     def rows(self) -> list[dict[str, str]]:
         rows = []
@@ -109,12 +137,17 @@ class Board:
                 state = f"{ICONS.get(t.status, '')} {t.status}"
             else:
                 state = f"{PHASE_ICONS.get(line.phase, '')} {line.phase}"
-            rows.append({
-                "#": str(t.index + 1), "bridge": bridge_label(t), "now": state,
-                "since": f"{line.since:%H:%M:%S}", "attempt": str(t.attempts or ""),
-                "on call": "yes" if line.phase in ON_CALL_PHASES else "",
-                "note": line.note or (t.error or t.detail or "" if line.phase == ENDED else ""),
-            })
+            rows.append(
+                {
+                    "#": str(t.index + 1),
+                    "bridge": bridge_label(t),
+                    "now": state,
+                    "since": f"{line.since:%H:%M:%S}",
+                    "attempt": str(t.attempts or ""),
+                    "on call": "yes" if line.phase in ON_CALL_PHASES else "",
+                    "note": line.note or (t.error or t.detail or "" if line.phase == ENDED else ""),
+                }
+            )
         return rows
 
     # -- publishing --------------------------------------------------------------------------
@@ -146,9 +179,11 @@ class Board:
             c = self.counts()
             with contextlib.suppress(Exception):
                 await aupdate_progress_artifact(
-                    self.progress_id, 100.0 * c["settled"] / max(1, len(self.lines)),
+                    self.progress_id,
+                    100.0 * c["settled"] / max(1, len(self.lines)),
                     description=f"{self.report.campaign}: {c['settled']}/{len(self.lines)} bridges "
-                    f"answered or finished; {self.headline()}")
+                    f"answered or finished; {self.headline()}",
+                )
 
     async def close(self) -> None:
         """Stop the coalescing writer and write the final state once."""

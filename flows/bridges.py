@@ -53,8 +53,9 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "generic": Profile("generic", first_prompt_seconds=2.0, join_confirm_seconds=10.0, join_via="dtmf"),
-    "zoom": Profile("zoom", first_prompt_seconds=6.0, join_confirm_seconds=20.0, join_via="uri",
-                    host="zoomcrc.com"),
+    "zoom": Profile(
+        "zoom", first_prompt_seconds=6.0, join_confirm_seconds=20.0, join_via="uri", host="zoomcrc.com"
+    ),
     "webex": Profile("webex", first_prompt_seconds=5.0, join_confirm_seconds=20.0, join_via="dtmf"),
     "teams": Profile("teams", first_prompt_seconds=7.0, join_confirm_seconds=20.0, join_via="uri"),
     "pbx": Profile("pbx", first_prompt_seconds=3.0, join_confirm_seconds=15.0, join_via="dtmf"),
@@ -130,21 +131,32 @@ def plan(
     """
     profile = PROFILES[bridge]
     via = join_via or profile.join_via
-    built_uri, built_dtmf = _build(profile, via, meeting_id, passcode, sip_uri, sip_host,
-                                   webex_site, teams_provider, tenant_key)
+    built_uri, built_dtmf = _build(
+        profile, via, meeting_id, passcode, sip_uri, sip_host, webex_site, teams_provider, tenant_key
+    )
     return BridgePlan(
         sip_uri=sip_uri or built_uri,
         dtmf=dtmf if dtmf is not None else built_dtmf,
-        first_prompt_seconds=profile.first_prompt_seconds if first_prompt_seconds is None
+        first_prompt_seconds=profile.first_prompt_seconds
+        if first_prompt_seconds is None
         else first_prompt_seconds,
-        join_confirm_seconds=profile.join_confirm_seconds if join_confirm_seconds is None
+        join_confirm_seconds=profile.join_confirm_seconds
+        if join_confirm_seconds is None
         else join_confirm_seconds,
     )
 
 
-def _build(profile: Profile, via: JoinVia, meeting_id: str | None, passcode: str | None,
-           sip_uri: str | None, sip_host: str | None, webex_site: str | None,
-           teams_provider: TeamsProvider, tenant_key: str | None) -> tuple[str, str | None]:
+def _build(
+    profile: Profile,
+    via: JoinVia,
+    meeting_id: str | None,
+    passcode: str | None,
+    sip_uri: str | None,
+    sip_host: str | None,
+    webex_site: str | None,
+    teams_provider: TeamsProvider,
+    tenant_key: str | None,
+) -> tuple[str, str | None]:
     name = profile.name
     if name in ("generic", "pbx"):
         uri = _need(sip_uri, "sip_uri", f"the {name} profile dials the SIP URI you give, so add sip_uri")
@@ -165,21 +177,33 @@ def _build(profile: Profile, via: JoinVia, meeting_id: str | None, passcode: str
         mid = _need(meeting_id, "meeting_id", "the webex profile needs the meeting number (or give sip_uri)")
         if via == "uri" and passcode:
             raise BridgeError(
-                "join_via", "Webex documents no way to put the password into the video address, "
-                "so use join_via: dtmf (the default)"
+                "join_via",
+                "Webex documents no way to put the password into the video address, "
+                "so use join_via: dtmf (the default)",
             )
         host = sip_host or _webex_host(webex_site)
         return f"sip:{mid}@{host}", _entries(passcode, pause=profile.stage_pause)
     # teams
     if passcode:
-        raise BridgeError("passcode", "Teams video interop joins with the VTC conference ID alone "
-                          "(meeting_id), so leave passcode empty")
+        raise BridgeError(
+            "passcode",
+            "Teams video interop joins with the VTC conference ID alone "
+            "(meeting_id), so leave passcode empty",
+        )
     if sip_uri:
         return sip_uri, _entries(meeting_id, pause=profile.stage_pause) if via == "dtmf" else None
-    vtc = _need(meeting_id, "meeting_id", "the teams profile needs the VTC conference ID "
-                "('Video ID' in the invitation) as meeting_id (or give sip_uri)")
-    tenant = _need(tenant_key, "tenant_key", f"the teams profile with teams_provider {teams_provider} "
-                   "needs tenant_key (from the invitation's video-conferencing section)")
+    vtc = _need(
+        meeting_id,
+        "meeting_id",
+        "the teams profile needs the VTC conference ID "
+        "('Video ID' in the invitation) as meeting_id (or give sip_uri)",
+    )
+    tenant = _need(
+        tenant_key,
+        "tenant_key",
+        f"the teams profile with teams_provider {teams_provider} "
+        "needs tenant_key (from the invitation's video-conferencing section)",
+    )
     gw_host, direct, ivr = TEAMS_GATEWAYS[teams_provider]
     host = sip_host or gw_host or tenant
     if via == "uri":
@@ -188,6 +212,10 @@ def _build(profile: Profile, via: JoinVia, meeting_id: str | None, passcode: str
 
 
 def _webex_host(site: str | None) -> str:
-    site = _need(site, "webex_site", "the webex profile needs your Webex site, e.g. 'acme' for "
-                 "acme.webex.com (or give sip_host or sip_uri)")
+    site = _need(
+        site,
+        "webex_site",
+        "the webex profile needs your Webex site, e.g. 'acme' for "
+        "acme.webex.com (or give sip_host or sip_uri)",
+    )
     return site if "." in site else f"{site}.webex.com"

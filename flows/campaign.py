@@ -44,11 +44,15 @@ class DialIn(_Form):
         default=True, title="Enabled", description="Turn SIP dial-in on while the campaign runs."
     )
     display_name: DisplayName = Field(
-        default="SIP caller", title="Dial-in display name",
+        default="SIP caller",
+        title="Dial-in display name",
         description="Name shown in the room for people who dial in.",
     )
     num_endpoints: int = Field(
-        default=1, ge=1, le=20, title="Dial-in endpoints",
+        default=1,
+        ge=1,
+        le=20,
+        title="Dial-in endpoints",
         description="How many SIP addresses callers can dial. Each counts against the session limit.",
     )
 
@@ -57,17 +61,24 @@ class AfterAnswer(_Form):
     """What to do with a leg once the bridge answers."""
 
     mode: Literal["hang_up_after", "stay"] = Field(
-        default="hang_up_after", title="Mode",
+        default="hang_up_after",
+        title="Mode",
         description="hang_up_after: hang up once the hold time has passed. "
         "stay: stay on until the far end leaves, at most the maximum call length.",
     )
     hold_seconds: float = Field(
-        default=30.0, gt=0, le=86400, title="Hold time (s)",
+        default=30.0,
+        gt=0,
+        le=86400,
+        title="Hold time (s)",
         description="hang_up_after: seconds to stay on the call after it is answered (a bridge with "
         "a DTMF script stays at least until its join is confirmed).",
     )
     max_seconds: float = Field(
-        default=3600.0, gt=0, le=86400, title="Maximum call length (s)",
+        default=3600.0,
+        gt=0,
+        le=86400,
+        title="Maximum call length (s)",
         description="stay: hang up after this many seconds at the latest.",
     )
 
@@ -76,20 +87,31 @@ class Redial(_Form):
     """When and how to try a target again."""
 
     attempts: int = Field(
-        default=1, ge=1, le=10, title="Attempts",
+        default=1,
+        ge=1,
+        le=10,
+        title="Attempts",
         description="Total attempts per target, the first included (1 = no redial).",
     )
     backoff_seconds: float = Field(
-        default=10.0, ge=0, le=3600, title="First backoff (s)",
+        default=10.0,
+        ge=0,
+        le=3600,
+        title="First backoff (s)",
         description="Seconds to wait before the second attempt.",
     )
     backoff_multiplier: float = Field(
-        default=2.0, ge=1, le=10, title="Backoff multiplier",
+        default=2.0,
+        ge=1,
+        le=10,
+        title="Backoff multiplier",
         description="Each further wait is the previous one times this.",
     )
-    outcomes: list[Literal["busy", "no_answer", "rejected", "unreachable", "ended_before_answer",
-                           "failed"]] = Field(
-        default_factory=lambda: ["busy", "no_answer", "failed"], title="Redial on",
+    outcomes: list[
+        Literal["busy", "no_answer", "rejected", "unreachable", "ended_before_answer", "failed"]
+    ] = Field(
+        default_factory=lambda: ["busy", "no_answer", "failed"],
+        title="Redial on",
         description="Outcomes that earn another attempt.",
         json_schema_extra={"default": ["busy", "no_answer", "failed"]},  # the form shows it preselected
     )
@@ -99,17 +121,23 @@ class Success(_Form):
     """What counts as a successful campaign."""
 
     counts: Literal["joined", "answered"] = Field(
-        default="joined", title="A bridge counts when",
+        default="joined",
+        title="A bridge counts when",
         description="joined: a bridge with a DTMF script counts once it joined (still connected "
         "join_confirm_seconds after the last tone), one without a script once it answered. "
         "answered: every bridge counts once it answered.",
     )
     min_answered_fraction: float = Field(
-        default=1.0, ge=0, le=1, title="Answered fraction",
+        default=1.0,
+        ge=0,
+        le=1,
+        title="Answered fraction",
         description="Share of targets that must count (1.0 = all; see 'A bridge counts when').",
     )
     min_answered: int = Field(
-        default=0, ge=0, title="Minimum answered",
+        default=0,
+        ge=0,
+        title="Minimum answered",
         description="And at least this many targets must count (0 = no minimum).",
     )
 
@@ -123,58 +151,91 @@ class Campaign(_Form):
     model_config = ConfigDict(extra="forbid", title="Campaign")
 
     name: str = Field(
-        default="campaign", min_length=1, max_length=80, title="Campaign name",
+        default="campaign",
+        min_length=1,
+        max_length=80,
+        title="Campaign name",
         description="Shown in the run's report and in the names of rooms it creates.",
     )
     targets: list[Target] = Field(
-        min_length=1, max_length=500, title="Targets",
+        min_length=1,
+        max_length=500,
+        title="Targets",
         description="The bridges to dial, in order: add one item per bridge with its SIP URI, or "
         "its bridge profile and meeting ID / passcode.",
-        examples=[[{"bridge": "zoom", "meeting_id": "84512345678", "passcode": "123456",
-                    "display_name": "Zoom bridge"}]],
+        examples=[
+            [
+                {
+                    "bridge": "zoom",
+                    "meeting_id": "84512345678",
+                    "passcode": "123456",
+                    "display_name": "Zoom bridge",
+                }
+            ]
+        ],
     )
     room: RoomName | None = Field(
-        default=None, title="Room", json_schema_extra=empty_means_none,
+        default=None,
+        title="Room",
+        json_schema_extra=empty_means_none,
         description="Name of an existing Daily room to put on the bridges; "
         "empty (the default) creates a fresh room for the run.",
     )
     delete_created_room: bool = Field(
-        default=True, title="Delete created room",
+        default=True,
+        title="Delete created room",
         description="Delete the room afterwards if this campaign created it.",
     )
     dial_in: DialIn = Field(default_factory=DialIn, title="SIP dial-in")
     video: bool = Field(default=False, title="Video", description="Send and receive video on the SIP legs.")
     audio_codecs: AudioCodecList = Field(
-        default_factory=lambda: ["OPUS", "G722", "PCMU", "PCMA"], title="Audio codecs",
+        default_factory=lambda: ["OPUS", "G722", "PCMU", "PCMA"],
+        title="Audio codecs",
         description="Audio codecs, preferred first (Daily transcodes from the first one if needed).",
         json_schema_extra={"default": ["OPUS", "G722", "PCMU", "PCMA"]},  # the form shows it preselected
     )
     video_codecs: VideoCodecList = Field(
-        default_factory=lambda: ["H264", "VP8"], title="Video codecs",
+        default_factory=lambda: ["H264", "VP8"],
+        title="Video codecs",
         description="Video codecs, preferred first; used when Video is on.",
         json_schema_extra={"default": ["H264", "VP8"]},  # the form shows it preselected
     )
     ring_timeout_seconds: float = Field(
-        default=45.0, gt=0, le=600, title="Ring timeout (s)",
+        default=45.0,
+        gt=0,
+        le=600,
+        title="Ring timeout (s)",
         description="Give up on a leg that has not answered after this long (outcome no_answer).",
     )
     after_answer: AfterAnswer = Field(default_factory=AfterAnswer, title="After answer")
     redial: Redial = Field(default_factory=Redial, title="Redial")
     success: Success = Field(default_factory=Success, title="Success")
     session_limit: int = Field(
-        default=5, ge=1, le=100, title="Session limit",
+        default=5,
+        ge=1,
+        le=100,
+        title="Session limit",
         description="Your account's max_sip_pstn_sessions_per_room (Daily's default is 5).",
     )
     max_concurrent_legs: int | None = Field(
-        default=None, ge=1, title="Max concurrent legs", json_schema_extra=empty_means_none,
+        default=None,
+        ge=1,
+        title="Max concurrent legs",
+        json_schema_extra=empty_means_none,
         description="Cap on simultaneous legs; empty (the default) = session limit minus dial-in endpoints.",
     )
     ready_timeout_seconds: float = Field(
-        default=60.0, gt=0, le=600, title="Ready timeout (s)",
+        default=60.0,
+        gt=0,
+        le=600,
+        title="Ready timeout (s)",
         description="How long to wait for the room's SIP dial-in endpoints before dialing anyone.",
     )
     deadline_seconds: float = Field(
-        default=3600.0, gt=0, le=86400, title="Campaign deadline (s)",
+        default=3600.0,
+        gt=0,
+        le=86400,
+        title="Campaign deadline (s)",
         description="Hard stop for the whole campaign; legs still up are hung up.",
     )
 
@@ -275,17 +336,20 @@ def read_campaign_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CampaignFileError(f"{path}: no such file; check the path "
-                                "(`daily-sip init` writes example campaigns)") from None
+        raise CampaignFileError(
+            f"{path}: no such file; check the path (`daily-sip init` writes example campaigns)"
+        ) from None
     except IsADirectoryError:
         raise CampaignFileError(f"{path}: is a directory; give the campaign file inside it") from None
     except PermissionError:
-        raise CampaignFileError(f"{path}: cannot be read (permission denied); "
-                                "fix its permissions or copy it somewhere readable") from None
+        raise CampaignFileError(
+            f"{path}: cannot be read (permission denied); fix its permissions or copy it somewhere readable"
+        ) from None
     except UnicodeDecodeError as exc:
         raise CampaignFileError(
             f"{path}: is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-            "save it as UTF-8") from None
+            "save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise CampaignFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
@@ -326,14 +390,19 @@ def _numbers_meant_as_text(exc: Exception, text: str) -> list[str]:
         written = _written(text, err["loc"]) or str(err["input"])
         field = str(next((p for p in reversed(err["loc"]) if isinstance(p, str)), "value"))
         octal = " (a leading 0 even makes it octal)" if written.lstrip("+-").startswith("0") else ""
-        lines.append(f"{loc}: YAML reads the unquoted {written} as the number {err['input']}{octal}; "
-                     f"quote it: {field}: \"{written}\"")
+        lines.append(
+            f"{loc}: YAML reads the unquoted {written} as the number {err['input']}{octal}; "
+            f'quote it: {field}: "{written}"'
+        )
     return lines
 
 
 def _is_number_for_text(err: dict) -> bool:
-    return err.get("type") == "string_type" and isinstance(err.get("input"), int | float) \
+    return (
+        err.get("type") == "string_type"
+        and isinstance(err.get("input"), int | float)
         and not isinstance(err.get("input"), bool)
+    )
 
 
 def _written(text: str, loc: tuple) -> str | None:

@@ -47,7 +47,8 @@ class CancelWatch:
         if self._task is None or self._task.done():
             # A fresh context: the poller serves every run, not the one that happened to start it.
             self._task = asyncio.get_running_loop().create_task(
-                self._poll(), name="daily-sip-cancel-watch", context=contextvars.Context())
+                self._poll(), name="daily-sip-cancel-watch", context=contextvars.Context()
+            )
         try:
             yield
         finally:
@@ -77,10 +78,15 @@ class CancelWatch:
                 if not ids:
                     break
                 try:
-                    runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                        id=FlowRunFilterId(any_=ids),
-                        state=FlowRunFilterState(type=FlowRunFilterStateType(
-                            any_=[StateType.CANCELLING, StateType.CANCELLED]))), limit=len(ids))
+                    runs = await client.read_flow_runs(
+                        flow_run_filter=FlowRunFilter(
+                            id=FlowRunFilterId(any_=ids),
+                            state=FlowRunFilterState(
+                                type=FlowRunFilterStateType(any_=[StateType.CANCELLING, StateType.CANCELLED])
+                            ),
+                        ),
+                        limit=len(ids),
+                    )
                 except Exception as exc:  # a blip in the API must not end any campaign
                     logger.debug("cancel poll failed: %s", exc)
                     continue

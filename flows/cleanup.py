@@ -55,8 +55,19 @@ LEDGER_PREFIX = "daily_campaign_"
 # a ledger over it would stop being refreshed and the sweeper would take a live run for dead.
 VARIABLE_LIMIT = 5000
 # What a crash report needs of a target, in the order they are given up when the ledger is too big.
-_TARGET_EXTRAS = ("dialed_at", "connected_at", "answered_at", "joined_at", "stopped_at",
-                  "seconds_to_answer", "seconds_to_joined", "dtmf_script", "dtmf_sent", "error", "detail")
+_TARGET_EXTRAS = (
+    "dialed_at",
+    "connected_at",
+    "answered_at",
+    "joined_at",
+    "stopped_at",
+    "seconds_to_answer",
+    "seconds_to_joined",
+    "dtmf_script",
+    "dtmf_sent",
+    "error",
+    "detail",
+)
 
 
 class Ledger(BaseModel):
@@ -70,11 +81,14 @@ class Ledger(BaseModel):
     credentials_block: str | None = None
     alive_at: float | None = Field(default=None, description="unix seconds of the last heartbeat")
     process: str | None = Field(
-        default=None, description="the running process's heartbeat Variable (`ProcessBeat`): the run "
-        "is alive while it is fresh")
+        default=None,
+        description="the running process's heartbeat Variable (`ProcessBeat`): the run "
+        "is alive while it is fresh",
+    )
     pending: list[str] = Field(default_factory=list, description="cleanup steps still undone")
     report: dict[str, Any] | None = Field(
-        default=None, description="the run's CampaignReport as of its last heartbeat, for a crash report")
+        default=None, description="the run's CampaignReport as of its last heartbeat, for a crash report"
+    )
     # Set once cleanup settled the ledger (dropped or handed to the sweeper): no more heartbeats.
     _settled: bool = PrivateAttr(default=False)
     # This process has written the Variable already (a heartbeat then updates it in place).
@@ -99,8 +113,11 @@ def ledger_variable(flow_run_id: str) -> str:
 def report_snapshot(report: Any) -> dict[str, Any]:
     """The part of a CampaignReport a crash report needs: no timeline, no DTMF steps, no defaults."""
     return report.model_dump(
-        mode="json", exclude_none=True, exclude_defaults=True,
-        exclude={"timeline": True, "notes": True, "targets": {"__all__": {"dtmf_steps", "session_ids"}}})
+        mode="json",
+        exclude_none=True,
+        exclude_defaults=True,
+        exclude={"timeline": True, "notes": True, "targets": {"__all__": {"dtmf_steps", "session_ids"}}},
+    )
 
 
 def _json_len(value: Any) -> int:
@@ -119,8 +136,9 @@ def ledger_value(ledger: Ledger) -> dict[str, Any]:
     if _json_len(value) <= VARIABLE_LIMIT or not value.get("report"):
         return value
     report = dict(value["report"])
-    report["targets"] = [{k: v for k, v in t.items() if k not in _TARGET_EXTRAS}
-                         for t in report.get("targets", [])]
+    report["targets"] = [
+        {k: v for k, v in t.items() if k not in _TARGET_EXTRAS} for t in report.get("targets", [])
+    ]
     value["report"] = report
     if _json_len(value) <= VARIABLE_LIMIT:
         return value
@@ -203,7 +221,8 @@ class ProcessBeat:
             await self._write()  # fresh before the first ledger names it
             # A fresh context: the beat serves every campaign, not the one that started it.
             self._task = asyncio.get_running_loop().create_task(
-                self._beat(), name="daily-sip-process-beat", context=contextvars.Context())
+                self._beat(), name="daily-sip-process-beat", context=contextvars.Context()
+            )
         return self.name
 
     def leave(self) -> None:
@@ -248,8 +267,12 @@ class Heartbeat:
         ```
     """
 
-    def __init__(self, ledger: Ledger, every: float = HEARTBEAT_SECONDS,
-                 snapshot: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        every: float = HEARTBEAT_SECONDS,
+        snapshot: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.ledger, self.every, self.snapshot = ledger, every, snapshot
         self._task: asyncio.Task[None] | None = None
         self._beat_of: ProcessBeat | None = None
@@ -318,13 +341,17 @@ class CleanupResult(BaseModel):
 
 
 async def _run_legs(ledger: Ledger, creds: DailyCredentials, deadline: float) -> set[str]:
-    presence = await persist(lambda: inline(aget_room_presence, ledger.room, credentials=creds), deadline,
-                             f"presence of {ledger.room}")
+    presence = await persist(
+        lambda: inline(aget_room_presence, ledger.room, credentials=creds),
+        deadline,
+        f"presence of {ledger.room}",
+    )
     return {p.id for p in presence.data if (p.user_id or "").startswith(ledger.user_prefix)}
 
 
-async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[str],
-                   budget_seconds: float | None = None) -> CleanupResult:
+async def clean_up(
+    ledger: Ledger, creds: DailyCredentials, live_sessions: set[str], budget_seconds: float | None = None
+) -> CleanupResult:
     """Hang up this run's legs, then delete the room it created or restore the one it borrowed.
 
     Every step is retried for up to ``budget_seconds`` (default `CLEANUP_BUDGET_SECONDS`) of
@@ -356,8 +383,11 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
     hung_up = 0
     for session_id in sorted(to_stop):
         try:
-            await persist(lambda s=session_id: inline(astop_dial_out, ledger.room, s, credentials=creds),
-                          legs_deadline, f"hang up {session_id}")
+            await persist(
+                lambda s=session_id: inline(astop_dial_out, ledger.room, s, credentials=creds),
+                legs_deadline,
+                f"hang up {session_id}",
+            )
             hung_up += 1
         except DailyNotFoundError:
             pass  # the room is gone or not hosting a call: the leg has ended
@@ -375,11 +405,15 @@ async def clean_up(ledger: Ledger, creds: DailyCredentials, live_sessions: set[s
     return out
 
 
-async def _delete_created_room(ledger: Ledger, creds: DailyCredentials, deadline: float,
-                               out: CleanupResult, room_gone: bool) -> None:
+async def _delete_created_room(
+    ledger: Ledger, creds: DailyCredentials, deadline: float, out: CleanupResult, room_gone: bool
+) -> None:
     try:
-        result = await persist(lambda: inline(adelete_room, ledger.room, credentials=creds), deadline,
-                               f"delete room {ledger.room}")
+        result = await persist(
+            lambda: inline(adelete_room, ledger.room, credentials=creds),
+            deadline,
+            f"delete room {ledger.room}",
+        )
     except DailyError as exc:
         out.pending = [p for p in out.pending if not p.startswith("hang up")]  # deletion ends them
         out.pending.append(f"delete room {ledger.room} ({exc})")
@@ -407,13 +441,18 @@ async def _delete_created_room(ledger: Ledger, creds: DailyCredentials, deadline
     out.actions.append("room never created")
 
 
-async def _restore_borrowed_room(ledger: Ledger, creds: DailyCredentials, deadline: float,
-                                 out: CleanupResult) -> None:
+async def _restore_borrowed_room(
+    ledger: Ledger, creds: DailyCredentials, deadline: float, out: CleanupResult
+) -> None:
     try:
-        await persist(lambda: inline(aupdate_room, ledger.room, properties=ledger.restore, credentials=creds),
-                      deadline, f"restore room {ledger.room}")
-        room = await persist(lambda: inline(aget_room, ledger.room, credentials=creds), deadline,
-                             f"read room {ledger.room}")
+        await persist(
+            lambda: inline(aupdate_room, ledger.room, properties=ledger.restore, credentials=creds),
+            deadline,
+            f"restore room {ledger.room}",
+        )
+        room = await persist(
+            lambda: inline(aget_room, ledger.room, credentials=creds), deadline, f"read room {ledger.room}"
+        )
     except DailyNotFoundError:
         out.actions.append("room already gone")
         return
@@ -483,8 +522,12 @@ async def clean_up_interrupted_run(flow: Any, flow_run: Any, state: Any) -> None
         return  # the flow cleaned up itself, or never touched anything
     creds = await credentials_for(ledger.credentials_block)
     result = await clean_up(ledger, creds, set())
-    logger.warning("run %s ended %s; cleanup: %s%s", flow_run.id, state.type, "; ".join(result.actions),
-                   f"; still pending (left for the sweeper): {'; '.join(result.pending)}"
-                   if result.pending else "")
+    logger.warning(
+        "run %s ended %s; cleanup: %s%s",
+        flow_run.id,
+        state.type,
+        "; ".join(result.actions),
+        f"; still pending (left for the sweeper): {'; '.join(result.pending)}" if result.pending else "",
+    )
     await publish_crash_report(ledger, result, f"the run ended {state.type.value}")
     await settle_ledger(ledger, result)

@@ -83,8 +83,11 @@ async def _clean_up_for_report(ledger: Ledger, creds: Any, live: set[str], logge
         logger.error("cleanup stopped unexpectedly: %s", exc)
         result = CleanupResult(pending=[f"cleanup stopped unexpectedly ({type(exc).__name__}: {exc})"])
     if result.pending:
-        logger.error("cleanup still pending (kept in ledger %s for the sweeper): %s",
-                     ledger.variable_name, "; ".join(result.pending))
+        logger.error(
+            "cleanup still pending (kept in ledger %s for the sweeper): %s",
+            ledger.variable_name,
+            "; ".join(result.pending),
+        )
     await settle_ledger(ledger, result)
     return result
 
@@ -135,15 +138,26 @@ async def dial_campaign(
     creds = None
     room_name = campaign.room or f"{slug(campaign.name)}-{tag}"
     report = CampaignReport(
-        campaign=campaign.name, room=room_name, flow_run_id=run_id, started_at=now(),
-        targets=[TargetResult(index=i, sip_uri=t.uri, display_name=t.display_name, bridge=t.bridge,
-                              dtmf_script=t.plan.dtmf)
-                 for i, t in enumerate(campaign.targets)],
+        campaign=campaign.name,
+        room=room_name,
+        flow_run_id=run_id,
+        started_at=now(),
+        targets=[
+            TargetResult(
+                index=i, sip_uri=t.uri, display_name=t.display_name, bridge=t.bridge, dtmf_script=t.plan.dtmf
+            )
+            for i, t in enumerate(campaign.targets)
+        ],
         required=campaign.success.required(len(campaign.targets)),
         success_counts=campaign.success.counts,
     )
-    ledger = Ledger(flow_run_id=run_id, room=room_name, user_prefix=f"{tag}-",
-                    delete_room=campaign.delete_created_room, credentials_block=credentials_block)
+    ledger = Ledger(
+        flow_run_id=run_id,
+        room=room_name,
+        user_prefix=f"{tag}-",
+        delete_room=campaign.delete_created_room,
+        credentials_block=credentials_block,
+    )
     # Until the credentials are loaded nothing can be verified; no event is read before that.
     router = EventRouter(EventVerifier(None), room_name)
     ledger.report = report.model_dump(mode="json")  # saved with the ledger, for a crash report
@@ -155,9 +169,11 @@ async def dial_campaign(
     if context and context.flow_run and _own_process():
         parent_watch = asyncio.create_task(_watch_parent(body, orphaned))
     elif context and context.flow_run:
+
         def stop(why: str) -> None:
             (cancel_asked if why == ASKED else worker_stopping).set()
             body.cancel()
+
         watched.enter_context(cancel_watch().watching(run_id, stop))
     await held.enter_async_context(Heartbeat(ledger, snapshot=lambda: report_snapshot(report)))
     try:
@@ -172,7 +188,8 @@ async def dial_campaign(
             )
         if campaign.room:
             await held.enter_async_context(
-                room_lock(campaign.room, campaign.deadline_seconds, logger, holder=run_id))
+                room_lock(campaign.room, campaign.deadline_seconds, logger, holder=run_id)
+            )
         if webhook_url:
             await inline(aensure_webhook, webhook_url, credentials=creds)
         async with RoomListener(room_name, router):
@@ -184,8 +201,9 @@ async def dial_campaign(
             progress_id = None
             with contextlib.suppress(Exception):
                 progress_id = await acreate_progress_artifact(
-                    0.0, key=artifact_key(campaign.name, "progress"),
-                    description=f"{campaign.name}: bridges answered or finished"
+                    0.0,
+                    key=artifact_key(campaign.name, "progress"),
+                    description=f"{campaign.name}: bridges answered or finished",
                 )
             work.board = Board(report, logger, progress_id)
             await work.board.publish()
@@ -205,7 +223,8 @@ async def dial_campaign(
             if len(report.dialin_ready) < len(report.dialin_endpoints):
                 logger.warning(
                     "only %d of %d SIP dial-in endpoints reported dialin.ready; callers may not get in",
-                    len(report.dialin_ready), len(report.dialin_endpoints),
+                    len(report.dialin_ready),
+                    len(report.dialin_endpoints),
                 )
             if any(t.status == "no_events" for t in report.targets):
                 report.notes.append(NO_EVENTS_ADVICE)
@@ -215,8 +234,12 @@ async def dial_campaign(
                 lat = sorted(router.latencies)
                 report.event_latency_p50 = lat[len(lat) // 2]
                 report.event_latency_p95 = lat[min(len(lat) - 1, int(len(lat) * 0.95))]
-                logger.info("webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
-                            report.event_latency_p50, report.event_latency_p95, len(lat))
+                logger.info(
+                    "webhook->flow latency p50 %.3f s, p95 %.3f s over %d events",
+                    report.event_latency_p50,
+                    report.event_latency_p95,
+                    len(lat),
+                )
     except (DailyError, TimeoutError, RoomLeftoversError) as exc:
         report.error = str(exc)
         logger.error("campaign stopped: %s", exc)
@@ -225,10 +248,14 @@ async def dial_campaign(
         # is our own answer to a cancel request: then the run ends Cancelled with its report.
         asked = isinstance(exc, asyncio.CancelledError) and cancel_asked.is_set()
         report.error = (
-            "cancelled on request" if asked
-            else "stopped: the worker that supervised this run died" if orphaned.is_set()
-            else "stopped: the worker running this campaign was shut down" if worker_stopping.is_set()
-            else f"interrupted ({type(exc).__name__})")
+            "cancelled on request"
+            if asked
+            else "stopped: the worker that supervised this run died"
+            if orphaned.is_set()
+            else "stopped: the worker running this campaign was shut down"
+            if worker_stopping.is_set()
+            else f"interrupted ({type(exc).__name__})"
+        )
         for t in report.targets:
             if t.status == "unknown":
                 t.status = "canceled"
@@ -261,9 +288,12 @@ async def dial_campaign(
         logger.info("%s (results: artifact %s)", report.message, artifact_key(campaign.name, "results"))
         usage = resource.getrusage(resource.RUSAGE_SELF)
         # One line for capacity planning (benchmarks/fleet.py reads it): what this run cost here.
-        logger.info("resources: %.3f s CPU in this run, %.3f s in its process, peak RSS %.0f MB",
-                    time.process_time() - cpu_at_start, usage.ru_utime + usage.ru_stime,
-                    usage.ru_maxrss / 1024)
+        logger.info(
+            "resources: %.3f s CPU in this run, %.3f s in its process, peak RSS %.0f MB",
+            time.process_time() - cpu_at_start,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss / 1024,
+        )
         await held.aclose()  # the room is free for the next campaign once it is cleaned up
     if cancel_asked.is_set():
         return Cancelled(message=f"cancelled on request; {report.message}", data=report)

@@ -80,8 +80,9 @@ async def _answered_soon(queue: asyncio.Queue[DailyEvent]) -> DailyEvent | None:
     return None
 
 
-async def _until_ended(queue: asyncio.Queue[DailyEvent], deadline: float,
-                       on_answered: Callable[[DailyEvent], None] | None = None) -> DailyEvent | None:
+async def _until_ended(
+    queue: asyncio.Queue[DailyEvent], deadline: float, on_answered: Callable[[DailyEvent], None] | None = None
+) -> DailyEvent | None:
     while (event := await _next(queue, deadline)) is not None:
         if event.type in ENDED:
             return event
@@ -99,8 +100,15 @@ def _note(result: TargetResult, text: str | None) -> None:
 class Dialer:
     """One run's working state; the flow function below is its outline."""
 
-    def __init__(self, campaign: Campaign, creds: DailyCredentials, room: str, tag: str,
-                 report: CampaignReport, router: EventRouter) -> None:
+    def __init__(
+        self,
+        campaign: Campaign,
+        creds: DailyCredentials,
+        room: str,
+        tag: str,
+        report: CampaignReport,
+        router: EventRouter,
+    ) -> None:
         self.c = campaign
         self.creds = creds
         self.room = room
@@ -121,8 +129,12 @@ class Dialer:
         if self.board is not None:
             self.board.change(result, phase, note)
         else:
-            self.logger.info("%s: %s%s", result.display_name or result.sip_uri,
-                             result.status if phase == board.ENDED else phase, f", {note}" if note else "")
+            self.logger.info(
+                "%s: %s%s",
+                result.display_name or result.sip_uri,
+                result.status if phase == board.ENDED else phase,
+                f", {note}" if note else "",
+            )
 
     async def dial_all(self) -> None:
         await asyncio.gather(*(self.run_target(i, t) for i, t in enumerate(self.c.targets)))
@@ -163,8 +175,7 @@ class Dialer:
             while True:
                 result.dialed_at = now()
                 try:
-                    session, _recovered = await start_once(
-                        self.room, request, queue, self.creds, self.logger)
+                    session, _recovered = await start_once(self.room, request, queue, self.creds, self.logger)
                     break
                 except StartOutcomeUnknown as exc:
                     # It may be ringing somewhere: never dial it again blindly (status stays unknown).
@@ -200,8 +211,9 @@ class Dialer:
         recent = asyncio.get_running_loop().time() - self.last_leg_end < SESSION_COUNT_LAG_SECONDS
         return bool(self.live) or recent or "max_sip_pstn_sessions" in str(exc)
 
-    async def follow(self, target: Target, session: str, queue: asyncio.Queue[DailyEvent],
-                     result: TargetResult) -> bool:
+    async def follow(
+        self, target: Target, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult
+    ) -> bool:
         """Track one leg to its end; True when Daily already ended it, False if we must hang up."""
         loop = asyncio.get_running_loop()
         ring_deadline = loop.time() + self.c.ring_timeout_seconds
@@ -220,7 +232,8 @@ class Dialer:
             if event is None and not heard and self.router.accepted == 0:
                 # Nothing reached the run at all: what matters most is saying why (webhook setup).
                 result.status, result.detail = await self.silence.verdict(
-                    session, self.router.user_of(session), 0, self.c.ring_timeout_seconds)
+                    session, self.router.user_of(session), 0, self.c.ring_timeout_seconds
+                )
                 return False
             in_room = await self._in_room(session) if event is None else None
             if in_room:
@@ -230,8 +243,10 @@ class Dialer:
                 # https://docs.daily.co/reference/rest-api/rooms/dialout/start). So it is held like
                 # an answered call, as `unknown` until an `answered` event says otherwise.
                 result.status = "unknown"
-                result.detail = ("no dialout.answered webhook came, but Daily's presence lists the call "
-                                 "after the ring timeout: answered with its webhook lost, or still ringing")
+                result.detail = (
+                    "no dialout.answered webhook came, but Daily's presence lists the call "
+                    "after the ring timeout: answered with its webhook lost, or still ringing"
+                )
                 self.show(result, board.ON_CALL, "per Daily's presence, answer not confirmed")
                 break
             if event is None and not heard:  # silence is not "no answer"
@@ -241,8 +256,10 @@ class Dialer:
                 return False
             if event is None and in_room is None:
                 result.status = "unknown"
-                result.detail = (f"no dialout.answered within {self.c.ring_timeout_seconds:.0f} s and "
-                                 "Daily's presence could not be read to tell whether it is up")
+                result.detail = (
+                    f"no dialout.answered within {self.c.ring_timeout_seconds:.0f} s and "
+                    "Daily's presence could not be read to tell whether it is up"
+                )
                 return False
             if event is None:
                 result.status = "no_answer"
@@ -278,8 +295,9 @@ class Dialer:
         script = target.script
         if hold.mode == "hang_up_after":
             # A bridge with a script stays at least until its join can be confirmed.
-            hold_for = max(hold.hold_seconds, target.seconds_to_join() + SCRIPT_SLACK_SECONDS
-                           if script else 0.0)
+            hold_for = max(
+                hold.hold_seconds, target.seconds_to_join() + SCRIPT_SLACK_SECONDS if script else 0.0
+            )
         else:
             hold_for = hold.max_seconds
         end_deadline = loop.time() + hold_for
@@ -291,14 +309,22 @@ class Dialer:
                 ended_before = self._ended_after_answer(ended, result)
                 result.detail = f"{result.detail}, before the DTMF script"
                 return ended_before
-        self.show(result, board.ON_CALL, f"hanging up after {hold_for:g} s"
-                  if hold.mode == "hang_up_after"
-                  else f"staying until the far end leaves (at most {hold.max_seconds:g} s)")
+        self.show(
+            result,
+            board.ON_CALL,
+            f"hanging up after {hold_for:g} s"
+            if hold.mode == "hang_up_after"
+            else f"staying until the far end leaves (at most {hold.max_seconds:g} s)",
+        )
         ended = await _until_ended(queue, end_deadline, lambda late: self._confirm(late, result))
         if ended is not None:
             return self._ended_after_answer(ended, result)
-        _note(result, f"hung up after {round(hold_for, 1):g} s" if hold.mode == "hang_up_after"
-              else f"hung up at the {hold.max_seconds:g} s maximum")
+        _note(
+            result,
+            f"hung up after {round(hold_for, 1):g} s"
+            if hold.mode == "hang_up_after"
+            else f"hung up at the {hold.max_seconds:g} s maximum",
+        )
         return False
 
     async def _in_room(self, session: str) -> bool | None:
@@ -324,9 +350,15 @@ class Dialer:
         if result.dialed_at:
             result.seconds_to_answer = (result.answered_at - result.dialed_at).total_seconds()
 
-    async def run_script(self, target: Target, script: DtmfScript, session: str,
-                         queue: asyncio.Queue[DailyEvent], result: TargetResult,
-                         end_deadline: float) -> DailyEvent | None:
+    async def run_script(
+        self,
+        target: Target,
+        script: DtmfScript,
+        session: str,
+        queue: asyncio.Queue[DailyEvent],
+        result: TargetResult,
+        end_deadline: float,
+    ) -> DailyEvent | None:
         """Send the target's DTMF script step by step, then wait for the join to be confirmed.
 
         Returns the end event if the leg ended meanwhile (status ``dropped_after_dtmf`` once a
@@ -341,35 +373,50 @@ class Dialer:
             if ended is not None:
                 if i:
                     result.status = "dropped_after_dtmf"
-                    result.detail = (f"far end hung up during the DTMF script, after step {i} of "
-                                     f"{len(script.steps)}")
+                    result.detail = (
+                        f"far end hung up during the DTMF script, after step {i} of {len(script.steps)}"
+                    )
                 return ended
             try:
-                await inline(asend_dtmf, self.room, session, step.tones, digit_duration_ms=digit_ms,
-                             credentials=self.creds)
+                await inline(
+                    asend_dtmf,
+                    self.room,
+                    session,
+                    step.tones,
+                    digit_duration_ms=digit_ms,
+                    credentials=self.creds,
+                )
             except DailyError as exc:
                 # A leg that ended under us is answered 404; its end event is on its way.
                 ended = await _until_ended(queue, loop.time() + REORDER_GRACE_SECONDS)
                 if ended is not None and i:
                     result.status = "dropped_after_dtmf"
-                    result.detail = (f"far end hung up during the DTMF script, after step {i} of "
-                                     f"{len(script.steps)}")
+                    result.detail = (
+                        f"far end hung up during the DTMF script, after step {i} of {len(script.steps)}"
+                    )
                 elif ended is None:
                     result.status = "dtmf_failed"
                     result.detail = f"DTMF step {i + 1} of {len(script.steps)} not delivered: {exc}"
                 return ended
             sent = now()
-            result.dtmf_steps.append(DtmfStepResult(
-                tones=step.tones, sent_at=sent,
-                after_answer_s=round((sent - result.answered_at).total_seconds(), 3)
-                if result.answered_at else 0.0,
-            ))
+            result.dtmf_steps.append(
+                DtmfStepResult(
+                    tones=step.tones,
+                    sent_at=sent,
+                    after_answer_s=round((sent - result.answered_at).total_seconds(), 3)
+                    if result.answered_at
+                    else 0.0,
+                )
+            )
             result.dtmf_sent = "".join(s.tones for s in result.dtmf_steps)
             self.show(result, board.DTMF_SENT, f"step {i + 1}/{len(script.steps)}: {step.tones}")
         result.dtmf_sent = script.text
         last = result.dtmf_steps[-1].sent_at
-        confirm = (script.play_seconds(script.steps[-1].tones, digit_ms) + script.trailing_pause
-                   + plan.join_confirm_seconds)
+        confirm = (
+            script.play_seconds(script.steps[-1].tones, digit_ms)
+            + script.trailing_pause
+            + plan.join_confirm_seconds
+        )
         confirm_at = loop.time() + confirm
         ended = await _until_ended(queue, min(confirm_at, end_deadline))
         if ended is not None:
@@ -412,8 +459,9 @@ class Dialer:
         if result.answered_at and result.stopped_at:
             result.seconds_on_call = (result.stopped_at - result.answered_at).total_seconds()
 
-    async def hang_up(self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult,
-                      user_id: str = "") -> bool:
+    async def hang_up(
+        self, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult, user_id: str = ""
+    ) -> bool:
         """Hang up and keep the slot until Daily confirms the end; False if it never did."""
         self.show(result, board.HANGING_UP)
         ended, event = await hang_up_until_ended(self.room, session, user_id, queue, self.creds, self.logger)

@@ -134,8 +134,10 @@ class EventRouter:
             self._refused.add(prefect_id)
             self.forged += 1
             self.log.warning(
-                "ignored event %s (%s) claiming to be from Daily: %s", prefect_id,
-                getattr(event, "event", "?"), reason,
+                "ignored event %s (%s) claiming to be from Daily: %s",
+                prefect_id,
+                getattr(event, "event", "?"),
+                reason,
             )
             return False
         body = verified.payload
@@ -227,7 +229,8 @@ class SharedStream:
                     raise
                 # A fresh context: the pump serves every campaign, not the one that opened it.
                 self._pump_task = asyncio.get_running_loop().create_task(
-                    self._pump(), name="daily-events-live", context=contextvars.Context())
+                    self._pump(), name="daily-events-live", context=contextvars.Context()
+                )
 
     def remove(self, listener: RoomListener) -> None:
         key = room_resource_id(listener.room)
@@ -265,8 +268,9 @@ class SharedStream:
             # Without a live stream every event would wait for a stall: subscribe again, and read
             # what came meanwhile from the history (its backfill covers the gap too).
             for listener in self._listeners():
-                listener.router.log.warning("live event stream for room %s ended (%s); subscribing again",
-                                     listener.room, reason[:200])
+                listener.router.log.warning(
+                    "live event stream for room %s ended (%s); subscribing again", listener.room, reason[:200]
+                )
             await _close(self._subscriber)
             while True:
                 await asyncio.sleep(RESUBSCRIBE_SECONDS)

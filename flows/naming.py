@@ -62,8 +62,9 @@ def bridge_label(target: Any) -> str:
 
 class _DropCompleted(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno == logging.INFO
-                    and str(record.msg).startswith("Finished in state Completed"))
+        return not (
+            record.levelno == logging.INFO and str(record.msg).startswith("Finished in state Completed")
+        )
 
 
 _FILTER = _DropCompleted()

@@ -39,16 +39,22 @@ def explain(exc: BaseException, api_url: str) -> str:
     'cannot reach the Daily API at http://127.0.0.1:9/v1 (ConnectError: refused); ...'
     """
     if isinstance(exc, DailyAuthError):
-        return (f"the Daily API at {api_url} refused the API key (HTTP {exc.status} {exc.error or ''}"
-                f"{': ' + exc.info if exc.info else ''}); check DAILY_API_KEY or the credentials "
-                "block's api_key (Daily dashboard > Developers)").replace(" )", ")")
+        return (
+            f"the Daily API at {api_url} refused the API key (HTTP {exc.status} {exc.error or ''}"
+            f"{': ' + exc.info if exc.info else ''}); check DAILY_API_KEY or the credentials "
+            "block's api_key (Daily dashboard > Developers)"
+        ).replace(" )", ")")
     if isinstance(exc, DailyNotFoundError):
-        return (f"{api_url} is not the Daily REST API (GET /rooms answered 404); the URL ends in /v1, "
-                "e.g. https://api.daily.co/v1 or http://127.0.0.1:8787/v1 for the stand-in")
+        return (
+            f"{api_url} is not the Daily REST API (GET /rooms answered 404); the URL ends in /v1, "
+            "e.g. https://api.daily.co/v1 or http://127.0.0.1:8787/v1 for the stand-in"
+        )
     if isinstance(exc, DailyTransportError):
         cause = str(exc).split(": ", 1)[-1]
-        return (f"cannot reach the Daily API at {api_url} ({cause}); check DAILY_API_URL or the "
-                "credentials block's api_url, or start the stand-in (daily-sip emulator)")
+        return (
+            f"cannot reach the Daily API at {api_url} ({cause}); check DAILY_API_URL or the "
+            "credentials block's api_url, or start the stand-in (daily-sip emulator)"
+        )
     if isinstance(exc, DailyAPIError):
         return f"the Daily API at {api_url} answered {exc}; check the API key and URL"
     if isinstance(exc, httpx.InvalidURL):

@@ -59,8 +59,10 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
             "display_name": campaign.dial_in.display_name,
             "num_endpoints": campaign.dial_in.num_endpoints,
             "video": campaign.video,
-            "codecs": {"audio": campaign.audio_codecs,
-                       **({"video": campaign.video_codecs} if campaign.video else {})},
+            "codecs": {
+                "audio": campaign.audio_codecs,
+                **({"video": campaign.video_codecs} if campaign.video else {}),
+            },
         }
     if campaign.room is None:
         # Expiry is the safety net for a run killed so hard that no cleanup (and no sweeper) ran:
@@ -77,8 +79,16 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
     # A dead run's leftovers must never be taken for the room's original state.
     await clear_orphans_of_room(campaign.room, ledger.flow_run_id, logging.getLogger("daily_sip.provision"))
     before = await inline(aget_room, campaign.room, credentials=creds)
-    known_sip = ("sip_mode", "display_name", "video", "num_endpoints", "codecs", "provider",
-                 "force_digit_only_username", "dialin_config")
+    known_sip = (
+        "sip_mode",
+        "display_name",
+        "video",
+        "num_endpoints",
+        "codecs",
+        "provider",
+        "force_digit_only_username",
+        "dialin_config",
+    )
     prior_sip = before.config.sip
     ledger.restore = {
         "enable_dialout": bool(before.config.enable_dialout),

@@ -16,11 +16,25 @@ from .campaign import ANSWERED, Outcome
 # or followed by the RFC 3261 reason phrase of that very code); any other wording gives the
 # generic status with Daily's raw text, never a guessed specific one.
 REASONS = {
-    404: "not found", 408: "request timeout", 410: "gone", 480: "temporarily unavailable",
-    484: "address incomplete", 486: "busy here", 487: "request terminated", 488: "not acceptable",
-    500: "server internal error", 502: "bad gateway", 503: "service unavailable",
-    504: "server time-out", 600: "busy everywhere", 603: "decline", 604: "does not exist anywhere",
-    606: "not acceptable", 403: "forbidden", 401: "unauthorized", 407: "proxy authentication required",
+    404: "not found",
+    408: "request timeout",
+    410: "gone",
+    480: "temporarily unavailable",
+    484: "address incomplete",
+    486: "busy here",
+    487: "request terminated",
+    488: "not acceptable",
+    500: "server internal error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "server time-out",
+    600: "busy everywhere",
+    603: "decline",
+    604: "does not exist anywhere",
+    606: "not acceptable",
+    403: "forbidden",
+    401: "unauthorized",
+    407: "proxy authentication required",
 }
 _SIP_CONTEXT = re.compile(r"\b(?:sip(?:/2\.0)?|status|code|cause)\s*[:=#-]?\s*([3-6]\d\d)\b", re.I)
 _CODE_THEN_WORDS = re.compile(r"\b([3-6]\d\d)\s+([a-z][a-z -]+)", re.I)
@@ -86,9 +100,21 @@ def _secs(value: float | None) -> str:
 
 
 # One glance per status, in the table artifacts, the summary and the terminal.
-ICONS = {"joined": "✅", "answered": "✅", "dropped_after_dtmf": "🔐", "dtmf_failed": "🔐",
-         "busy": "⛔", "no_answer": "⌛", "rejected": "🚫", "failed": "❌", "canceled": "⏹️",
-         "unreachable": "📵", "ended_before_answer": "❔", "no_events": "🔇", "unknown": "❔"}
+ICONS = {
+    "joined": "✅",
+    "answered": "✅",
+    "dropped_after_dtmf": "🔐",
+    "dtmf_failed": "🔐",
+    "busy": "⛔",
+    "no_answer": "⌛",
+    "rejected": "🚫",
+    "failed": "❌",
+    "canceled": "⏹️",
+    "unreachable": "📵",
+    "ended_before_answer": "❔",
+    "no_events": "🔇",
+    "unknown": "❔",
+}
 
 
 def _hms(at: datetime | None) -> str:
@@ -164,18 +190,21 @@ class CampaignReport(BaseModel):
     dialin_ready: list[str] = Field(default_factory=list)
     cleanup: list[str] = Field(default_factory=list, description="What was turned off afterwards.")
     cleanup_pending: list[str] = Field(
-        default_factory=list, description="What cleanup could not finish; left to the sweeper.")
+        default_factory=list, description="What cleanup could not finish; left to the sweeper."
+    )
     error: str | None = None
     events_received: int = 0
     duplicate_events: int = 0
     event_latency_p50: float | None = Field(default=None, description="Daily send -> flow, seconds")
     event_latency_p95: float | None = None
     timeline: list[list[LegEvent]] = Field(
-        default_factory=list, description="Per target, in order: every state change of its legs.")
+        default_factory=list, description="Per target, in order: every state change of its legs."
+    )
 
     success_counts: str = Field(default="joined", description="The campaign's success.counts rule")
     forged_events: int = Field(
-        default=0, description="Events that claimed to be Daily's but carried no valid Daily "
+        default=0,
+        description="Events that claimed to be Daily's but carried no valid Daily "
         "signature: ignored, never part of an outcome.",
     )
     notes: list[str] = Field(default_factory=list, description="What to fix, found during the run.")
@@ -208,9 +237,14 @@ class CampaignReport(BaseModel):
         good = Counter(t.status for t in self.targets if self.counts_toward_success(t))
         others = Counter(t.status for t in self.targets if not self.counts_toward_success(t))
         tail = ", ".join(f"{status.replace('_', ' ')} {n}" for status, n in sorted(others.items()))
-        verb = "joined" if set(good) == {"joined"} else (
-            "answered" if self.success_counts == "answered" or set(good) <= {"answered"}
-            else "joined or answered"
+        verb = (
+            "joined"
+            if set(good) == {"joined"}
+            else (
+                "answered"
+                if self.success_counts == "answered" or set(good) <= {"answered"}
+                else "joined or answered"
+            )
         )
         text = f"{self.succeeded}/{len(self.targets)} bridges {verb}"
         if len(good) > 1:
@@ -227,8 +261,18 @@ class CampaignReport(BaseModel):
         rows = [t.row() for t in self.targets]
         for r in rows:
             r["status"] = f"{r['icon']} {r['status']}"
-        cols = ["#", "target", "status", "sip_code", "attempts", "answer_s", "joined_s", "on_call_s",
-                "dtmf_steps", "detail"]
+        cols = [
+            "#",
+            "target",
+            "status",
+            "sip_code",
+            "attempts",
+            "answer_s",
+            "joined_s",
+            "on_call_s",
+            "dtmf_steps",
+            "detail",
+        ]
         if not any(r["dtmf_steps"] or r["joined_s"] for r in rows):
             cols = [c for c in cols if c not in ("joined_s", "dtmf_steps")]
         widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
@@ -270,9 +314,18 @@ class CampaignReport(BaseModel):
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for t in self.targets:
-            cells = [ICONS.get(t.status, ""), t.display_name or t.sip_uri, t.status.replace("_", " "),
-                     str(t.attempts), _hms(t.connected_at), _hms(t.answered_at), _secs(t.seconds_to_joined),
-                     _hms(t.stopped_at), _secs(t.seconds_on_call), t.error or t.detail or ""]
+            cells = [
+                ICONS.get(t.status, ""),
+                t.display_name or t.sip_uri,
+                t.status.replace("_", " "),
+                str(t.attempts),
+                _hms(t.connected_at),
+                _hms(t.answered_at),
+                _secs(t.seconds_to_joined),
+                _hms(t.stopped_at),
+                _secs(t.seconds_on_call),
+                t.error or t.detail or "",
+            ]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines += ["", f"Afterwards: {cleanup}."]
         if self.forged_events:
@@ -285,12 +338,15 @@ class CampaignReport(BaseModel):
         for t in self.targets:
             if not t.dtmf_script:
                 continue
-            lines = [f"\n\n**{t.display_name or t.sip_uri}**: `{t.status}`, script `{t.dtmf_script}`"
-                     + (f", answered after {t.seconds_to_answer:.1f} s" if t.seconds_to_answer is not None
-                        else "")
-                     + (f", joined after {t.seconds_to_joined:.1f} s" if t.seconds_to_joined is not None
-                        else "")]
-            lines += [f"- `{s.tones}` at {s.sent_at.isoformat(timespec='milliseconds')} "
-                      f"(answer + {s.after_answer_s:.1f} s)" for s in t.dtmf_steps]
+            lines = [
+                f"\n\n**{t.display_name or t.sip_uri}**: `{t.status}`, script `{t.dtmf_script}`"
+                + (f", answered after {t.seconds_to_answer:.1f} s" if t.seconds_to_answer is not None else "")
+                + (f", joined after {t.seconds_to_joined:.1f} s" if t.seconds_to_joined is not None else "")
+            ]
+            lines += [
+                f"- `{s.tones}` at {s.sent_at.isoformat(timespec='milliseconds')} "
+                f"(answer + {s.after_answer_s:.1f} s)"
+                for s in t.dtmf_steps
+            ]
             parts.append("\n".join(lines))
         return "".join(parts)

@@ -91,8 +91,12 @@ class RoomLock:
         self.variable_id: Any = None
 
     def _value(self) -> dict[str, Any]:
-        return {"room": self.room, "holder": self.holder, "token": self.token,
-                "expires_at": time.time() + self.lease}
+        return {
+            "room": self.room,
+            "holder": self.holder,
+            "token": self.token,
+            "expires_at": time.time() + self.lease,
+        }
 
     async def _create(self, client: Any) -> bool:
         from prefect.client.schemas.actions import VariableCreate
@@ -100,7 +104,8 @@ class RoomLock:
 
         try:
             var = await client.create_variable(
-                VariableCreate(name=self.name, value=self._value(), tags=["daily-room-lock"]))
+                VariableCreate(name=self.name, value=self._value(), tags=["daily-room-lock"])
+            )
         except ObjectAlreadyExists:
             return False
         self.variable_id = var.id
@@ -125,8 +130,12 @@ class RoomLock:
         import httpx
 
         try:
-            await client.request("PATCH", "/variables/{id}", path_params={"id": self.variable_id},
-                                 json={"value": self._value()})
+            await client.request(
+                "PATCH",
+                "/variables/{id}",
+                path_params={"id": self.variable_id},
+                json={"value": self._value()},
+            )
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code == 404:
                 return False
@@ -166,14 +175,18 @@ async def _keep_renewing(lock: RoomLock, client: Any, logger: Logger | LoggerAda
         if await lock._create(client):
             logger.warning("the lock of room %s had expired; took it back", lock.room)
         else:
-            logger.error("lost the lock of room %s to another campaign after stalling for %.0f s",
-                         lock.room, lock.lease)
+            logger.error(
+                "lost the lock of room %s to another campaign after stalling for %.0f s",
+                lock.room,
+                lock.lease,
+            )
             return
 
 
 @contextlib.asynccontextmanager
-async def room_lock(room: str, wait_seconds: float, logger: Logger | LoggerAdapter[Any],
-                    holder: str = "") -> AsyncIterator[RoomLock]:
+async def room_lock(
+    room: str, wait_seconds: float, logger: Logger | LoggerAdapter[Any], holder: str = ""
+) -> AsyncIterator[RoomLock]:
     """Hold the room's lock for the body; wait up to ``wait_seconds`` for it.
 
     Example:
@@ -201,8 +214,9 @@ async def room_lock(room: str, wait_seconds: float, logger: Logger | LoggerAdapt
                     f"variable {lock.name}); try later or pick another room"
                 )
             if not warned and waited >= QUIET_WAIT_SECONDS:
-                logger.warning("room %s is in use by another campaign; waiting up to %.0f s for it",
-                               room, wait_seconds)
+                logger.warning(
+                    "room %s is in use by another campaign; waiting up to %.0f s for it", room, wait_seconds
+                )
                 warned = True
             await asyncio.sleep(POLL_SECONDS)
         renewer = asyncio.create_task(_keep_renewing(lock, client, logger))

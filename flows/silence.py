@@ -53,8 +53,9 @@ class SilenceCheck:
                 self._read_at = time.monotonic()
             return self._present
 
-    async def verdict(self, session_id: str, user_id: str | None, accepted_events: int,
-                      waited: float) -> tuple[str, str]:
+    async def verdict(
+        self, session_id: str, user_id: str | None, accepted_events: int, waited: float
+    ) -> tuple[str, str]:
         """("no_events", ...) when the whole run heard nothing; ("unknown", ...) when only this
         leg did. The detail says what presence showed, with its lag in mind."""
         present = await self._presence()

@@ -59,8 +59,10 @@ async def _read_variables(client: Any, prefix: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     while True:
         response = await client.request(
-            "POST", "/variables/filter",
-            json={"variables": {"name": {"like_": f"{prefix}%"}}, "limit": 200, "offset": len(rows)})
+            "POST",
+            "/variables/filter",
+            json={"variables": {"name": {"like_": f"{prefix}%"}}, "limit": 200, "offset": len(rows)},
+        )
         page = response.json()
         rows += [row for row in page if row["name"].startswith(prefix)]
         if len(page) < 200:
@@ -70,8 +72,11 @@ async def _read_variables(client: Any, prefix: str) -> list[dict[str, Any]]:
 async def read_ledgers(client: Any) -> list[tuple[Ledger, float]]:
     """Every cleanup ledger with the unix time its run was last known alive: the ledger's own
     write or its process's heartbeat (`cleanup.ProcessBeat`), whichever is later."""
-    beats = {row["name"]: row["value"].get("alive_at", 0.0)
-             for row in await _read_variables(client, PROCESS_PREFIX) if isinstance(row.get("value"), dict)}
+    beats = {
+        row["name"]: row["value"].get("alive_at", 0.0)
+        for row in await _read_variables(client, PROCESS_PREFIX)
+        if isinstance(row.get("value"), dict)
+    }
     out: list[tuple[Ledger, float]] = []
     for row in await _read_variables(client, LEDGER_PREFIX):
         if not isinstance(row.get("value"), dict):
@@ -116,9 +121,13 @@ async def sweep_one(ledger: Ledger, logger: Any) -> list[str]:
     if ledger.report:  # the run died before publishing its own report
         await publish_crash_report(ledger, result, "the run died; cleaned up by the sweeper")
     await settle_ledger(ledger, result)
-    logger.info("swept run %s (room %s): %s%s", ledger.flow_run_id, ledger.room,
-                "; ".join(result.actions) or "nothing was left",
-                f"; still pending: {'; '.join(result.pending)}" if result.pending else "")
+    logger.info(
+        "swept run %s (room %s): %s%s",
+        ledger.flow_run_id,
+        ledger.room,
+        "; ".join(result.actions) or "nothing was left",
+        f"; still pending: {'; '.join(result.pending)}" if result.pending else "",
+    )
     return result.pending
 
 
@@ -144,8 +153,12 @@ async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
             if reason is None:
                 report.live.append(ledger.flow_run_id)
                 continue
-            logger.warning("run %s cannot clean up for itself (%s); sweeping room %s",
-                           ledger.flow_run_id, reason, ledger.room)
+            logger.warning(
+                "run %s cannot clean up for itself (%s); sweeping room %s",
+                ledger.flow_run_id,
+                reason,
+                ledger.room,
+            )
             await _mark_crashed(client, ledger.flow_run_id, reason)
             lock: RoomLock | None = None
             if not ledger.created_room:
@@ -168,8 +181,13 @@ async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
             if time.time() - alive > 2 * grace_seconds:
                 with contextlib.suppress(Exception):  # gone already: another sweeper was quicker
                     await client.request("DELETE", f"/variables/name/{row['name']}")
-    logger.info("sweep: %d finished, %d still pending, %d live, %d in a busy room",
-                len(report.finished), len(report.pending), len(report.live), len(report.busy))
+    logger.info(
+        "sweep: %d finished, %d still pending, %d live, %d in a busy room",
+        len(report.finished),
+        len(report.pending),
+        len(report.live),
+        len(report.busy),
+    )
     return report
 
 
@@ -181,7 +199,8 @@ async def _mark_crashed(client: Any, flow_run_id: str, reason: str) -> None:
         run = await client.read_flow_run(uuid.UUID(flow_run_id))
         if run.state and not run.state.is_final():
             await client.set_flow_run_state(
-                run.id, Crashed(message=f"found dead by the sweeper: {reason}"), force=True)
+                run.id, Crashed(message=f"found dead by the sweeper: {reason}"), force=True
+            )
     except Exception as exc:  # no such run (a local one), or Prefect refused: the cleanup matters more
         get_run_logger().debug("could not mark run %s crashed: %s", flow_run_id, exc)
 
@@ -216,8 +235,12 @@ async def clear_orphans_of_room(room: str, own_run_id: str, logger: Any) -> None
                 reason = "it holds no lock on the room any more"
             else:
                 await _mark_crashed(client, ledger.flow_run_id, reason)
-            logger.warning("room %s still has changes of run %s (%s); undoing them first",
-                           room, ledger.flow_run_id, reason)
+            logger.warning(
+                "room %s still has changes of run %s (%s); undoing them first",
+                room,
+                ledger.flow_run_id,
+                reason,
+            )
             pending = await sweep_one(ledger, logger)
             if pending:
                 raise RoomLeftoversError(

@@ -34,9 +34,19 @@ from .dtmf import MAX_SCRIPT_SECONDS, DtmfScript, check_script, parse_script
 # unreachable and no answer can all look like that). `no_events`: the leg was started but no
 # webhook event at all reached the run (see flows/silence.py).
 Outcome = Literal[
-    "joined", "answered", "dropped_after_dtmf", "dtmf_failed",
-    "busy", "no_answer", "rejected", "unreachable", "ended_before_answer", "failed", "no_events",
-    "canceled", "unknown",
+    "joined",
+    "answered",
+    "dropped_after_dtmf",
+    "dtmf_failed",
+    "busy",
+    "no_answer",
+    "rejected",
+    "unreachable",
+    "ended_before_answer",
+    "failed",
+    "no_events",
+    "canceled",
+    "unknown",
 ]
 REDIALABLE = ("busy", "no_answer", "rejected", "unreachable", "ended_before_answer", "failed")
 #: Statuses of a leg the far end picked up.
@@ -93,85 +103,113 @@ class Target(_Form):
     """One bridge to dial: a SIP URI, or a bridge profile with its meeting ID and passcode."""
 
     bridge: Bridge = Field(
-        default="generic", title="Bridge profile",
+        default="generic",
+        title="Bridge profile",
         description="generic: dial sip_uri and send dtmf as given. zoom / webex / teams / pbx: build "
         "the address to dial and the DTMF script from meeting ID and passcode (docs/bridges.md).",
     )
     sip_uri: SipUriStr | None = Field(
-        default=None, json_schema_extra=empty_means_none,
+        default=None,
+        json_schema_extra=empty_means_none,
         title="SIP URI",
         description="Where to dial, e.g. sip:123456789@zoomcrc.com. Required for generic and pbx; "
         "for zoom / webex / teams it replaces the URI the profile builds.",
         examples=["sip:123456789@zoomcrc.com"],
     )
     meeting_id: MeetingId | None = Field(
-        default=None, json_schema_extra=empty_means_none, title="Meeting ID",
+        default=None,
+        json_schema_extra=empty_means_none,
+        title="Meeting ID",
         description="Zoom meeting ID, Webex meeting number, Teams VTC conference ID ('Video ID'), "
         "or the PBX conference number; digits, spaces are ignored.",
         examples=["84512345678"],
     )
     passcode: Passcode | None = Field(
-        default=None, json_schema_extra=empty_means_none, title="Passcode",
+        default=None,
+        json_schema_extra=empty_means_none,
+        title="Passcode",
         description="Numeric passcode / PIN (Zoom and Webex print one 'for phones and video "
         "systems' in the invitation).",
     )
     webex_site: str | None = Field(
-        default=None, json_schema_extra=empty_means_none, title="Webex site",
+        default=None,
+        json_schema_extra=empty_means_none,
+        title="Webex site",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$",
         description="webex: your site, e.g. 'acme' for acme.webex.com.",
     )
     teams_provider: TeamsProvider = Field(
-        default="poly", title="Teams interop provider",
+        default="poly",
+        title="Teams interop provider",
         description="teams: the Cloud Video Interop gateway in the invitation: poly (t.plcm.vc), "
         "cisco (m.webex.com) or pexip (your video domain).",
     )
     tenant_key: str | None = Field(
-        default=None, json_schema_extra=empty_means_none, title="Teams tenant key",
+        default=None,
+        json_schema_extra=empty_means_none,
+        title="Teams tenant key",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$",
         description="teams: the tenant key (poly), subdomain (cisco) or video domain (pexip) from "
         "the invitation.",
     )
     sip_host: str | None = Field(
-        default=None, json_schema_extra=empty_means_none, title="SIP host",
+        default=None,
+        json_schema_extra=empty_means_none,
+        title="SIP host",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,99}$",
         description="zoom / webex / teams: dial this host instead of the service's usual one "
         "(e.g. a regional Zoom connector IP from the invitation).",
     )
     join_via: JoinVia | None = Field(
-        default=None, title="Join via",
+        default=None,
+        title="Join via",
         json_schema_extra=empty_means_none,
         description="uri: meeting ID / passcode in the address where the service supports it; "
         "dtmf: dial the service's IVR and send them as tones. Empty = the profile's default.",
     )
     display_name: DisplayName | None = Field(
-        default=None, title="Display name", json_schema_extra=empty_means_none,
+        default=None,
+        title="Display name",
+        json_schema_extra=empty_means_none,
         description="Name shown in the Daily room for this leg (default: the URI's user part).",
     )
     dtmf: DtmfScriptStr | None = Field(
-        default=None, title="DTMF script", json_schema_extra=empty_means_none,
+        default=None,
+        title="DTMF script",
+        json_schema_extra=empty_means_none,
         description="Tones to send once the bridge answers, with pauses: ',' = 1 s, 'w' = 0.5 s, "
         "'W' = 1 s, e.g. '123456789#,,,1234#'. Replaces the script the profile builds.",
         examples=["123456#"],
     )
     dtmf_delay_seconds: float | None = Field(
-        default=None, ge=0, le=300, title="First prompt delay (s)",
+        default=None,
+        ge=0,
+        le=300,
+        title="First prompt delay (s)",
         json_schema_extra=empty_means_none,
         description="Seconds from answer to the first tone (the IVR's greeting); "
         "empty = the profile's default (generic: 2).",
     )
     dtmf_digit_ms: int | None = Field(
-        default=None, ge=50, le=2000, title="DTMF digit duration (ms)",
+        default=None,
+        ge=50,
+        le=2000,
+        title="DTMF digit duration (ms)",
         json_schema_extra=empty_means_none,
         description="Daily's digitDurationMs, 50-2000; empty = Daily's default (500).",
     )
     join_confirm_seconds: float | None = Field(
-        default=None, ge=0, le=600, title="Join confirmation (s)",
+        default=None,
+        ge=0,
+        le=600,
+        title="Join confirmation (s)",
         json_schema_extra=empty_means_none,
         description="A bridge with a DTMF script is joined once it is still connected this long "
         "after the last tone; empty = the profile's default (generic: 10).",
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, title="SIP X- headers",
+        default_factory=dict,
+        title="SIP X- headers",
         description='Custom headers for the INVITE, as JSON, e.g. {"X-Campaign": "monday-standup"}; '
         "names must start with 'X-'.",
         examples=[{"X-Campaign": "monday-standup"}],
@@ -180,17 +218,33 @@ class Target(_Form):
     _problem: BridgeError | None = PrivateAttr(default=None)
 
     _empty_is_none = field_validator(
-        "display_name", "dtmf", "sip_uri", "join_via", "meeting_id", "passcode", "webex_site",
-        "tenant_key", "sip_host", mode="before")(empty_to_none)
+        "display_name",
+        "dtmf",
+        "sip_uri",
+        "join_via",
+        "meeting_id",
+        "passcode",
+        "webex_site",
+        "tenant_key",
+        "sip_host",
+        mode="before",
+    )(empty_to_none)
 
     @model_validator(mode="after")
     def _build_plan(self) -> Target:
         check_sip_headers(self.headers)
         try:
             built = plan(
-                self.bridge, meeting_id=self.meeting_id, passcode=self.passcode, sip_uri=self.sip_uri,
-                dtmf=self.dtmf, sip_host=self.sip_host, webex_site=self.webex_site,
-                teams_provider=self.teams_provider, tenant_key=self.tenant_key, join_via=self.join_via,
+                self.bridge,
+                meeting_id=self.meeting_id,
+                passcode=self.passcode,
+                sip_uri=self.sip_uri,
+                dtmf=self.dtmf,
+                sip_host=self.sip_host,
+                webex_site=self.webex_site,
+                teams_provider=self.teams_provider,
+                tenant_key=self.tenant_key,
+                join_via=self.join_via,
                 first_prompt_seconds=self.dtmf_delay_seconds,
                 join_confirm_seconds=self.join_confirm_seconds,
             )
@@ -198,8 +252,11 @@ class Target(_Form):
             if built.dtmf is not None:
                 script = parse_script(built.dtmf)
                 if script.duration(self.dtmf_digit_ms) > MAX_SCRIPT_SECONDS:
-                    raise BridgeError("dtmf", f"takes {script.duration(self.dtmf_digit_ms):.1f} s "
-                                      f"to send, at most {MAX_SCRIPT_SECONDS:.0f} s")
+                    raise BridgeError(
+                        "dtmf",
+                        f"takes {script.duration(self.dtmf_digit_ms):.1f} s "
+                        f"to send, at most {MAX_SCRIPT_SECONDS:.0f} s",
+                    )
         except BridgeError as exc:
             # Reported by the campaign with the target's index, e.g. targets.2.meeting_id.
             self._problem = exc
@@ -235,5 +292,8 @@ class Target(_Form):
         script = self.script
         if script is None:
             return 0.0
-        return (self.plan.first_prompt_seconds + script.duration(self.dtmf_digit_ms)
-                + self.plan.join_confirm_seconds)
+        return (
+            self.plan.first_prompt_seconds
+            + script.duration(self.dtmf_digit_ms)
+            + self.plan.join_confirm_seconds
+        )

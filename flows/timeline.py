@@ -28,8 +28,14 @@ from .board import ANSWERED, DIALLING, DTMF_SENT, ENDED, HANGING_UP, ON_CALL, RE
 from .report import CampaignReport
 
 # Lane segments: the phase a span starts with -> what the span is.
-SPAN_OF = {DIALLING: "dialling", RINGING: "ringing", ANSWERED: "on call", DTMF_SENT: "on call",
-           ON_CALL: "on call", HANGING_UP: "on call"}
+SPAN_OF = {
+    DIALLING: "dialling",
+    RINGING: "ringing",
+    ANSWERED: "on call",
+    DTMF_SENT: "on call",
+    ON_CALL: "on call",
+    HANGING_UP: "on call",
+}
 COLOURS = {"dialling": "#b0b0b0", "ringing": "#f0a030", "on call": "#2ca02c"}
 CHARS = {"dialling": "·", "ringing": "~", "on call": "█"}
 
@@ -100,8 +106,10 @@ def text_timeline(report: CampaignReport, width: int = 60, name_chars: int = 24,
 def timeline_markdown(report: CampaignReport) -> str:
     # The Prefect UI shows markdown artifacts in a column of ~75 monospace characters whatever the
     # window's width: lanes and outcome fit it; the reasons are in the results table beside it.
-    return (f"### {report.campaign}: what happened when\n\n"
-            f"```\n{text_timeline(report, width=32, name_chars=20, reasons=False)}\n```\n")
+    return (
+        f"### {report.campaign}: what happened when\n\n"
+        f"```\n{text_timeline(report, width=32, name_chars=20, reasons=False)}\n```\n"
+    )
 
 
 def render_png(report: CampaignReport, path: str | Path) -> Path:
@@ -122,8 +130,14 @@ def render_png(report: CampaignReport, path: str | Path) -> Path:
         if lane.redials:
             ax.plot(lane.redials, [y] * len(lane.redials), "o", color="#9467bd", markersize=7)
         if lane.end:
-            ax.annotate(lane.end[1], (lane.end[0], y), xytext=(4, 0), textcoords="offset points",
-                        va="center", fontsize=8)
+            ax.annotate(
+                lane.end[1],
+                (lane.end[0], y),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
     ax.set_yticks(range(len(all_lanes)), [lane.label for lane in all_lanes])
     ax.invert_yaxis()
     ax.set_xlim(0, total * 1.25)
@@ -131,7 +145,8 @@ def render_png(report: CampaignReport, path: str | Path) -> Path:
     ax.set_title(f"{report.campaign}: {report.message}", fontsize=10)
     handles = [Patch(color=c, label=k) for k, c in COLOURS.items()] + [
         plt.Line2D([], [], marker="|", ls="", color="#1f4fb4", mew=2, markersize=10, label="DTMF sent"),
-        plt.Line2D([], [], marker="o", ls="", color="#9467bd", label="redial scheduled")]
+        plt.Line2D([], [], marker="o", ls="", color="#9467bd", label="redial scheduled"),
+    ]
     fig.legend(handles=handles, loc="lower center", fontsize=7, ncols=5, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     out = Path(path)

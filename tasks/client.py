@@ -87,8 +87,11 @@ def check_api_key(key: SecretStr | str) -> SecretStr:
     for position, ch in enumerate(value, 1):
         if ch.isspace() or not ch.isascii() or not ch.isprintable():
             what = (
-                f"a non-ASCII character (U+{ord(ch):04X})" if not ch.isascii()
-                else "a space, tab or newline" if ch.isspace() else "a control character"
+                f"a non-ASCII character (U+{ord(ch):04X})"
+                if not ch.isascii()
+                else "a space, tab or newline"
+                if ch.isspace()
+                else "a control character"
             )
             raise DailyKeyError(
                 f"the Daily API key has {what} at position {position} of {len(value)}, which no "
@@ -264,9 +267,7 @@ class DailyClient:
 
     # -- SIP dial-in ---------------------------------------------------------------------------
 
-    async def enable_sip(
-        self, name: str, sip: SipSettings | dict[str, Any], **more_properties: Any
-    ) -> Room:
+    async def enable_sip(self, name: str, sip: SipSettings | dict[str, Any], **more_properties: Any) -> Room:
         """Turn SIP dial-in on (``properties.sip``); extra properties go in the same update."""
         props = RoomProperties.model_validate({**more_properties, "sip": _coerce(SipSettings, sip)})
         return await self.update_room(name, properties=props)
@@ -342,7 +343,11 @@ class DailyClient:
     # -- presence ------------------------------------------------------------------------------
 
     async def get_room_presence(
-        self, room: str, *, limit: int | None = None, user_id: str | None = None,
+        self,
+        room: str,
+        *,
+        limit: int | None = None,
+        user_id: str | None = None,
         user_name: str | None = None,
     ) -> RoomPresence:
         """``GET /rooms/:name/presence``: who is in the room now, dial-out legs included."""

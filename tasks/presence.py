@@ -22,9 +22,7 @@ async def aget_room_presence(
         print(presence.total_count)
         ```
     """
-    return await paced_call(
-        DEFAULT, lambda: client_for(credentials).get_room_presence(room, user_id=user_id)
-    )
+    return await paced_call(DEFAULT, lambda: client_for(credentials).get_room_presence(room, user_id=user_id))
 
 
 @daily_task("daily-get-presence")

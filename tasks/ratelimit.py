@@ -217,15 +217,21 @@ def _http() -> Any:
     if client is None or client.is_closed:
         # Every call waiting for a permit holds one connection to the pacer: no pool cap.
         client = _pacer_http[loop] = httpx.AsyncClient(
-            timeout=httpx.Timeout(ASK_TIMEOUT, connect=3.0, pool=None), headers=pacer_headers(),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=50))
+            timeout=httpx.Timeout(ASK_TIMEOUT, connect=3.0, pool=None),
+            headers=pacer_headers(),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=50),
+        )
     return client
 
 
 async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: bool) -> Permit:
     """Ask the pacer until it grants a permit; wait out an absent pacer (never bypass it)."""
-    body: dict[str, Any] = {"rate": rate.key, "windows": [list(w) for w in scaled(rate, scale)],
-                            "after_429": after_429, "hold": ASK_HOLD}
+    body: dict[str, Any] = {
+        "rate": rate.key,
+        "windows": [list(w) for w in scaled(rate, scale)],
+        "after_429": after_429,
+        "hold": ASK_HOLD,
+    }
     started = time.monotonic()
     backoff = 0.5
     while True:
@@ -242,8 +248,14 @@ async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: boo
                     f"shared pacer {url} unreachable for {waited:.0f} s ({type(exc).__name__}: "
                     f"{exc}); the Daily call was not sent"
                 ) from None
-            run_warning("shared pacer %s unreachable (%s: %s); waiting %.1f s for it: no Daily call is "
-                  "sent without a permit", url, type(exc).__name__, exc, backoff)
+            run_warning(
+                "shared pacer %s unreachable (%s: %s); waiting %.1f s for it: no Daily call is "
+                "sent without a permit",
+                url,
+                type(exc).__name__,
+                exc,
+                backoff,
+            )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
             continue
@@ -277,9 +289,13 @@ async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
         return await _shared_permit(url, rate, scale, after_429)
     if not _warned_local:
         _warned_local = True
-        run_warning("%s is not set: Daily's rate limits are kept within this process only; "
-              "campaigns running at the same time in other processes can exceed them (start "
-              "`python -m daily_sip.pacer` and set %s)", PACER_URL_ENV, PACER_URL_ENV)
+        run_warning(
+            "%s is not set: Daily's rate limits are kept within this process only; "
+            "campaigns running at the same time in other processes can exceed them (start "
+            "`python -m daily_sip.pacer` and set %s)",
+            PACER_URL_ENV,
+            PACER_URL_ENV,
+        )
     limiters = _local.setdefault(asyncio.get_running_loop(), {})
     limiter = limiters.get(rate.key)
     if limiter is None or limiter.book.windows != scaled(rate, scale):

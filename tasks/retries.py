@@ -71,8 +71,12 @@ async def paced_call(rate: RateClass, call: Callable[[], Awaitable[T]]) -> T:
             await permit.done()
         if attempt == MAX_429_RETRIES:
             raise refused
-        run_warning("Daily answered 429 to %s %s (%s class); waiting out the window and retrying",
-                    refused.method, refused.path, rate.key)
+        run_warning(
+            "Daily answered 429 to %s %s (%s class); waiting out the window and retrying",
+            refused.method,
+            refused.path,
+            rate.key,
+        )
         if refused.retry_after:
             await asyncio.sleep(min(refused.retry_after, MAX_RETRY_AFTER_SECONDS))
         after_429 = True
@@ -106,7 +110,14 @@ async def inline(task: Any, *args: Any, **kwargs: Any) -> Any:
                 raise
             delay = delays[min(attempt, len(delays) - 1)]
             delay = max(0.0, delay * (1 + random.uniform(-jitter, jitter)))
-            run_warning("%s failed (%s: %s); retry %d of %d in %.1f s", task.name, type(exc).__name__,
-                        exc, attempt + 1, retries, delay)
+            run_warning(
+                "%s failed (%s: %s); retry %d of %d in %.1f s",
+                task.name,
+                type(exc).__name__,
+                exc,
+                attempt + 1,
+                retries,
+                delay,
+            )
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")

@@ -84,9 +84,18 @@ async def adelete_webhook(uuid: str, credentials: DailyCredentials | None = None
 
 # What a campaign listens to; the domain's single webhook keeps any other types it already had.
 CAMPAIGN_EVENT_TYPES = [
-    "dialout.connected", "dialout.answered", "dialout.stopped", "dialout.error", "dialout.warning",
-    "dialin.ready", "dialin.connected", "dialin.stopped", "dialin.error", "dialin.warning",
-    "meeting.started", "meeting.ended",
+    "dialout.connected",
+    "dialout.answered",
+    "dialout.stopped",
+    "dialout.error",
+    "dialout.warning",
+    "dialin.ready",
+    "dialin.connected",
+    "dialin.stopped",
+    "dialin.error",
+    "dialin.warning",
+    "meeting.started",
+    "meeting.ended",
 ]
 
 
@@ -118,8 +127,14 @@ async def aensure_webhook(
     return await _ensure(url, secret_value, event_types, retry_type, creds, first=True)
 
 
-async def _ensure(url: str, secret_value: str | None, event_types: list[str] | None, retry_type: str,
-                  creds: DailyCredentials, first: bool) -> Webhook:
+async def _ensure(
+    url: str,
+    secret_value: str | None,
+    event_types: list[str] | None,
+    retry_type: str,
+    creds: DailyCredentials,
+    first: bool,
+) -> Webhook:
     client = client_for(creds)
     hooks = await paced_call(DEFAULT, client.list_webhooks)
     wanted = list(event_types or CAMPAIGN_EVENT_TYPES)

@@ -59,10 +59,25 @@ def _flag_args(flags: dict) -> list[str]:
 
 
 def launch_emulator(api_key: str = TEST_API_KEY, **flags) -> EmulatorProcess:
-    cmd = [sys.executable, "-m", "daily_sip.standin", "--host", "127.0.0.1", "--port", "0",
-           "--api-key", api_key, *_flag_args(flags)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "daily_sip.standin",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--api-key",
+        api_key,
+        *_flag_args(flags),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     line = proc.stdout.readline().strip()
     if not line.startswith("http://"):
         proc.kill()
@@ -101,7 +116,13 @@ def emulator() -> Iterator[EmulatorProcess]:
 
     Tests that need limits or faults start their own with `start_emulator`.
     """
-    emu = launch_emulator(rate_limit_scale=0, ring_timeout=1.0, hangup_after=0.5, participant_events=False,
-                          connect_delay=0.05, answer_delay=0.05)
+    emu = launch_emulator(
+        rate_limit_scale=0,
+        ring_timeout=1.0,
+        hangup_after=0.5,
+        participant_events=False,
+        connect_delay=0.05,
+        answer_delay=0.05,
+    )
     yield emu
     stop_process(emu.proc)

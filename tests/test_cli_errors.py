@@ -19,15 +19,19 @@ GOOD = "name: cli-errors\ntargets:\n  - sip_uri: sip:bridge@cli.example.com\n"
 
 
 def daily_sip(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "daily-sip"), *args], capture_output=True, text=True, timeout=120,
-                          env=env, cwd=cwd)
+    return subprocess.run(
+        [str(BIN / "daily-sip"), *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+    )
 
 
 def assert_one_line(done: subprocess.CompletedProcess, code: int, *words: str) -> None:
     """Exit code, no traceback, and one line naming the cause (a list of bad fields is its header
     line plus one line per field, as `validate` promises)."""
-    lines = [line for line in done.stderr.splitlines()
-             if line.strip() and not line.endswith("campaign is not valid:")]
+    lines = [
+        line
+        for line in done.stderr.splitlines()
+        if line.strip() and not line.endswith("campaign is not valid:")
+    ]
     shown = f"exit {done.returncode}\nstdout:\n{done.stdout[-2000:]}\nstderr:\n{done.stderr[-3000:]}"
     assert done.returncode == code, shown
     assert len(lines) == 1, shown
@@ -42,7 +46,8 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "latin1.yaml").write_bytes("name: Zürich\ntargets: []\n".encode("latin-1"))
     (tmp_path / "folder.yaml").mkdir()
     (tmp_path / "octal.yaml").write_text(
-        "targets:\n  - sip_uri: sip:bridge@cli.example.com\n    dtmf: 0123\n")
+        "targets:\n  - sip_uri: sip:bridge@cli.example.com\n    dtmf: 0123\n"
+    )
     return tmp_path
 
 
@@ -73,8 +78,11 @@ NO_SERVER_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("args", "extra", "code", "words"), NO_SERVER_CASES,
-                         ids=[" ".join(c[0]) + (" (dead server)" if c[1] else "") for c in NO_SERVER_CASES])
+@pytest.mark.parametrize(
+    ("args", "extra", "code", "words"),
+    NO_SERVER_CASES,
+    ids=[" ".join(c[0]) + (" (dead server)" if c[1] else "") for c in NO_SERVER_CASES],
+)
 def test_mistakes_without_a_server_are_one_line(files, args, extra, code, words):
     done = daily_sip(*args, env=_no_server_env(files, **extra), cwd=files)
     assert_one_line(done, code, *words)
@@ -86,21 +94,37 @@ SERVER_CASES = [
     (["run", "good.yaml"], "KEY", DEAD + "/v1", 2, ["cannot reach the Daily API", "DAILY_API_URL"]),
     (["run", "good.yaml"], "KEY", "STANDIN_ROOT", 2, ["is not the Daily REST API", "/v1"]),
     (["run", "good.yaml"], "", None, 2, ["no Daily credentials", "DAILY_API_KEY"]),
-    (["run", "good.yaml", "--credentials-block", "nosuchblock"], "KEY", None, 2,
-     ["no DailyCredentials block named 'nosuchblock'", "daily-sip setup"]),
-    (["report", "00000000-0000-4000-8000-000000000000"], "KEY", None, 2,
-     ["no flow run", "prefect flow-run ls"]),
+    (
+        ["run", "good.yaml", "--credentials-block", "nosuchblock"],
+        "KEY",
+        None,
+        2,
+        ["no DailyCredentials block named 'nosuchblock'", "daily-sip setup"],
+    ),
+    (
+        ["report", "00000000-0000-4000-8000-000000000000"],
+        "KEY",
+        None,
+        2,
+        ["no flow run", "prefect flow-run ls"],
+    ),
     (["setup", "--block-name", "cli-errors"], "wrong-key", None, 2, ["Nothing saved", "refused the API key"]),
     (["setup", "--block-name", "cli-errors"], "KEY", DEAD + "/v1", 2, ["Nothing saved", "cannot reach"]),
 ]
 
 
-@pytest.mark.parametrize(("args", "key", "url", "code", "words"), SERVER_CASES,
-                         ids=[f"{' '.join(c[0])} key={c[1] or 'none'} "
-                              f"url={'dead' if c[2] and c[2].startswith(DEAD) else c[2] or 'stand-in'}"
-                              for c in SERVER_CASES])
-def test_mistakes_about_daily_are_one_line_and_touch_nothing(prefect_server, emulator, files, args, key,
-                                                              url, code, words):
+@pytest.mark.parametrize(
+    ("args", "key", "url", "code", "words"),
+    SERVER_CASES,
+    ids=[
+        f"{' '.join(c[0])} key={c[1] or 'none'} "
+        f"url={'dead' if c[2] and c[2].startswith(DEAD) else c[2] or 'stand-in'}"
+        for c in SERVER_CASES
+    ],
+)
+def test_mistakes_about_daily_are_one_line_and_touch_nothing(
+    prefect_server, emulator, files, args, key, url, code, words
+):
     env = _no_server_env(files, PREFECT_API_URL=prefect_server.api_url)
     key = emulator.api_key if key == "KEY" else key
     url = {None: emulator.base_url, "STANDIN_ROOT": emulator.root}.get(url, url)

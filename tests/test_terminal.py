@@ -13,9 +13,16 @@ from daily_sip.terminal import results_table
 
 def test_results_table_prints_every_outcome_and_names_with_brackets_verbatim():
     outcomes = get_args(Outcome)
-    targets = [TargetResult(index=i, sip_uri=f"sip:{i}@pbx.example.com", display_name=f"[Zoom] ops {i} [/]",
-                            status=status, detail=f"why [{status}]")
-               for i, status in enumerate(outcomes)]
+    targets = [
+        TargetResult(
+            index=i,
+            sip_uri=f"sip:{i}@pbx.example.com",
+            display_name=f"[Zoom] ops {i} [/]",
+            status=status,
+            detail=f"why [{status}]",
+        )
+        for i, status in enumerate(outcomes)
+    ]
     report = CampaignReport(campaign="[weekly]", started_at=datetime.now(UTC), targets=targets, required=1)
     console = Console(width=250, record=True, color_system=None)
     console.print(results_table(report))

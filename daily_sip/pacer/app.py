@@ -112,8 +112,13 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
             line = lines[(account, rate)] = Line(PermitBook(windows), len(by_index))
             by_index.append(line)
         elif line.book.windows != windows:
-            logger.warning("%s/%s: windows changed from %s to %s (clients disagree on the rate "
-                           "scale?)", account, rate, line.book.windows, windows)
+            logger.warning(
+                "%s/%s: windows changed from %s to %s (clients disagree on the rate scale?)",
+                account,
+                rate,
+                line.book.windows,
+                windows,
+            )
             line.book.windows = windows
         return line
 
@@ -138,14 +143,14 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
             return JSONResponse({"error": "invalid-request-error", "info": str(exc)}, status_code=400)
         line = _line(account, rate, windows)
         if body.get("after_429"):
-            logger.warning("%s/%s: a client got 429 from Daily; granting nothing for one window",
-                           account, rate)
+            logger.warning(
+                "%s/%s: a client got 429 from Daily; granting nothing for one window", account, rate
+            )
             line.book.penalize(time.monotonic())
         granted = line.join(since)
         hangup = asyncio.ensure_future(_disconnected(request))
         try:
-            await asyncio.wait({granted, hangup}, timeout=hold,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({granted, hangup}, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
         finally:
             hung_up = hangup.done() and not hangup.cancelled()
             hangup.cancel()
@@ -165,12 +170,25 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
 
     async def healthz(request: Request) -> JSONResponse:
         now = time.monotonic()
-        return JSONResponse({"ok": True, "books": {
-            f"{account}/{rate}": {"granted": line.book.granted, "after_429": line.book.penalties,
-                                  "open": line.book.open_at(now), "waiting": line.waiting}
-            for (account, rate), line in lines.items()
-        }})
+        return JSONResponse(
+            {
+                "ok": True,
+                "books": {
+                    f"{account}/{rate}": {
+                        "granted": line.book.granted,
+                        "after_429": line.book.penalties,
+                        "open": line.book.open_at(now),
+                        "waiting": line.waiting,
+                    }
+                    for (account, rate), line in lines.items()
+                },
+            }
+        )
 
-    return Starlette(routes=[Route("/v1/permits", permits, methods=["POST"]),
-                             Route("/v1/permits/{pid}/done", done, methods=["POST"]),
-                             Route("/healthz", healthz, methods=["GET"])])
+    return Starlette(
+        routes=[
+            Route("/v1/permits", permits, methods=["POST"]),
+            Route("/v1/permits/{pid}/done", done, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )

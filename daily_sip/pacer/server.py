@@ -18,8 +18,13 @@ from .app import HOLD_SECONDS, create_app, logger
 TOKEN_ENVVAR = "DAILY_PACER_TOKEN"
 
 
-def serve(host: str = "127.0.0.1", port: int = 8789, token: str | None = None,
-          log_level: str = "warning", hold_seconds: float = HOLD_SECONDS) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8789,
+    token: str | None = None,
+    log_level: str = "warning",
+    hold_seconds: float = HOLD_SECONDS,
+) -> None:
     """Bind, print the base URL as the first stdout line, then serve until SIGTERM / Ctrl-C."""
     log_to_stderr(logger, log_level)
     sock = bind(host, port)
@@ -33,13 +38,23 @@ def serve(host: str = "127.0.0.1", port: int = 8789, token: str | None = None,
 def pacer(
     host: Annotated[str, typer.Option(help="Interface to bind (keep it private).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind; 0 picks a free one.")] = 8789,
-    token: Annotated[str | None, typer.Option(
-        envvar=TOKEN_ENVVAR, show_default=False,
-        help="Require `Authorization: Bearer <token>`; prefer the environment variable.")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar=TOKEN_ENVVAR,
+            show_default=False,
+            help="Require `Authorization: Bearer <token>`; prefer the environment variable.",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="stderr log level.")] = "warning",
-    hold_seconds: Annotated[float, typer.Option(
-        min=0.1, help="Longest a waiting ask is held open before the caller asks again; keep it "
-                      "below the idle timeout of any proxy in between.")] = HOLD_SECONDS,
+    hold_seconds: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Longest a waiting ask is held open before the caller asks again; keep it "
+            "below the idle timeout of any proxy in between.",
+        ),
+    ] = HOLD_SECONDS,
 ) -> None:
     """Hand out Daily call permits to every campaign of one account (see daily_sip.tasks.ratelimit)."""
     try:

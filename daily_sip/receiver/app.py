@@ -238,8 +238,11 @@ class WebhookReceiver:
             except OSError as exc:
                 self.stats["emit_failures"] += 1
                 logger.warning("spooling Daily event %s failed, answering 503: %s", key, _describe(exc))
-                return JSONResponse({"ok": False, "error": "could not store the event"}, status_code=503,
-                                    headers={"Retry-After": "5"})
+                return JSONResponse(
+                    {"ok": False, "error": "could not store the event"},
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                )
             self.seen.add(key)
             self.stats["accepted"] += 1
             return JSONResponse({"ok": True, "event_id": str(event.id), "spooled": True})
@@ -313,8 +316,11 @@ def create_app(
     async def healthz(request: Request) -> Response:
         body: dict[str, Any] = {"ok": True, "secret_configured": handler.has_secret, "stats": handler.stats}
         if handler.spool is not None:
-            body["spool"] = {**handler.spool.stats, "pending": handler.spool.pending,
-                             "recovered": handler.spool.recovered}
+            body["spool"] = {
+                **handler.spool.stats,
+                "pending": handler.spool.pending,
+                "recovered": handler.spool.recovered,
+            }
         return JSONResponse(body)
 
     @asynccontextmanager
@@ -327,8 +333,9 @@ def create_app(
             )
         sender = None
         if handler.spool is not None:
-            sender = asyncio.create_task(handler.spool.run(batch_emitter(handler.emitter)),
-                                         name="spool-sender")
+            sender = asyncio.create_task(
+                handler.spool.run(batch_emitter(handler.emitter)), name="spool-sender"
+            )
         try:
             yield
         finally:

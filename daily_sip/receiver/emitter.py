@@ -155,8 +155,9 @@ class PrefectEventsEmitter:
                 except (httpx.HTTPError, KeyError, ValueError) as exc:
                     raise EmitError("Prefect API CSRF token request failed") from exc
                 continue
-            raise EmitError(f"Prefect API answered {response.status_code} to POST /events",
-                            response.status_code)
+            raise EmitError(
+                f"Prefect API answered {response.status_code} to POST /events", response.status_code
+            )
         raise EmitError("Prefect API did not accept the event")  # pragma: no cover
 
     async def check(self) -> bool:

@@ -38,8 +38,9 @@ def serve(
     log_to_stderr(logger, log_level)
     sock = bind(host, port)
     try:
-        app = create_app(secret, max_age_seconds=max_age_seconds, path=path, emitter=emitter,
-                         spool_dir=spool_dir)
+        app = create_app(
+            secret, max_age_seconds=max_age_seconds, path=path, emitter=emitter, spool_dir=spool_dir
+        )
         if not app.state.receiver.has_secret:
             logger.warning(
                 "no webhook secret (%s): verification pings are answered, every "
@@ -98,8 +99,11 @@ def receiver(
             typer.echo(f"receiver: cannot load credentials block {credentials_block!r}: {exc}", err=True)
             raise typer.Exit(2) from None
         if block.webhook_secret is None:
-            typer.echo(f"receiver: block {credentials_block!r} has no webhook_secret; run "
-                       "`daily-sip setup` (it generates one)", err=True)
+            typer.echo(
+                f"receiver: block {credentials_block!r} has no webhook_secret; run "
+                "`daily-sip setup` (it generates one)",
+                err=True,
+            )
             raise typer.Exit(2)
         secret = block.webhook_secret.get_secret_value()
     if secret is None:

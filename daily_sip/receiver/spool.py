@@ -165,8 +165,12 @@ class Spool:
                     continue
                 self.stats["send_failures"] += 1
                 if not failing:
-                    logger.warning("spool: Prefect did not take %d event(s) (%s); retrying, %d pending",
-                                   len(batch), describe(exc, 200), len(self._pending))
+                    logger.warning(
+                        "spool: Prefect did not take %d event(s) (%s); retrying, %d pending",
+                        len(batch),
+                        describe(exc, 200),
+                        len(self._pending),
+                    )
                 failing = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
@@ -176,8 +180,9 @@ class Spool:
             failing, delay = False, RETRY_FIRST_SECONDS
             self._acknowledged([event_id for event_id, _ in batch])
 
-    async def _isolate(self, emit: BatchEmitter, batch: list[tuple[str, Event]],
-                       exc: BaseException) -> list[tuple[str, Event]]:
+    async def _isolate(
+        self, emit: BatchEmitter, batch: list[tuple[str, Event]], exc: BaseException
+    ) -> list[tuple[str, Event]]:
         """Send a refused batch one by one; an event refused on its own is dropped, with an error."""
         if len(batch) == 1:
             logger.error("spool: Prefect refused event %s (%s); dropped", batch[0][0], describe(exc, 200))
@@ -189,8 +194,9 @@ class Spool:
                     break
                 except Exception as one:
                     if getattr(one, "refused", False):
-                        logger.error("spool: Prefect refused event %s (%s); dropped", event_id,
-                                     describe(one, 200))
+                        logger.error(
+                            "spool: Prefect refused event %s (%s); dropped", event_id, describe(one, 200)
+                        )
                         break
                     await asyncio.sleep(RETRY_FIRST_SECONDS)
         return batch
@@ -219,4 +225,3 @@ def batch_emitter(emitter: Any) -> BatchEmitter:
                 await result
 
     return one_by_one
-

@@ -68,23 +68,30 @@ def emulator(
     seed: Annotated[int, typer.Option(help="Seed of the fault RNG; same seed, same faults.")] = 0,
     enforce_idle_default: Annotated[
         bool,
-        typer.Option(help="Treat an unset dialout_config.max_idle_timeout_sec as Daily's default 0: "
-                     "an answered dial-out alone in the room is hung up at once."),
+        typer.Option(
+            help="Treat an unset dialout_config.max_idle_timeout_sec as Daily's default 0: "
+            "an answered dial-out alone in the room is hung up at once."
+        ),
     ] = False,
     participant_events: Annotated[
         bool,
-        typer.Option(help="Emit participant.joined/left for every participant, legs included "
-                     "(as Daily does for a webhook without eventTypes)."),
+        typer.Option(
+            help="Emit participant.joined/left for every participant, legs included "
+            "(as Daily does for a webhook without eventTypes)."
+        ),
     ] = True,
     presence_lag: Annotated[
         float,
-        typer.Option(help="Seconds before presence shows a join or a leave (Daily: near-real-time, "
-                     "observed 10-25 s)."),
+        typer.Option(
+            help="Seconds before presence shows a join or a leave (Daily: near-real-time, observed 10-25 s)."
+        ),
     ] = 0.0,
     telephony_profile: Annotated[
         str,
-        typer.Option(help="How busy / no answer / declined / unreachable reach webhooks (Daily does "
-                     "not document it): sip-code, free-text, stopped, connected-stopped."),
+        typer.Option(
+            help="How busy / no answer / declined / unreachable reach webhooks (Daily does "
+            "not document it): sip-code, free-text, stopped, connected-stopped."
+        ),
     ] = "sip-code",
     log_level: Annotated[
         str, typer.Option(help="Log level for stderr: debug, info, warning, error.")

@@ -62,8 +62,7 @@ class IvrState:
     pending: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"pin": self.pin, "state": self.state, "entries": list(self.entries),
-                "pending": self.pending}
+        return {"pin": self.pin, "state": self.state, "entries": list(self.entries), "pending": self.pending}
 
 
 @dataclass

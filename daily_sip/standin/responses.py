@@ -105,7 +105,8 @@ class Api:
             fault = self.route_faults.match(key)
             if fault is not None and fault.mode == "error":
                 response = error_response(
-                    ApiError(fault.status, "server-error", "injected fault: the server had a problem"))
+                    ApiError(fault.status, "server-error", "injected fault: the server had a problem")
+                )
             else:
                 if fault is not None and fault.mode == "delay":
                     # The request has arrived in full: a client giving up now does not undo it.
@@ -114,7 +115,8 @@ class Api:
                 response = await self._pipeline(request, rate, handler)
                 if fault is not None and fault.mode == "lost" and response.status_code < 400:
                     response = error_response(
-                        ApiError(504, "server-error", "gateway timeout: the upstream answer was lost"))
+                        ApiError(504, "server-error", "gateway timeout: the upstream answer was lost")
+                    )
             error = None
             if response.status_code >= 400:
                 with contextlib.suppress(ValueError):
@@ -143,8 +145,7 @@ class Api:
                     ApiError(
                         429,
                         "rate-limit-error",
-                        f"rate limit exceeded for {rate.name} requests "
-                        f"({self.limiter.describe(rate)})",
+                        f"rate limit exceeded for {rate.name} requests ({self.limiter.describe(rate)})",
                     ),
                     headers,
                 )
@@ -348,9 +349,16 @@ class Api:
         if leg is None:
             return error_response(ApiError(404, "not-found", "no such leg"))
         data = leg.to_json()
-        return JSONResponse({"id": data["id"], "state": data["state"], "dtmf": data["dtmf"],
-                             "ivr": data["ivr"], "answered_at": data["answered_at"],
-                             "ended_at": data["ended_at"]})
+        return JSONResponse(
+            {
+                "id": data["id"],
+                "state": data["state"],
+                "dtmf": data["dtmf"],
+                "ivr": data["ivr"],
+                "answered_at": data["answered_at"],
+                "ended_at": data["ended_at"],
+            }
+        )
 
     async def emu_events(self, request: Request) -> Response:
         return JSONResponse(self._events(request))

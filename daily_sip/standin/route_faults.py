@@ -56,9 +56,15 @@ class RouteFault:
     def to_json(self) -> dict[str, Any]:
         now = time.monotonic()
         return {
-            "route": self.route, "mode": self.mode, "status": self.status, "delay": self.delay,
-            "jitter": self.jitter, "seconds_left": None if self.until is None else max(0.0, self.until - now),
-            "count": self.count, "hits": self.hits, "active": self.active(now),
+            "route": self.route,
+            "mode": self.mode,
+            "status": self.status,
+            "delay": self.delay,
+            "jitter": self.jitter,
+            "seconds_left": None if self.until is None else max(0.0, self.until - now),
+            "count": self.count,
+            "hits": self.hits,
+            "active": self.active(now),
         }
 
 
@@ -76,8 +82,11 @@ class RouteFaults:
             raise ApiError(400, "invalid-request-error", f"mode must be one of {', '.join(MODES)}")
         webhook = body["route"].startswith(WEBHOOK)
         if (webhook and mode not in ("drop", "delay")) or (not webhook and mode == "drop"):
-            raise ApiError(400, "invalid-request-error",
-                           "webhook routes take mode drop or delay; API routes error, lost or delay")
+            raise ApiError(
+                400,
+                "invalid-request-error",
+                "webhook routes take mode drop or delay; API routes error, lost or delay",
+            )
         status = int(body.get("status", 500))
         if not 500 <= status <= 599:
             raise ApiError(400, "invalid-request-error", "status must be a 5xx")
@@ -85,7 +94,10 @@ class RouteFaults:
         if seconds is None and count is None:
             raise ApiError(400, "invalid-request-error", "give seconds and/or count")
         fault = RouteFault(
-            route=body["route"], mode=mode, status=status, delay=float(body.get("delay", 0.0)),
+            route=body["route"],
+            mode=mode,
+            status=status,
+            delay=float(body.get("delay", 0.0)),
             jitter=float(body.get("jitter", 0.0)),
             until=None if seconds is None else time.monotonic() + float(seconds),
             count=None if count is None else int(count),

@@ -88,8 +88,13 @@ def run(config: EmulatorConfig) -> int:
     try:
         print(base_url(sock, config.host), flush=True)
         level = config.log_level
-        serve_app(build_app(config), sock, log_level=level, log_config=_log_config(level),
-                  access_log=level in ("debug", "trace"))
+        serve_app(
+            build_app(config),
+            sock,
+            log_level=level,
+            log_config=_log_config(level),
+            access_log=level in ("debug", "trace"),
+        )
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:

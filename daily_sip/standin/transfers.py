@@ -94,14 +94,25 @@ class TransferMixin:
         target's magic user part (busy, no-answer, failed, else completed). Payload fields as in
         Daily's generated spec (CalltransferInitiatedPayload / ...CompletedPayload)."""
         user = to_endpoint[4:].split("@", 1)[0] if to_endpoint.lower().startswith("sip:") else ""
-        status = {"busy": "busy", "noanswer": "no-answer", "declined": "failed",
-                  "unreachable": "failed", "notfound": "failed"}.get(outcome_for(user), "completed")
+        status = {
+            "busy": "busy",
+            "noanswer": "no-answer",
+            "declined": "failed",
+            "unreachable": "failed",
+            "notfound": "failed",
+        }.get(outcome_for(user), "completed")
 
         def payload(**more: Any) -> dict[str, Any]:
             return {
-                "domain_id": self.domain_id, "room": leg.room, "timestamp": self.event_log.timestamp(),
-                "session_id": leg.id, "mtg_session_id": leg.mtg_session_id, "to_endpoint": to_endpoint,
-                "from_endpoint": leg.destination or leg.sip_from, "is_sip_refer": is_sip_refer, **more,
+                "domain_id": self.domain_id,
+                "room": leg.room,
+                "timestamp": self.event_log.timestamp(),
+                "session_id": leg.id,
+                "mtg_session_id": leg.mtg_session_id,
+                "to_endpoint": to_endpoint,
+                "from_endpoint": leg.destination or leg.sip_from,
+                "is_sip_refer": is_sip_refer,
+                **more,
             }
 
         def finish() -> None:

@@ -43,9 +43,7 @@ NULL_MEANS_OFF = frozenset({"sip"})
 
 def _drop_nulls(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            k: _drop_nulls(v) for k, v in value.items() if v is not None or k in NULL_MEANS_OFF
-        }
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None or k in NULL_MEANS_OFF}
     if isinstance(value, list):
         return [_drop_nulls(v) for v in value]
     return value

@@ -78,4 +78,3 @@ PAYLOAD_MODELS: dict[str, type[EventPayload]] = {
     "meeting.started": MeetingPayload,
     "meeting.ended": MeetingPayload,
 }
-

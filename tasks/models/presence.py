@@ -11,12 +11,8 @@ class Participant(DailyResponse):
     id: str
     room: str | None = None
     user_id: str | None = Field(default=None, validation_alias=AliasChoices("userId", "user_id"))
-    user_name: str | None = Field(
-        default=None, validation_alias=AliasChoices("userName", "user_name")
-    )
-    join_time: str | None = Field(
-        default=None, validation_alias=AliasChoices("joinTime", "join_time")
-    )
+    user_name: str | None = Field(default=None, validation_alias=AliasChoices("userName", "user_name"))
+    join_time: str | None = Field(default=None, validation_alias=AliasChoices("joinTime", "join_time"))
     duration: float | None = None
 
 

@@ -59,9 +59,7 @@ class SipSettings(DailyRequest):
     @model_validator(mode="after")
     def _digit_only_needs_one_endpoint(self) -> SipSettings:
         if self.force_digit_only_username and (self.num_endpoints or 1) > 1:
-            raise ValueError(
-                "force_digit_only_username works only with num_endpoints = 1; drop one of them"
-            )
+            raise ValueError("force_digit_only_username works only with num_endpoints = 1; drop one of them")
         return self
 
 

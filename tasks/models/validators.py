@@ -110,9 +110,7 @@ def check_dtmf(value: str) -> str:
 
 def check_room_name(value: str) -> str:
     if not ROOM_NAME_RE.match(value):
-        raise ValueError(
-            "must be 1-128 characters of A-Z, a-z, 0-9, '-' or '_' (Daily's room-name rule)"
-        )
+        raise ValueError("must be 1-128 characters of A-Z, a-z, 0-9, '-' or '_' (Daily's room-name rule)")
     return value
 
 
@@ -129,12 +127,8 @@ DisplayName = Annotated[str, AfterValidator(check_display_name)]
 UserId = Annotated[str, AfterValidator(check_user_id)]
 DtmfTones = Annotated[str, BeforeValidator(_upper), AfterValidator(check_dtmf)]
 RoomName = Annotated[str, AfterValidator(check_room_name)]
-AudioCodecList = Annotated[
-    list[Annotated[AudioCodec, BeforeValidator(_upper)]], AfterValidator(check_unique)
-]
-VideoCodecList = Annotated[
-    list[Annotated[VideoCodec, BeforeValidator(_upper)]], AfterValidator(check_unique)
-]
+AudioCodecList = Annotated[list[Annotated[AudioCodec, BeforeValidator(_upper)]], AfterValidator(check_unique)]
+VideoCodecList = Annotated[list[Annotated[VideoCodec, BeforeValidator(_upper)]], AfterValidator(check_unique)]
 DigitDurationMs = Annotated[int, Field(ge=50, le=2000)]
 
 

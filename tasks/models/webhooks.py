@@ -37,9 +37,7 @@ class WebhookSettings(DailyRequest):
     event_types: list[str] | None = Field(default=None, alias="eventTypes")
     hmac: SecretStr | None = None
     basic_auth: SecretStr | None = Field(default=None, alias="basicAuth")
-    retry_type: Literal["circuit-breaker", "exponential"] | None = Field(
-        default=None, alias="retryType"
-    )
+    retry_type: Literal["circuit-breaker", "exponential"] | None = Field(default=None, alias="retryType")
 
     _hmac_is_base64 = field_validator("hmac")(_check_base64_secret)
 

@@ -32,8 +32,13 @@ TIMINGS = REPO / "test-artifacts" / "deployment-timings.json"
 QUICK_CAMPAIGN = {
     "name": "e2e-quick",
     "targets": [
-        {"sip_uri": "sip:bridge-a@e2e.example.com", "display_name": "Bridge A", "dtmf": "12#",
-         "dtmf_delay_seconds": 0.2, "join_confirm_seconds": 0.5},
+        {
+            "sip_uri": "sip:bridge-a@e2e.example.com",
+            "display_name": "Bridge A",
+            "dtmf": "12#",
+            "dtmf_delay_seconds": 0.2,
+            "join_confirm_seconds": 0.5,
+        },
         {"sip_uri": "sip:busy@e2e.example.com", "display_name": "Busy line"},
     ],
     "ring_timeout_seconds": 5,
@@ -43,14 +48,22 @@ QUICK_CAMPAIGN = {
 }
 
 
-def cli(*args: str, timeout: float = 180, check: bool = True, env: dict | None = None,
-        cwd: Path = REPO) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, timeout: float = 180, check: bool = True, env: dict | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess:
     exe = BIN / args[0]
-    done = subprocess.run([str(exe), *args[1:]], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env or dict(os.environ))
+    done = subprocess.run(
+        [str(exe), *args[1:]],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or dict(os.environ),
+    )
     if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
-                             f"{done.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return done
 
 
@@ -59,8 +72,17 @@ def run_adhoc(campaign: dict, *extra: str, timeout: float = 60, check: bool = Tr
 
     With ``--watch`` the exit code is the run's outcome: pass ``check=False`` and look at the run.
     """
-    done = cli("prefect", "deployment", "run", "dial-campaign/adhoc", *extra,
-               "--param", f"campaign={json.dumps(campaign)}", timeout=timeout, check=check)
+    done = cli(
+        "prefect",
+        "deployment",
+        "run",
+        "dial-campaign/adhoc",
+        *extra,
+        "--param",
+        f"campaign={json.dumps(campaign)}",
+        timeout=timeout,
+        check=check,
+    )
     found = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
     assert found, f"no flow run created:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return UUID(found.group(1))
@@ -91,15 +113,20 @@ def _starter_with_test_schedule(tmp: Path) -> Path:
     """
     cli("daily-sip", "init", str(tmp))
     (tmp / "campaigns" / "every-minute.yaml").write_text(
-        yaml.safe_dump({**QUICK_CAMPAIGN, "name": "e2e-scheduled"}))
+        yaml.safe_dump({**QUICK_CAMPAIGN, "name": "e2e-scheduled"})
+    )
     prefect_file = tmp / "prefect.yaml"
     data = yaml.safe_load(prefect_file.read_text())
     scheduled = next(d for d in data["deployments"] if d["name"] == "weekday-standup")
     step = "daily_sip.deployments.steps.campaign_from_file"
-    test = {**scheduled, "name": "e2e-interval", "tags": ["e2e"],
-            "build": [{step: {"id": "campaign_file", "path": "campaigns/every-minute.yaml"}}],
-            # Starts a few seconds after deploy, then every 10 minutes (the test deletes it first).
-            "schedules": [{"interval": 600, "anchor_date": _in_seconds(25), "timezone": "UTC"}]}
+    test = {
+        **scheduled,
+        "name": "e2e-interval",
+        "tags": ["e2e"],
+        "build": [{step: {"id": "campaign_file", "path": "campaigns/every-minute.yaml"}}],
+        # Starts a few seconds after deploy, then every 10 minutes (the test deletes it first).
+        "schedules": [{"interval": 600, "anchor_date": _in_seconds(25), "timezone": "UTC"}],
+    }
     data["deployments"].append(test)
     prefect_file.write_text(yaml.safe_dump(data, sort_keys=False))
     return tmp
@@ -118,8 +145,18 @@ def deployed(prefect_server, tmp_path_factory) -> Iterator[Deployed]:
     env = dict(os.environ)
     secret = env["DAILY_WEBHOOK_SECRET"]
     # The README's sequence: setup stores everything on the server ...
-    cli("daily-sip", "setup", "--api-key", stack.emulator.api_key, "--api-url", stack.emulator.base_url,
-        "--webhook-secret", secret, "--webhook-url", stack.webhook_url)
+    cli(
+        "daily-sip",
+        "setup",
+        "--api-key",
+        stack.emulator.api_key,
+        "--api-url",
+        stack.emulator.base_url,
+        "--webhook-secret",
+        secret,
+        "--webhook-url",
+        stack.webhook_url,
+    )
     # ... deploy ...
     # ... write the starter and deploy it from its folder ...
     project = _starter_with_test_schedule(tmp / "deployments")
@@ -127,15 +164,22 @@ def deployed(prefect_server, tmp_path_factory) -> Iterator[Deployed]:
     cli("prefect", "--no-prompt", "deploy", "--all", cwd=project)
     deploy_seconds = time.monotonic() - t0
     # ... and a worker, which knows Daily only through the block (no DAILY_API_* here).
-    worker_env = {k: v for k, v in env.items() if k not in ("DAILY_API_KEY", "DAILY_API_URL",
-                                                            "DAILY_WEBHOOK_SECRET")}
-    worker_env.update(PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="5",
-                      PYTHONUNBUFFERED="1")
+    worker_env = {
+        k: v for k, v in env.items() if k not in ("DAILY_API_KEY", "DAILY_API_URL", "DAILY_WEBHOOK_SECRET")
+    }
+    worker_env.update(
+        PREFECT_WORKER_QUERY_SECONDS="2", PREFECT_WORKER_PREFETCH_SECONDS="5", PYTHONUNBUFFERED="1"
+    )
     worker_log = tmp / "worker.log"
     with open(worker_log, "wb") as log:
         worker = subprocess.Popen(
             [str(BIN / "prefect"), "worker", "start", "--pool", "daily-sip", "--type", "process"],
-            cwd=tmp, env=worker_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=tmp,
+            env=worker_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield Deployed(stack, worker, worker_log, deploy_seconds)
     finally:

@@ -26,8 +26,15 @@ def _answers(url: str) -> bool:
 def test_dev_starts_everything_deployed_and_sigterm_stops_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DAILY_"))}
     cmd = [str(BIN / "daily-sip"), "dev", "--workdir", str(tmp_path / "dev")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            cwd=tmp_path, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     out = ""
     try:
         deadline = time.monotonic() + 400
@@ -36,8 +43,10 @@ def test_dev_starts_everything_deployed_and_sigterm_stops_it(tmp_path):
             assert line or proc.poll() is None, f"dev exited early:\n{out}"
             out += line
             assert time.monotonic() < deadline, f"dev not ready:\n{out}"
-        urls = {name: re.search(rf"{name}\s+(http\S+)", out).group(1)
-                for name in ("Prefect API", "Daily stand-in", "Webhook receiver", "Pacer")}
+        urls = {
+            name: re.search(rf"{name}\s+(http\S+)", out).group(1)
+            for name in ("Prefect API", "Daily stand-in", "Webhook receiver", "Pacer")
+        }
         assert _answers(urls["Prefect API"] + "/health")
         deployments = httpx.post(urls["Prefect API"] + "/deployments/filter", json={}, timeout=10).json()
         assert {"adhoc", "on-request", "standup-meeting"} <= {d["name"] for d in deployments}

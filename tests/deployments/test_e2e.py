@@ -33,8 +33,9 @@ async def _deployment_id(name: str) -> UUID:
         return (await client.read_deployment_by_name(f"dial-campaign/{name}")).id
 
 
-async def _wait_for_run(deployed: Deployed, deployment: str, within: float = 240,
-                        predicate=lambda run: True) -> FlowRun:
+async def _wait_for_run(
+    deployed: Deployed, deployment: str, within: float = 240, predicate=lambda run: True
+) -> FlowRun:
     """The first run of a deployment matching predicate, once it is in a terminal state."""
     dep_id = await _deployment_id(deployment)
     deadline = time.monotonic() + within
@@ -45,8 +46,9 @@ async def _wait_for_run(deployed: Deployed, deployment: str, within: float = 240
             if done:
                 return done[0]
             await asyncio.sleep(1)
-    pytest.fail(f"no finished run of {deployment} within {within:.0f} s; worker log:\n"
-                f"{deployed.worker_tail()}")
+    pytest.fail(
+        f"no finished run of {deployment} within {within:.0f} s; worker log:\n{deployed.worker_tail()}"
+    )
 
 
 async def _results_table(run_id: UUID) -> list[dict]:
@@ -66,8 +68,10 @@ def _assert_cleaned_up(deployed: Deployed, flow_run_id: UUID) -> None:
 async def test_deployments_are_registered_as_declared(deployed):
     async with get_client() as client:
         deployments = await client.read_deployments(
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(
-                any_=["weekday-standup", "adhoc", "on-request", "standup-meeting"])))
+            deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=["weekday-standup", "adhoc", "on-request", "standup-meeting"])
+            )
+        )
         by_name = {d.name: d for d in deployments}
         assert set(by_name) == {"weekday-standup", "adhoc", "on-request", "standup-meeting"}
         weekly = by_name["weekday-standup"]
@@ -98,21 +102,39 @@ async def test_adhoc_run_with_param_completes_with_the_report(deployed):
     assert run.state.message == "1/2 bridges joined; busy 1"
     rows = await _results_table(run_id)
     assert [(r["sip_uri"], r["status"]) for r in rows] == [
-        ("sip:bridge-a@e2e.example.com", "joined"), ("sip:busy@e2e.example.com", "busy")]
+        ("sip:bridge-a@e2e.example.com", "joined"),
+        ("sip:busy@e2e.example.com", "busy"),
+    ]
     assert rows[0]["dtmf"] == "12#"
     _assert_cleaned_up(deployed, run_id)
     # The tones reached the call, as the far end (the stand-in) recorded them.
-    heard = [d["tones"] for leg in deployed.stack.legs() if leg["room"].endswith(run_id.hex[:8])
-             for d in leg["dtmf"]]
+    heard = [
+        d["tones"]
+        for leg in deployed.stack.legs()
+        if leg["room"].endswith(run_id.hex[:8])
+        for d in leg["dtmf"]
+    ]
     assert heard == ["12#"]
 
 
 async def test_event_triggers_a_campaign_from_its_payload(deployed):
-    campaign = {**QUICK_CAMPAIGN, "name": "e2e-requested",
-                "targets": [{"sip_uri": "sip:requested@e2e.example.com"}]}
+    campaign = {
+        **QUICK_CAMPAIGN,
+        "name": "e2e-requested",
+        "targets": [{"sip_uri": "sip:requested@e2e.example.com"}],
+    }
     t0 = time.monotonic()
-    cli("prefect", "event", "emit", "daily.campaign.requested", "--resource-id", "daily.campaign.e2e",
-        "--payload", json.dumps({"campaign": campaign}), timeout=60)
+    cli(
+        "prefect",
+        "event",
+        "emit",
+        "daily.campaign.requested",
+        "--resource-id",
+        "daily.campaign.e2e",
+        "--payload",
+        json.dumps({"campaign": campaign}),
+        timeout=60,
+    )
     run = await _wait_for_run(deployed, "on-request")
     deployed.record("event: emit -> triggered run Completed", time.monotonic() - t0)
     assert run.state.type.value == "COMPLETED", (run.state, deployed.worker_tail())
@@ -126,8 +148,9 @@ async def test_event_triggers_a_campaign_from_its_payload(deployed):
 async def test_scheduler_creates_and_runs_the_scheduled_campaign(deployed):
     run = await _wait_for_run(deployed, "e2e-interval", within=300)
     # The worker prefetches runs a few seconds ahead, so a run may start before its slot.
-    deployed.record("schedule: run start minus scheduled time",
-                    (run.start_time - run.expected_start_time).total_seconds())
+    deployed.record(
+        "schedule: run start minus scheduled time", (run.start_time - run.expected_start_time).total_seconds()
+    )
     deployed.record("schedule: run start -> Completed", (run.end_time - run.start_time).total_seconds())
     try:
         assert run.auto_scheduled, "the run was not created by the scheduler"
@@ -140,15 +163,20 @@ async def test_scheduler_creates_and_runs_the_scheduled_campaign(deployed):
 
 
 async def test_cancelling_a_deployed_run_hangs_up_and_removes_its_room(deployed):
-    staying = {**QUICK_CAMPAIGN, "name": "e2e-cancel",
-               "targets": [{"sip_uri": "sip:stays-1@e2e.example.com"},
-                           {"sip_uri": "sip:stays-2@e2e.example.com"}],
-               "after_answer": {"mode": "stay", "max_seconds": 600}}
+    staying = {
+        **QUICK_CAMPAIGN,
+        "name": "e2e-cancel",
+        "targets": [{"sip_uri": "sip:stays-1@e2e.example.com"}, {"sip_uri": "sip:stays-2@e2e.example.com"}],
+        "after_answer": {"mode": "stay", "max_seconds": 600},
+    }
     run_id = run_adhoc(staying)
     tag = run_id.hex[:8]
     deadline = time.monotonic() + 120
-    while not [leg for leg in deployed.stack.legs()
-               if leg["room"].endswith(tag) and leg["active"] and leg["state"] == "answered"]:
+    while not [
+        leg
+        for leg in deployed.stack.legs()
+        if leg["room"].endswith(tag) and leg["active"] and leg["state"] == "answered"
+    ]:
         assert time.monotonic() < deadline, f"no leg answered; worker log:\n{deployed.worker_tail()}"
         await asyncio.sleep(0.5)
     t0 = time.monotonic()
@@ -176,15 +204,25 @@ def _process_of_flow_run(run_id: UUID) -> int | None:
 async def test_a_deployed_run_killed_with_kill_9_is_cleaned_up_and_reported_by_its_worker(deployed):
     # The worker notices its flow-run process died, marks the run Crashed and runs the on_crashed
     # hook: the hook cleans up from the run's ledger and publishes the per-target report.
-    staying = {**QUICK_CAMPAIGN, "name": "e2e-killed",
-               "targets": [{"sip_uri": "sip:killed-1@e2e.example.com"},
-                           {"sip_uri": "sip:killed-2@e2e.example.com"}],
-               "after_answer": {"mode": "stay", "max_seconds": 600}}
+    staying = {
+        **QUICK_CAMPAIGN,
+        "name": "e2e-killed",
+        "targets": [{"sip_uri": "sip:killed-1@e2e.example.com"}, {"sip_uri": "sip:killed-2@e2e.example.com"}],
+        "after_answer": {"mode": "stay", "max_seconds": 600},
+    }
     run_id = run_adhoc(staying)
     tag = run_id.hex[:8]
     deadline = time.monotonic() + 120
-    while len([leg for leg in deployed.stack.legs()
-               if leg["room"].endswith(tag) and leg["active"] and leg["state"] == "answered"]) < 2:
+    while (
+        len(
+            [
+                leg
+                for leg in deployed.stack.legs()
+                if leg["room"].endswith(tag) and leg["active"] and leg["state"] == "answered"
+            ]
+        )
+        < 2
+    ):
         assert time.monotonic() < deadline, f"legs not answered; worker log:\n{deployed.worker_tail()}"
         await asyncio.sleep(0.5)
     await asyncio.sleep(HEARTBEAT_SECONDS + 1)  # one heartbeat puts both answers in the ledger
@@ -211,4 +249,6 @@ async def test_a_deployed_run_killed_with_kill_9_is_cleaned_up_and_reported_by_i
     else:
         pytest.fail(f"no results artifact for the killed run; worker log:\n{deployed.worker_tail()}")
     assert [(r["sip_uri"], r["status"]) for r in rows] == [
-        ("sip:killed-1@e2e.example.com", "answered"), ("sip:killed-2@e2e.example.com", "answered")], rows
+        ("sip:killed-1@e2e.example.com", "answered"),
+        ("sip:killed-2@e2e.example.com", "answered"),
+    ], rows

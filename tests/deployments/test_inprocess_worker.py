@@ -29,8 +29,11 @@ from .conftest import BIN, QUICK_CAMPAIGN, cli
 pytestmark = pytest.mark.timeout(600)
 POOL = "inproc-test"
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
-STAYING = {**QUICK_CAMPAIGN, "after_answer": {"mode": "stay", "max_seconds": 600},
-           "targets": [{"sip_uri": "sip:stays-1@w.example.com"}, {"sip_uri": "sip:stays-2@w.example.com"}]}
+STAYING = {
+    **QUICK_CAMPAIGN,
+    "after_answer": {"mode": "stay", "max_seconds": 600},
+    "targets": [{"sip_uri": "sip:stays-1@w.example.com"}, {"sip_uri": "sip:stays-2@w.example.com"}],
+}
 
 
 class Worker:
@@ -38,8 +41,13 @@ class Worker:
         self.log = tmp / f"worker-{time.monotonic_ns()}.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [str(BIN / "daily-sip"), "worker", "--pool", POOL], cwd=tmp, env=env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [str(BIN / "daily-sip"), "worker", "--pool", POOL],
+                cwd=tmp,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -49,13 +57,28 @@ class Worker:
 def pool(prefect_server, tmp_path_factory) -> Iterator[tuple[CampaignStack, Path, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("inproc")
     stack = start_stack(prefect_server.api_url)
-    cli("daily-sip", "setup", "--api-key", stack.emulator.api_key, "--api-url", stack.emulator.base_url,
-        "--webhook-secret", os.environ["DAILY_WEBHOOK_SECRET"], "--webhook-url", stack.webhook_url,
-        "--work-pool", POOL, "--in-process")
+    cli(
+        "daily-sip",
+        "setup",
+        "--api-key",
+        stack.emulator.api_key,
+        "--api-url",
+        stack.emulator.base_url,
+        "--webhook-secret",
+        os.environ["DAILY_WEBHOOK_SECRET"],
+        "--webhook-url",
+        stack.webhook_url,
+        "--work-pool",
+        POOL,
+        "--in-process",
+    )
     asyncio.run(_deploy_adhoc(stack.webhook_url))
     # The worker knows Daily only through the credentials block, as in production.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DAILY_API_KEY", "DAILY_API_URL", "DAILY_WEBHOOK_SECRET")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DAILY_API_KEY", "DAILY_API_URL", "DAILY_WEBHOOK_SECRET")
+    }
     env.update(PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="5", PYTHONUNBUFFERED="1")
     try:
         yield stack, tmp, env
@@ -84,8 +107,9 @@ def worker(pool) -> Iterator[Worker]:
 async def _submit(campaign: dict) -> UUID:
     from prefect.deployments import run_deployment
 
-    return (await run_deployment("dial-campaign/adhoc-inproc", parameters={"campaign": campaign},
-                                 timeout=0)).id
+    return (
+        await run_deployment("dial-campaign/adhoc-inproc", parameters={"campaign": campaign}, timeout=0)
+    ).id
 
 
 async def _final(run_id: UUID, worker: Worker, within: float = 180):
@@ -107,8 +131,11 @@ async def _answered_legs(stack: CampaignStack, run_id: UUID, n: int, worker: Wor
 
 
 def _live_legs(stack: CampaignStack, run_id: UUID) -> list[dict]:
-    return [leg for leg in stack.legs()
-            if leg["room"].endswith(run_id.hex[:8]) and leg["active"] and leg["state"] == "answered"]
+    return [
+        leg
+        for leg in stack.legs()
+        if leg["room"].endswith(run_id.hex[:8]) and leg["active"] and leg["state"] == "answered"
+    ]
 
 
 def _room_of(stack: CampaignStack, run_id: UUID) -> list[dict]:
@@ -159,8 +186,10 @@ async def test_sigterm_stops_the_worker_after_its_campaigns_hung_up_and_reported
     assert not _room_of(stack, run_id) and not _live_legs(stack, run_id), worker.tail()
     async with get_client() as client:
         artifacts = await client.read_artifacts()
-    results = sorted((a for a in artifacts if a.flow_run_id == run_id and (a.key or "").endswith("-results")),
-                     key=lambda a: a.created)
+    results = sorted(
+        (a for a in artifacts if a.flow_run_id == run_id and (a.key or "").endswith("-results")),
+        key=lambda a: a.created,
+    )
     assert results, "the stopped campaign published no results table"
     rows = json.loads(results[-1].data) if isinstance(results[-1].data, str) else results[-1].data
     assert [r["status"] for r in rows] == ["answered", "answered"], rows

@@ -22,14 +22,29 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def served(prefect_server, tmp_path_factory) -> Iterator[tuple]:
     stack = start_stack(prefect_server.api_url)
-    cli("daily-sip", "setup", "--api-key", stack.emulator.api_key, "--api-url", stack.emulator.base_url,
-        "--webhook-secret", os.environ["DAILY_WEBHOOK_SECRET"], "--webhook-url", stack.webhook_url)
+    cli(
+        "daily-sip",
+        "setup",
+        "--api-key",
+        stack.emulator.api_key,
+        "--api-url",
+        stack.emulator.base_url,
+        "--webhook-secret",
+        os.environ["DAILY_WEBHOOK_SECRET"],
+        "--webhook-url",
+        stack.webhook_url,
+    )
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     env = {k: v for k, v in os.environ.items() if k not in ("DAILY_API_KEY", "DAILY_API_URL")}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(BIN / "daily-sip"), "serve", "--name", "adhoc", "--name", "on-request"],
-                                cwd=REPO, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "daily-sip"), "serve", "--name", "adhoc", "--name", "on-request"],
+            cwd=REPO,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield stack, proc, log
     finally:
@@ -69,8 +84,9 @@ def test_receiver_takes_its_secret_from_the_block_setup_saved(served):
 
     env = {k: v for k, v in os.environ.items() if k != "DAILY_WEBHOOK_SECRET"}
     cmd = [str(BIN / "daily-sip"), "receiver", "--port", "0", "--credentials-block", "daily"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), url

@@ -16,8 +16,17 @@ KEY = "setup-test-key-4f1c9a"
 
 async def test_setup_stores_block_and_pool_and_is_idempotent(prefect_server, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAILY_")}
-    args = ["daily-sip", "setup", "--block-name", "setup-test", "--work-pool", "setup-test-pool",
-            "--webhook-url", "https://hooks.example.com/daily", "--no-verify"]
+    args = [
+        "daily-sip",
+        "setup",
+        "--block-name",
+        "setup-test",
+        "--work-pool",
+        "setup-test-pool",
+        "--webhook-url",
+        "https://hooks.example.com/daily",
+        "--no-verify",
+    ]
     first = cli(*args, "--api-key", KEY, "--api-url", "http://127.0.0.1:9/v1", env=env)
     assert "daily-credentials/setup-test: created" in first.stdout
     assert "webhook secret generated" in first.stdout
@@ -49,8 +58,18 @@ async def test_setup_stores_block_and_pool_and_is_idempotent(prefect_server, tmp
 
 def test_setup_refuses_a_secret_that_is_not_base64_without_echoing_it(prefect_server):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAILY_")}
-    done = cli("daily-sip", "setup", "--block-name", "setup-bad", "--api-key", KEY,
-               "--webhook-secret", "not base64 at all!", env=env, check=False)
+    done = cli(
+        "daily-sip",
+        "setup",
+        "--block-name",
+        "setup-bad",
+        "--api-key",
+        KEY,
+        "--webhook-secret",
+        "not base64 at all!",
+        env=env,
+        check=False,
+    )
     assert done.returncode == 2
     assert "DAILY_WEBHOOK_SECRET" in done.stderr and "base64" in done.stderr
     assert "not base64 at all" not in done.stdout + done.stderr
@@ -59,8 +78,17 @@ def test_setup_refuses_a_secret_that_is_not_base64_without_echoing_it(prefect_se
 async def test_setup_with_a_dead_pacer_url_saves_nothing_and_says_so(prefect_server):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAILY_")}
     env["DAILY_PACER_URL"] = f"http://127.0.0.1:{free_port()}"
-    done = cli("daily-sip", "setup", "--block-name", "setup-dead-pacer", "--api-key", KEY, "--no-verify",
-               env=env, check=False)
+    done = cli(
+        "daily-sip",
+        "setup",
+        "--block-name",
+        "setup-dead-pacer",
+        "--api-key",
+        KEY,
+        "--no-verify",
+        env=env,
+        check=False,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "Nothing saved" in lines[0] and "DAILY_PACER_URL" in lines[0] and "daily_sip.pacer" in lines[0]

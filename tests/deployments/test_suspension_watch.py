@@ -33,8 +33,10 @@ async def test_one_shared_watch_suspends_exactly_the_run_marked_suspended(prefec
         async with shared_suspension_watch() as shared:
             assert shared and engine.observe_flow_run_suspension is not per_run
             requests = [FlowRunSuspensionRequest() for _ in runs]
-            with engine.observe_flow_run_suspension(runs[0].id, requests[0]), \
-                    engine.observe_flow_run_suspension(runs[1].id, requests[1]):
+            with (
+                engine.observe_flow_run_suspension(runs[0].id, requests[0]),
+                engine.observe_flow_run_suspension(runs[1].id, requests[1]),
+            ):
                 await client.set_flow_run_state(runs[0].id, Suspended(timeout_seconds=300), force=True)
                 for _ in range(100):
                     if requests[0].is_requested():

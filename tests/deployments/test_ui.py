@@ -157,23 +157,46 @@ def demo_like_report():
     from daily_sip.flows.report import CampaignReport, LegEvent, TargetResult
 
     t0 = datetime.now(UTC)
-    plan = [("Webex stand-up", "answered", ["dialling", "ringing", "answered", "on call", "ended"]),
-            ("PBX room (wrong PIN)", "dropped_after_dtmf",
-             ["dialling", "ringing", "answered", "DTMF sent", "on call", "ended"]),
-            ("Busy line", "busy", ["dialling", "redial scheduled", "dialling", "ended"]),
-            ("Nobody there", "no_answer", ["dialling", "ringing", "ended"])]
-    notes = {"answered": "answered (hung up after 5 s)", "busy": "busy (SIP 486 Busy Here)",
-             "no_answer": "no answer (SIP 408 Request Timeout)",
-             "dropped_after_dtmf": "dropped after dtmf (far end hung up 3.0 s after the last tone; "
-                                   "check meeting ID / passcode)"}
+    plan = [
+        ("Webex stand-up", "answered", ["dialling", "ringing", "answered", "on call", "ended"]),
+        (
+            "PBX room (wrong PIN)",
+            "dropped_after_dtmf",
+            ["dialling", "ringing", "answered", "DTMF sent", "on call", "ended"],
+        ),
+        ("Busy line", "busy", ["dialling", "redial scheduled", "dialling", "ended"]),
+        ("Nobody there", "no_answer", ["dialling", "ringing", "ended"]),
+    ]
+    notes = {
+        "answered": "answered (hung up after 5 s)",
+        "busy": "busy (SIP 486 Busy Here)",
+        "no_answer": "no answer (SIP 408 Request Timeout)",
+        "dropped_after_dtmf": "dropped after dtmf (far end hung up 3.0 s after the last tone; "
+        "check meeting ID / passcode)",
+    }
     targets, timeline = [], []
     for i, (name, status, phases) in enumerate(plan):
-        targets.append(TargetResult(index=i, sip_uri=f"sip:{i}@pbx.example.com", display_name=name,
-                                    status=status))
-        timeline.append([LegEvent(at=t0 + timedelta(seconds=1 + i + 2 * k), phase=p,
-                                  note=notes[status] if p == "ended" else "") for k, p in enumerate(phases)])
-    return CampaignReport(campaign="ui-timeline", started_at=t0, finished_at=t0 + timedelta(seconds=20),
-                          targets=targets, required=1, timeline=timeline)
+        targets.append(
+            TargetResult(index=i, sip_uri=f"sip:{i}@pbx.example.com", display_name=name, status=status)
+        )
+        timeline.append(
+            [
+                LegEvent(
+                    at=t0 + timedelta(seconds=1 + i + 2 * k),
+                    phase=p,
+                    note=notes[status] if p == "ended" else "",
+                )
+                for k, p in enumerate(phases)
+            ]
+        )
+    return CampaignReport(
+        campaign="ui-timeline",
+        started_at=t0,
+        finished_at=t0 + timedelta(seconds=20),
+        targets=targets,
+        required=1,
+        timeline=timeline,
+    )
 
 
 @needs_chromium
@@ -186,8 +209,10 @@ async def test_the_timeline_artifact_reads_in_the_prefect_ui_without_scrolling(c
 
     report = demo_like_report()
     artifact_id = await acreate_markdown_artifact(
-        markdown=timeline_markdown(report), key="ui-timeline-timeline",
-        description="ui-timeline: one lane per bridge")
+        markdown=timeline_markdown(report),
+        key="ui-timeline-timeline",
+        description="ui-timeline: one lane per bridge",
+    )
     url = f"{prefect_server.ui_url}/v2/artifacts/artifact/{artifact_id}"
     shots = Path(os.environ.get("UI_SCREENSHOT_DIR") or REPO / "test-artifacts")
     async with chromium.page(width=1600, height=900) as page:
@@ -200,7 +225,8 @@ async def test_the_timeline_artifact_reads_in_the_prefect_ui_without_scrolling(c
             assert "| busy" in text and "| dropped after dtmf" in text and "| no answer" in text, text
             # Every lane, its outcome included, is in view: the code block does not scroll sideways.
             overflow = await page.evaluate(
-                "Array.from(document.querySelectorAll('pre')).map(p => p.scrollWidth - p.clientWidth)")
+                "Array.from(document.querySelectorAll('pre')).map(p => p.scrollWidth - p.clientWidth)"
+            )
             assert overflow and max(overflow) <= 0, overflow
         finally:
             with contextlib.suppress(Exception):

@@ -81,8 +81,9 @@ class Chromium:
         """A new tab with a fixed viewport; closed on exit."""
         async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
             target = (await http.put(f"{self.http_url}/json/new?about:blank")).json()
-        async with connect(target["webSocketDebuggerUrl"], max_size=None, proxy=None,
-                           ping_interval=None, open_timeout=30) as ws:
+        async with connect(
+            target["webSocketDebuggerUrl"], max_size=None, proxy=None, ping_interval=None, open_timeout=30
+        ) as ws:
             page = Page(ws)
             reader = asyncio.create_task(page._read())
             try:
@@ -141,8 +142,9 @@ class Page:
 
     async def evaluate(self, expression: str) -> Any:
         """The JSON value of a JavaScript expression (promises are awaited)."""
-        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True,
-                                 awaitPromise=True)
+        result = await self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             details = result["exceptionDetails"]
             raise BrowserError(details.get("exception", {}).get("description") or details.get("text"))
@@ -165,8 +167,10 @@ class Page:
             except BrowserError as exc:  # e.g. during a navigation; keep polling
                 last_error = str(exc)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"not true after {within:.0f} s: {expression}"
-                                   + (f" (last error: {last_error})" if last_error else ""))
+                raise TimeoutError(
+                    f"not true after {within:.0f} s: {expression}"
+                    + (f" (last error: {last_error})" if last_error else "")
+                )
             await asyncio.sleep(interval)
 
     async def text(self) -> str:
@@ -174,7 +178,8 @@ class Page:
 
     async def click_text(self, text: str, selector: str = "button") -> bool:
         """Click the first visible element matching `selector` whose text is exactly `text`."""
-        return bool(await self.evaluate(f"""(() => {{
+        return bool(
+            await self.evaluate(f"""(() => {{
             const want = {json.dumps(text)};
             for (const el of document.querySelectorAll({json.dumps(selector)})) {{
                 if (el.innerText.trim() === want && el.offsetParent !== null) {{
@@ -184,11 +189,17 @@ class Page:
                 }}
             }}
             return false;
-        }})()"""))
+        }})()""")
+        )
 
     async def set_viewport(self, width: int, height: int) -> None:
-        await self.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                        deviceScaleFactor=1, mobile=False)
+        await self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         self.viewport = (width, height)
         await self.wait_for(f"window.innerHeight === {height}", within=30, interval=0.05)
 
@@ -243,7 +254,10 @@ def launch_chromium(executable: str | None = None, timeout: float = 60) -> Itera
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     try:
         port_file = profile / "DevToolsActivePort"
@@ -251,11 +265,15 @@ def launch_chromium(executable: str | None = None, timeout: float = 60) -> Itera
         port = 0
         while not port:
             if proc.poll() is not None:
-                raise BrowserError(f"chromium exited with {proc.returncode}:\n"
-                                   + log_path.read_text(errors="replace")[-3000:])
+                raise BrowserError(
+                    f"chromium exited with {proc.returncode}:\n"
+                    + log_path.read_text(errors="replace")[-3000:]
+                )
             if time.monotonic() > deadline:
-                raise BrowserError(f"chromium gave no DevTools port within {timeout:.0f} s:\n"
-                                   + log_path.read_text(errors="replace")[-3000:])
+                raise BrowserError(
+                    f"chromium gave no DevTools port within {timeout:.0f} s:\n"
+                    + log_path.read_text(errors="replace")[-3000:]
+                )
             with contextlib.suppress(OSError, ValueError):
                 port = int(port_file.read_text().split()[0])
             if not port:

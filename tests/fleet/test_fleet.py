@@ -35,9 +35,26 @@ pytestmark = pytest.mark.skipif(
 def test_five_campaigns_on_two_workers_share_dailys_limits(tmp_path):
     out = tmp_path / "fleet.json"
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "fleet.py"), "--campaigns", "5", "--targets", "3",
-         "--workers", "2", "--idle-sample", "2", "--timeout", "300", "--json-out", str(out)],
-        capture_output=True, text=True, timeout=400, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "fleet.py"),
+            "--campaigns",
+            "5",
+            "--targets",
+            "3",
+            "--workers",
+            "2",
+            "--idle-sample",
+            "2",
+            "--timeout",
+            "300",
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(out.read_text())

@@ -15,8 +15,13 @@ from daily_sip.local_stack import new_webhook_secret
 from tests.conftest import EmulatorProcess, launch_emulator, stop_process
 from tests.receiver.helpers import launch_receiver
 
-FAST = {"rate_limit_scale": 0, "connect_delay": 0.05, "answer_delay": 0.1, "ring_timeout": 1.5,
-        "hangup_after": 0.5}
+FAST = {
+    "rate_limit_scale": 0,
+    "connect_delay": 0.05,
+    "answer_delay": 0.1,
+    "ring_timeout": 1.5,
+    "hangup_after": 0.5,
+}
 
 
 @dataclass
@@ -38,10 +43,15 @@ class CampaignStack:
 def start_stack(prefect_api_url: str, **emulator_flags) -> CampaignStack:
     secret = new_webhook_secret()
     emu = launch_emulator(**{**FAST, **emulator_flags})
-    receiver = launch_receiver(Path(tempfile.mkdtemp(prefix="campaign-receiver-")),
-                               api_url=prefect_api_url, secret=secret)
-    os.environ.update(DAILY_API_KEY=emu.api_key, DAILY_API_URL=emu.base_url,
-                      DAILY_WEBHOOK_SECRET=secret, DAILY_RATE_LIMIT_SCALE="0")
+    receiver = launch_receiver(
+        Path(tempfile.mkdtemp(prefix="campaign-receiver-")), api_url=prefect_api_url, secret=secret
+    )
+    os.environ.update(
+        DAILY_API_KEY=emu.api_key,
+        DAILY_API_URL=emu.base_url,
+        DAILY_WEBHOOK_SECRET=secret,
+        DAILY_RATE_LIMIT_SCALE="0",
+    )
     return CampaignStack(emu, receiver.url, receiver.proc)
 
 

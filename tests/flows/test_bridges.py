@@ -16,47 +16,108 @@ def target(**spec) -> Target:
     return Campaign.model_validate({"targets": [spec]}).targets[0]
 
 
-@pytest.mark.parametrize(("spec", "uri", "dtmf"), [
-    # Zoom CRC: passcode in the URI (no IVR), or the IVR takes it by DTMF.
-    ({"bridge": "zoom", "meeting_id": "845 1234 5678", "passcode": "123456"},
-     "sip:84512345678.123456@zoomcrc.com", None),
-    ({"bridge": "zoom", "meeting_id": "84512345678"}, "sip:84512345678@zoomcrc.com", None),
-    ({"bridge": "zoom", "meeting_id": "84512345678", "passcode": "123456", "join_via": "dtmf"},
-     "sip:84512345678@zoomcrc.com", "123456#"),
-    ({"bridge": "zoom", "meeting_id": "84512345678", "passcode": "1", "sip_host": "162.255.37.11"},
-     "sip:84512345678.1@162.255.37.11", None),
-    # Webex: meeting number at the site, numeric password by DTMF.
-    ({"bridge": "webex", "meeting_id": "2435 772 4034", "passcode": "77448755", "webex_site": "acme"},
-     "sip:24357724034@acme.webex.com", "77448755#"),
-    ({"bridge": "webex", "meeting_id": "24357724034", "webex_site": "meet265.webex.com"},
-     "sip:24357724034@meet265.webex.com", None),
-    # Teams via Cloud Video Interop: the field order differs per gateway.
-    ({"bridge": "teams", "meeting_id": "111962549", "tenant_key": "12345678"},
-     "sip:12345678.111962549@t.plcm.vc", None),
-    ({"bridge": "teams", "meeting_id": "1198563286", "tenant_key": "cdw", "teams_provider": "cisco"},
-     "sip:1198563286.cdw@m.webex.com", None),
-    ({"bridge": "teams", "meeting_id": "4455", "tenant_key": "video.example.com", "teams_provider": "pexip"},
-     "sip:4455@video.example.com", None),
-    ({"bridge": "teams", "meeting_id": "111962549", "tenant_key": "12345678", "join_via": "dtmf"},
-     "sip:12345678@t.plcm.vc", "111962549#"),
-    ({"bridge": "teams", "meeting_id": "4455", "tenant_key": "video.example.com", "teams_provider": "pexip",
-      "join_via": "dtmf"}, "sip:teams@video.example.com", "4455#"),
-    # PBX: your URI, conference number and PIN by DTMF with a pause between.
-    ({"bridge": "pbx", "sip_uri": "sip:conf@pbx.example.com", "meeting_id": "4711", "passcode": "1234"},
-     "sip:conf@pbx.example.com", "4711#,,1234#"),
-    ({"bridge": "pbx", "sip_uri": "sip:ivr-1234@pbx.example.com", "passcode": "1234"},
-     "sip:ivr-1234@pbx.example.com", "1234#"),
-    ({"sip_uri": "sip:a@b.example.com", "dtmf": "12#"}, "sip:a@b.example.com", "12#"),
-])
+@pytest.mark.parametrize(
+    ("spec", "uri", "dtmf"),
+    [
+        # Zoom CRC: passcode in the URI (no IVR), or the IVR takes it by DTMF.
+        (
+            {"bridge": "zoom", "meeting_id": "845 1234 5678", "passcode": "123456"},
+            "sip:84512345678.123456@zoomcrc.com",
+            None,
+        ),
+        ({"bridge": "zoom", "meeting_id": "84512345678"}, "sip:84512345678@zoomcrc.com", None),
+        (
+            {"bridge": "zoom", "meeting_id": "84512345678", "passcode": "123456", "join_via": "dtmf"},
+            "sip:84512345678@zoomcrc.com",
+            "123456#",
+        ),
+        (
+            {"bridge": "zoom", "meeting_id": "84512345678", "passcode": "1", "sip_host": "162.255.37.11"},
+            "sip:84512345678.1@162.255.37.11",
+            None,
+        ),
+        # Webex: meeting number at the site, numeric password by DTMF.
+        (
+            {"bridge": "webex", "meeting_id": "2435 772 4034", "passcode": "77448755", "webex_site": "acme"},
+            "sip:24357724034@acme.webex.com",
+            "77448755#",
+        ),
+        (
+            {"bridge": "webex", "meeting_id": "24357724034", "webex_site": "meet265.webex.com"},
+            "sip:24357724034@meet265.webex.com",
+            None,
+        ),
+        # Teams via Cloud Video Interop: the field order differs per gateway.
+        (
+            {"bridge": "teams", "meeting_id": "111962549", "tenant_key": "12345678"},
+            "sip:12345678.111962549@t.plcm.vc",
+            None,
+        ),
+        (
+            {"bridge": "teams", "meeting_id": "1198563286", "tenant_key": "cdw", "teams_provider": "cisco"},
+            "sip:1198563286.cdw@m.webex.com",
+            None,
+        ),
+        (
+            {
+                "bridge": "teams",
+                "meeting_id": "4455",
+                "tenant_key": "video.example.com",
+                "teams_provider": "pexip",
+            },
+            "sip:4455@video.example.com",
+            None,
+        ),
+        (
+            {"bridge": "teams", "meeting_id": "111962549", "tenant_key": "12345678", "join_via": "dtmf"},
+            "sip:12345678@t.plcm.vc",
+            "111962549#",
+        ),
+        (
+            {
+                "bridge": "teams",
+                "meeting_id": "4455",
+                "tenant_key": "video.example.com",
+                "teams_provider": "pexip",
+                "join_via": "dtmf",
+            },
+            "sip:teams@video.example.com",
+            "4455#",
+        ),
+        # PBX: your URI, conference number and PIN by DTMF with a pause between.
+        (
+            {
+                "bridge": "pbx",
+                "sip_uri": "sip:conf@pbx.example.com",
+                "meeting_id": "4711",
+                "passcode": "1234",
+            },
+            "sip:conf@pbx.example.com",
+            "4711#,,1234#",
+        ),
+        (
+            {"bridge": "pbx", "sip_uri": "sip:ivr-1234@pbx.example.com", "passcode": "1234"},
+            "sip:ivr-1234@pbx.example.com",
+            "1234#",
+        ),
+        ({"sip_uri": "sip:a@b.example.com", "dtmf": "12#"}, "sip:a@b.example.com", "12#"),
+    ],
+)
 def test_each_profile_builds_uri_and_script(spec, uri, dtmf):
     t = target(**spec)
     assert (t.uri, t.plan.dtmf) == (uri, dtmf)
 
 
 def test_every_field_can_be_overridden():
-    t = target(bridge="zoom", meeting_id="84512345678", passcode="123456",
-               sip_uri="sip:84512345678@global.zoomcrc.com", dtmf="w123456#,,*", dtmf_delay_seconds=9,
-               join_confirm_seconds=40)
+    t = target(
+        bridge="zoom",
+        meeting_id="84512345678",
+        passcode="123456",
+        sip_uri="sip:84512345678@global.zoomcrc.com",
+        dtmf="w123456#,,*",
+        dtmf_delay_seconds=9,
+        join_confirm_seconds=40,
+    )
     assert t.uri == "sip:84512345678@global.zoomcrc.com" and t.plan.dtmf == "w123456#,,*"
     assert (t.plan.first_prompt_seconds, t.plan.join_confirm_seconds) == (9, 40)
     # Your own URI with a profile: the passcode can then only go by DTMF.
@@ -79,7 +140,10 @@ def test_plan_names_the_missing_field():
 def test_script_steps_split_at_20_tones_after_a_hash_with_pauses():
     s = parse_script("123456789#12345678901234#,,4711#w")
     assert [(st.tones, st.wait_before) for st in s.steps] == [
-        ("123456789#", 0.0), ("12345678901234#", 0.0), ("4711#", 2.0)]
+        ("123456789#", 0.0),
+        ("12345678901234#", 0.0),
+        ("4711#", 2.0),
+    ]
     assert s.trailing_pause == 0.5
     long = parse_script("1" * 45)
     assert [len(st.tones) for st in long.steps] == [20, 20, 5]
@@ -90,23 +154,37 @@ def test_script_steps_split_at_20_tones_after_a_hash_with_pauses():
     assert parse_script("W,1").leading_pause() == 2.0
 
 
-@pytest.mark.parametrize(("spec", "line"), [
-    ({"sip_uri": "sip:a@b.c", "dtmf": "12X#"},
-     "targets.0.dtmf: has invalid tones ['X']; allowed are 0-9, A-D, * and #, and the pauses"),
-    ({"sip_uri": "sip:a@b.c", "dtmf": ",,,"}, "targets.0.dtmf: has only pauses: give at least one tone"),
-    ({"sip_uri": "sip:a@b.c", "dtmf": "1" * 201}, "targets.0.dtmf: has 201 characters, at most 200"),
-    ({"sip_uri": "sip:a@b.c", "dtmf": "1" * 100 + "," * 90},
-     "targets.0.dtmf: takes 140.0 s to send, at most 120 s"),
-    ({"bridge": "zoom"}, "targets.0.meeting_id: the zoom profile needs the meeting ID"),
-    ({"bridge": "zoom", "meeting_id": "1", "passcode": "ab12"}, "targets.0.passcode: must be digits"),
-    ({"bridge": "webex", "meeting_id": "1"}, "targets.0.webex_site: the webex profile needs your Webex site"),
-    ({"bridge": "webex", "meeting_id": "1", "webex_site": "a", "passcode": "1", "join_via": "uri"},
-     "targets.0.join_via: Webex documents no way to put the password into the video address"),
-    ({"bridge": "teams", "meeting_id": "1", "tenant_key": "2", "passcode": "3"},
-     "targets.0.passcode: Teams video interop joins with the VTC conference ID alone"),
-    ({"bridge": "pbx", "passcode": "1"}, "targets.0.sip_uri: the pbx profile dials the SIP URI you give"),
-    ({"bridge": "skype", "sip_uri": "sip:a@b.c"}, "targets.0.bridge: Input should be 'generic', 'zoom'"),
-])
+@pytest.mark.parametrize(
+    ("spec", "line"),
+    [
+        (
+            {"sip_uri": "sip:a@b.c", "dtmf": "12X#"},
+            "targets.0.dtmf: has invalid tones ['X']; allowed are 0-9, A-D, * and #, and the pauses",
+        ),
+        ({"sip_uri": "sip:a@b.c", "dtmf": ",,,"}, "targets.0.dtmf: has only pauses: give at least one tone"),
+        ({"sip_uri": "sip:a@b.c", "dtmf": "1" * 201}, "targets.0.dtmf: has 201 characters, at most 200"),
+        (
+            {"sip_uri": "sip:a@b.c", "dtmf": "1" * 100 + "," * 90},
+            "targets.0.dtmf: takes 140.0 s to send, at most 120 s",
+        ),
+        ({"bridge": "zoom"}, "targets.0.meeting_id: the zoom profile needs the meeting ID"),
+        ({"bridge": "zoom", "meeting_id": "1", "passcode": "ab12"}, "targets.0.passcode: must be digits"),
+        (
+            {"bridge": "webex", "meeting_id": "1"},
+            "targets.0.webex_site: the webex profile needs your Webex site",
+        ),
+        (
+            {"bridge": "webex", "meeting_id": "1", "webex_site": "a", "passcode": "1", "join_via": "uri"},
+            "targets.0.join_via: Webex documents no way to put the password into the video address",
+        ),
+        (
+            {"bridge": "teams", "meeting_id": "1", "tenant_key": "2", "passcode": "3"},
+            "targets.0.passcode: Teams video interop joins with the VTC conference ID alone",
+        ),
+        ({"bridge": "pbx", "passcode": "1"}, "targets.0.sip_uri: the pbx profile dials the SIP URI you give"),
+        ({"bridge": "skype", "sip_uri": "sip:a@b.c"}, "targets.0.bridge: Input should be 'generic', 'zoom'"),
+    ],
+)
 def test_bad_scripts_and_profiles_give_one_line_naming_the_field(spec, line):
     with pytest.raises(ValueError) as info:
         Campaign.model_validate({"targets": [spec]})
@@ -116,12 +194,16 @@ def test_bad_scripts_and_profiles_give_one_line_naming_the_field(spec, line):
 
 def test_stay_mode_must_outlast_the_join_confirmation():
     with pytest.raises(ValueError) as info:
-        Campaign.model_validate({
-            "targets": [{"sip_uri": "sip:a@b.c", "dtmf": "1#", "join_confirm_seconds": 60}],
-            "after_answer": {"mode": "stay", "max_seconds": 30}})
+        Campaign.model_validate(
+            {
+                "targets": [{"sip_uri": "sip:a@b.c", "dtmf": "1#", "join_confirm_seconds": 60}],
+                "after_answer": {"mode": "stay", "max_seconds": 30},
+            }
+        )
     assert describe_errors(info.value) == [
         "targets.0.join_confirm_seconds: the DTMF script and join confirmation take 63 s, longer than "
-        "after_answer.max_seconds, so raise max_seconds"]
+        "after_answer.max_seconds, so raise max_seconds"
+    ]
 
 
 def test_plain_dtmf_string_still_works_and_the_form_offers_the_profiles():

@@ -42,7 +42,7 @@ def test_unquoted_numeric_dtmf_is_refused_with_quote_it(tmp_path):
     path.write_text("targets:\n  - sip_uri: sip:a@x.example.com\n    dtmf: 0123\n")
     with pytest.raises(CampaignFileError) as info:
         load_campaign(str(path))
-    assert 'targets.0.dtmf: YAML reads the unquoted 0123 as the number 83' in str(info.value)
+    assert "targets.0.dtmf: YAML reads the unquoted 0123 as the number 83" in str(info.value)
     assert 'quote it: dtmf: "0123"' in str(info.value)
     path.write_text("targets:\n  - sip_uri: sip:a@x.example.com\n    dtmf: '0123'\n")
     assert load_campaign(str(path)).targets[0].dtmf == "0123"
@@ -54,8 +54,13 @@ def test_form_shows_titles_and_plain_inputs_for_optional_text():
     assert props["credentials_block"]["title"] == "Daily credentials block"
     assert props["webhook_url"]["title"] == "Webhook receiver URL"
     target = schema["definitions"]["Target"]["properties"]
-    fields = [props["credentials_block"], props["webhook_url"], target["display_name"], target["dtmf"],
-              schema["definitions"]["Campaign"]["properties"]["room"]]
+    fields = [
+        props["credentials_block"],
+        props["webhook_url"],
+        target["display_name"],
+        target["dtmf"],
+        schema["definitions"]["Campaign"]["properties"]["room"],
+    ]
     for field in fields:
         assert "anyOf" not in field and field["type"] == "string", field
     # Left empty in the form, they mean "not set".

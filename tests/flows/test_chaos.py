@@ -14,9 +14,14 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "chaos.py"
 
 @pytest.mark.timeout(900)
 def test_ten_chaos_campaigns_leave_nothing_behind(prefect_server, tmp_path):
-    done = subprocess.run([sys.executable, str(SCRIPT), "10", "--seed", "3", "--parallel", "5"],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path,
-                          env={**os.environ, "PREFECT_API_URL": prefect_server.api_url})
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "10", "--seed", "3", "--parallel", "5"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+        env={**os.environ, "PREFECT_API_URL": prefect_server.api_url},
+    )
     figures = dict(line.rsplit("  ", 1) for line in done.stdout.splitlines() if "  " in line)
     figures = {k.strip(): v.strip() for k, v in figures.items()}
     assert figures.get("campaigns") == "10", done.stdout + done.stderr[-3000:]

@@ -18,8 +18,12 @@ from daily_sip.flows.cleanup import load_ledger
 from .conftest import start_stack, stop_stack
 from .test_dial_campaign import campaign, run
 
-CLEANUP_ROUTES = ("DELETE /rooms/{name}", "POST /rooms/{name}/dialOut/stop", "GET /rooms/{name}/presence",
-                  "POST /rooms/{name}")
+CLEANUP_ROUTES = (
+    "DELETE /rooms/{name}",
+    "POST /rooms/{name}/dialOut/stop",
+    "GET /rooms/{name}/presence",
+    "POST /rooms/{name}",
+)
 
 
 def arm(stack, route: str, **fault) -> None:
@@ -33,8 +37,11 @@ def disarm(stack) -> None:
 
 async def wait_answered(stack, prefix: str) -> str:
     for _ in range(300):
-        up = [leg for leg in stack.legs()
-              if leg["room"].startswith(prefix) and leg["state"] == "answered" and leg["active"]]
+        up = [
+            leg
+            for leg in stack.legs()
+            if leg["room"].startswith(prefix) and leg["state"] == "answered" and leg["active"]
+        ]
         if up:
             return up[0]["room"]
         await asyncio.sleep(0.05)
@@ -81,8 +88,13 @@ async def test_cancel_while_the_room_is_being_created_removes_the_room(stack):
 
 
 async def test_cleanup_rides_out_half_a_minute_of_daily_errors(stack):
-    c = campaign("sip:a@b.example.com", "sip:c@b.example.com", name="outage",
-                 after_answer={"mode": "stay", "max_seconds": 60}, deadline_seconds=4)
+    c = campaign(
+        "sip:a@b.example.com",
+        "sip:c@b.example.com",
+        name="outage",
+        after_answer={"mode": "stay", "max_seconds": 60},
+        deadline_seconds=4,
+    )
     task = asyncio.create_task(run(stack, c))
     room = await wait_answered(stack, "outage-")
     for route in CLEANUP_ROUTES:
@@ -98,8 +110,12 @@ async def test_cleanup_rides_out_half_a_minute_of_daily_errors(stack):
 
 async def test_cleanup_that_cannot_finish_reports_what_is_pending_and_keeps_the_ledger(stack, monkeypatch):
     monkeypatch.setattr(cleanup, "CLEANUP_BUDGET_SECONDS", 3.0)
-    c = campaign("sip:a@b.example.com", name="pending",
-                 after_answer={"mode": "stay", "max_seconds": 60}, deadline_seconds=3)
+    c = campaign(
+        "sip:a@b.example.com",
+        name="pending",
+        after_answer={"mode": "stay", "max_seconds": 60},
+        deadline_seconds=3,
+    )
     task = asyncio.create_task(run(stack, c))
     room = await wait_answered(stack, "pending-")
     for route in CLEANUP_ROUTES:
@@ -139,12 +155,18 @@ def tight_stack(prefect_server):
 async def test_a_leg_whose_hang_up_fails_keeps_its_session_slot(tight_stack):
     stack = tight_stack
     arm(stack, "POST /rooms/{name}/dialOut/stop", mode="error", seconds=30)
-    c = campaign(*[f"sip:t{i}@b.example.com" for i in range(4)], name="slots", session_limit=2,
-                 dial_in={"enabled": False}, after_answer={"mode": "hang_up_after", "hold_seconds": 0.5})
+    c = campaign(
+        *[f"sip:t{i}@b.example.com" for i in range(4)],
+        name="slots",
+        session_limit=2,
+        dial_in={"enabled": False},
+        after_answer={"mode": "hang_up_after", "hold_seconds": 0.5},
+    )
     _state, report = await asyncio.wait_for(run(stack, c), 200)
     assert [t.status for t in report.targets] == ["answered"] * 4, report.table()
     legs = [leg for leg in stack.legs() if leg["room"] == report.room]
-    spans = [(datetime.fromisoformat(leg["created_at"]), datetime.fromisoformat(leg["ended_at"]))
-             for leg in legs]
+    spans = [
+        (datetime.fromisoformat(leg["created_at"]), datetime.fromisoformat(leg["ended_at"])) for leg in legs
+    ]
     most = max(sum(1 for s, e in spans if s <= start < e) for start, _ in spans)
     assert most <= 2, "more legs up at once than the session limit"

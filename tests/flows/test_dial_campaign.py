@@ -46,8 +46,12 @@ def assert_nothing_left_behind(stack, report: CampaignReport) -> None:
 
 async def test_every_outcome_is_reported_and_everything_is_turned_off(stack):
     c = campaign(
-        {"sip_uri": "sip:zoom-ops@bridge.example.com", "dtmf": "123#", "dtmf_delay_seconds": 0.1,
-         "join_confirm_seconds": 0.3},
+        {
+            "sip_uri": "sip:zoom-ops@bridge.example.com",
+            "dtmf": "123#",
+            "dtmf_delay_seconds": 0.1,
+            "join_confirm_seconds": 0.3,
+        },
         "sip:busy@pbx.example.com",
         "sip:noanswer@pbx.example.com",
         "sip:notfound@pbx.example.com",
@@ -66,13 +70,16 @@ async def test_every_outcome_is_reported_and_everything_is_turned_off(stack):
     assert (busy.status, busy.sip_code) == ("busy", 486)
     assert by_uri["sip:noanswer@pbx.example.com"].status == "no_answer"
     assert by_uri["sip:noanswer@pbx.example.com"].sip_code == 408
-    assert (by_uri["sip:notfound@pbx.example.com"].status,
-            by_uri["sip:notfound@pbx.example.com"].sip_code) == ("unreachable", 404)
+    assert (
+        by_uri["sip:notfound@pbx.example.com"].status,
+        by_uri["sip:notfound@pbx.example.com"].sip_code,
+    ) == ("unreachable", 404)
     hangup = by_uri["sip:hangup@pbx.example.com"]
     assert hangup.status == "answered" and hangup.detail == "far end hung up"
     assert by_uri["sip:teams@t.example.com"].status == "answered"
     assert state.message == (
-        "3/6 bridges joined or answered (answered 2, joined 1); busy 1, no answer 1, unreachable 1")
+        "3/6 bridges joined or answered (answered 2, joined 1); busy 1, no answer 1, unreachable 1"
+    )
     # What the far ends saw: the DTMF arrived, the X- header rode along, every leg had a userId.
     legs = [leg for leg in stack.legs() if leg["room"] == report.room]
     zoom = next(leg for leg in legs if leg["destination"].startswith("sip:zoom-ops"))
@@ -87,8 +94,12 @@ async def test_every_outcome_is_reported_and_everything_is_turned_off(stack):
 
 
 async def test_more_targets_than_the_session_limit_wait_for_a_free_leg(stack):
-    c = campaign(*[f"sip:bridge-{i}@b.example.com" for i in range(7)], session_limit=3,
-                 dial_in={"num_endpoints": 1}, after_answer={"mode": "hang_up_after", "hold_seconds": 0.4})
+    c = campaign(
+        *[f"sip:bridge-{i}@b.example.com" for i in range(7)],
+        session_limit=3,
+        dial_in={"num_endpoints": 1},
+        after_answer={"mode": "hang_up_after", "hold_seconds": 0.4},
+    )
     state, report = await run(stack, c)
     assert state.is_completed(), state.message
     assert report.answered == 7
@@ -112,8 +123,9 @@ async def test_existing_room_gets_its_settings_back(stack):
 
 
 async def test_redial_on_busy_counts_attempts(stack):
-    c = campaign("sip:busy-7@pbx.example.com", redial={"attempts": 3, "backoff_seconds": 0.1,
-                                                       "outcomes": ["busy"]})
+    c = campaign(
+        "sip:busy-7@pbx.example.com", redial={"attempts": 3, "backoff_seconds": 0.1, "outcomes": ["busy"]}
+    )
     state, report = await run(stack, c)
     assert report.targets[0].status == "busy" and report.targets[0].attempts == 3
     assert len(report.targets[0].session_ids) == 3
@@ -121,8 +133,7 @@ async def test_redial_on_busy_counts_attempts(stack):
 
 
 async def test_success_rule_fails_the_run_with_a_clear_message(stack):
-    c = campaign("sip:a@b.example.com", "sip:busy@b.example.com",
-                 success={"min_answered_fraction": 1.0})
+    c = campaign("sip:a@b.example.com", "sip:busy@b.example.com", success={"min_answered_fraction": 1.0})
     state, report = await run(stack, c)
     assert state.is_failed()
     assert state.message == "1/2 bridges answered; busy 1"
@@ -130,8 +141,12 @@ async def test_success_rule_fails_the_run_with_a_clear_message(stack):
 
 
 async def test_deadline_mid_campaign_hangs_up_and_cleans_up(stack):
-    c = campaign("sip:a@b.example.com", "sip:c@b.example.com", deadline_seconds=1.5,
-                 after_answer={"mode": "stay", "max_seconds": 60})
+    c = campaign(
+        "sip:a@b.example.com",
+        "sip:c@b.example.com",
+        deadline_seconds=1.5,
+        after_answer={"mode": "stay", "max_seconds": 60},
+    )
     state, report = await run(stack, c)
     assert state.is_failed()
     assert "deadline" in report.error
@@ -141,9 +156,13 @@ async def test_deadline_mid_campaign_hangs_up_and_cleans_up(stack):
 
 
 async def test_room_deleted_under_the_campaign_fails_targets_but_cleans_up(stack):
-    c = campaign("sip:a@b.example.com", *[f"sip:late-{i}@b.example.com" for i in range(4)],
-                 session_limit=2, dial_in={"enabled": False},
-                 after_answer={"mode": "hang_up_after", "hold_seconds": 1.0})
+    c = campaign(
+        "sip:a@b.example.com",
+        *[f"sip:late-{i}@b.example.com" for i in range(4)],
+        session_limit=2,
+        dial_in={"enabled": False},
+        after_answer={"mode": "hang_up_after", "hold_seconds": 1.0},
+    )
     flow_task = asyncio.create_task(run(stack, c))
     async with httpx.AsyncClient(headers=stack.emulator.headers()) as http:
         for _ in range(100):
@@ -161,8 +180,9 @@ async def test_room_deleted_under_the_campaign_fails_targets_but_cleans_up(stack
 
 
 async def test_cancelled_run_hangs_up_and_removes_the_room(stack):
-    c = campaign("sip:a@b.example.com", "sip:c@b.example.com",
-                 after_answer={"mode": "stay", "max_seconds": 60})
+    c = campaign(
+        "sip:a@b.example.com", "sip:c@b.example.com", after_answer={"mode": "stay", "max_seconds": 60}
+    )
     flow_task = asyncio.create_task(run(stack, c))
     for _ in range(200):
         if any(leg["state"] == "answered" and leg["active"] for leg in stack.legs()):
@@ -192,8 +212,9 @@ async def test_cancel_requested_through_prefect_stops_an_in_process_run(stack):
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
-    c = campaign("sip:a@b.example.com", "sip:c@b.example.com",
-                 after_answer={"mode": "stay", "max_seconds": 120})
+    c = campaign(
+        "sip:a@b.example.com", "sip:c@b.example.com", after_answer={"mode": "stay", "max_seconds": 120}
+    )
     flow_task = asyncio.create_task(run(stack, c))
     room = await _answered_leg_room(stack)
     run_id = next(r for r in await _flow_runs() if room.endswith(str(r.id).replace("-", "")[:8])).id
@@ -215,16 +236,23 @@ async def _flow_runs():
     from prefect.client.schemas.objects import StateType
 
     async with get_client() as client:
-        return await client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
+        return await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))
+            )
+        )
 
 
 async def test_two_campaigns_into_one_room_take_turns(stack):
     async with httpx.AsyncClient(headers=stack.emulator.headers()) as http:
         r = await http.post(f"{stack.emulator.base_url}/rooms", json={"name": "shared-room"})
         assert r.status_code == 200
-    c = campaign("sip:a@b.example.com", "sip:c@b.example.com", room="shared-room",
-                 after_answer={"mode": "hang_up_after", "hold_seconds": 1.5})
+    c = campaign(
+        "sip:a@b.example.com",
+        "sip:c@b.example.com",
+        room="shared-room",
+        after_answer={"mode": "hang_up_after", "hold_seconds": 1.5},
+    )
     (s1, r1), (s2, r2) = await asyncio.gather(run(stack, c), run(stack, c))
     assert s1.is_completed() and s2.is_completed(), (s1, s2)
     first, second = sorted((r1, r2), key=lambda r: min(t.connected_at for t in r.targets))
@@ -245,11 +273,15 @@ def test_bad_campaign_is_rejected_before_any_request(stack, tmp_path):
         "audio_codecs: [OPUS, AMR]\n"
         "dial_in: {num_endpoints: 5}\n"
     )
-    result = subprocess.run([sys.executable, "-m", "daily_sip.cli", "run", str(bad)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "daily_sip.cli", "run", str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2, result.stderr
-    for words in ("targets.0.sip_uri: must start with 'sip:'", "targets.1.dtmf: has invalid tones ['X']",
-                  "audio_codecs.1: Input should be 'OPUS', 'G722', 'PCMU' or 'PCMA'"):
+    for words in (
+        "targets.0.sip_uri: must start with 'sip:'",
+        "targets.1.dtmf: has invalid tones ['X']",
+        "audio_codecs.1: Input should be 'OPUS', 'G722', 'PCMU' or 'PCMA'",
+    ):
         assert words in result.stderr, result.stderr
     assert stack.requests_total() == before
 
@@ -273,8 +305,13 @@ def faulty_stack(prefect_server):
 
 
 async def test_duplicated_and_reordered_deliveries_give_the_same_report(faulty_stack):
-    c = campaign("sip:a@b.example.com", "sip:busy@b.example.com", "sip:hangup@b.example.com",
-                 "sip:noanswer@b.example.com", "sip:notfound@b.example.com")
+    c = campaign(
+        "sip:a@b.example.com",
+        "sip:busy@b.example.com",
+        "sip:hangup@b.example.com",
+        "sip:noanswer@b.example.com",
+        "sip:notfound@b.example.com",
+    )
     _state, report = await run(faulty_stack, c)
     deliveries = faulty_stack.emulator.introspect("deliveries")
     assert any(d["result"] == "duplicate" for d in deliveries)
@@ -295,8 +332,9 @@ def lossy_stack(prefect_server):
 
 
 async def test_dropped_deliveries_still_account_for_every_target(lossy_stack):
-    c = campaign(*[f"sip:b{i}@b.example.com" for i in range(4)], "sip:busy@b.example.com",
-                 ring_timeout_seconds=3)
+    c = campaign(
+        *[f"sip:b{i}@b.example.com" for i in range(4)], "sip:busy@b.example.com", ring_timeout_seconds=3
+    )
     _state, report = await run(lossy_stack, c)
     dropped = [d for d in lossy_stack.emulator.introspect("deliveries") if d["result"] == "dropped"]
     assert dropped, "the fault flag dropped nothing; pick another seed"

@@ -16,8 +16,11 @@ async def test_events_that_arrive_live_are_not_read_again(stack):
     A run used to re-read its room's whole event history every 3 s; 100 waiting campaigns made
     that a steady load on the server and thousands of duplicate events per campaign.
     """
-    c = campaign("sip:a@b.example.com", "sip:c@b.example.com",
-                 after_answer={"mode": "hang_up_after", "hold_seconds": 4.5})
+    c = campaign(
+        "sip:a@b.example.com",
+        "sip:c@b.example.com",
+        after_answer={"mode": "hang_up_after", "hold_seconds": 4.5},
+    )
     _state, report = await run(stack, c)
     assert [t.status for t in report.targets] == ["answered", "answered"]
     assert report.events_received >= 6  # connected, answered, stopped for each leg

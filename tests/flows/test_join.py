@@ -30,22 +30,40 @@ def ivr_stack(prefect_server) -> Iterator[CampaignStack]:
 
 
 def heard(stack: CampaignStack, report: CampaignReport, user: str) -> dict:
-    leg = next(leg for leg in stack.legs()
-               if leg["room"] == report.room and f":{user}@" in leg["destination"])
-    r = httpx.get(f"{stack.emulator.base_url.removesuffix('/v1')}/_emulator/legs/{leg['id']}/dtmf",
-                  timeout=10, trust_env=False)
+    leg = next(
+        leg for leg in stack.legs() if leg["room"] == report.room and f":{user}@" in leg["destination"]
+    )
+    r = httpx.get(
+        f"{stack.emulator.base_url.removesuffix('/v1')}/_emulator/legs/{leg['id']}/dtmf",
+        timeout=10,
+        trust_env=False,
+    )
     r.raise_for_status()
     return r.json()
 
 
 async def test_right_pin_joins_wrong_pin_drops_and_long_scripts_are_split(ivr_stack):
     c = campaign(
-        {"bridge": "pbx", "sip_uri": "sip:ivr-4711@pbx.example.com", "passcode": "4711",
-         "display_name": "Right PIN", **FAST_IVR},
-        {"bridge": "pbx", "sip_uri": "sip:ivr-4711@other.example.com", "passcode": "1234",
-         "display_name": "Wrong PIN", **FAST_IVR},
-        {"sip_uri": "sip:long-script@b.example.com", "dtmf": "123456789#12345678901234#,,4711#",
-         **FAST_IVR, "join_confirm_seconds": 0.5},
+        {
+            "bridge": "pbx",
+            "sip_uri": "sip:ivr-4711@pbx.example.com",
+            "passcode": "4711",
+            "display_name": "Right PIN",
+            **FAST_IVR,
+        },
+        {
+            "bridge": "pbx",
+            "sip_uri": "sip:ivr-4711@other.example.com",
+            "passcode": "1234",
+            "display_name": "Wrong PIN",
+            **FAST_IVR,
+        },
+        {
+            "sip_uri": "sip:long-script@b.example.com",
+            "dtmf": "123456789#12345678901234#,,4711#",
+            **FAST_IVR,
+            "join_confirm_seconds": 0.5,
+        },
         "sip:plain@b.example.com",
         success={"min_answered_fraction": 1.0},
     )
@@ -63,8 +81,11 @@ async def test_right_pin_joins_wrong_pin_drops_and_long_scripts_are_split(ivr_st
     assert right.dtmf_steps[0].after_answer_s >= 0.2  # the first prompt delay
 
     # Wrong PIN: answered, then hung up right after the script; the detail says what to check.
-    wrong_leg = next(leg for leg in ivr_stack.legs()
-                     if leg["room"] == report.room and "other.example.com" in leg["destination"])
+    wrong_leg = next(
+        leg
+        for leg in ivr_stack.legs()
+        if leg["room"] == report.room and "other.example.com" in leg["destination"]
+    )
     assert wrong_leg["ivr"]["state"] == "rejected" and wrong_leg["ivr"]["entries"][0]["digits"] == "1234"
     assert wrong.detail.startswith("far end hung up") and wrong.detail.endswith("check meeting ID / passcode")
     assert wrong.seconds_to_joined is None and wrong.joined_at is None
@@ -90,8 +111,10 @@ async def test_right_pin_joins_wrong_pin_drops_and_long_scripts_are_split(ivr_st
 
 
 async def test_success_can_count_answered_instead_of_joined(ivr_stack):
-    c = campaign({"bridge": "pbx", "sip_uri": "sip:ivr-99@pbx.example.com", "passcode": "98", **FAST_IVR},
-                 success={"min_answered_fraction": 1.0, "counts": "answered"})
+    c = campaign(
+        {"bridge": "pbx", "sip_uri": "sip:ivr-99@pbx.example.com", "passcode": "98", **FAST_IVR},
+        success={"min_answered_fraction": 1.0, "counts": "answered"},
+    )
     state, report = await run(ivr_stack, c)
     assert report.targets[0].status == "dropped_after_dtmf"
     assert state.is_completed() and state.message == "1/1 bridges answered"
@@ -99,8 +122,9 @@ async def test_success_can_count_answered_instead_of_joined(ivr_stack):
 
 async def test_missing_pin_times_out_and_reads_as_dropped_not_joined(ivr_stack):
     # The script is sent but the IVR wanted another PIN and no '#' ends it: it hangs up at its timeout.
-    c = campaign({"sip_uri": "sip:ivr-5555@pbx.example.com", "dtmf": "55", **FAST_IVR,
-                  "join_confirm_seconds": 5})
+    c = campaign(
+        {"sip_uri": "sip:ivr-5555@pbx.example.com", "dtmf": "55", **FAST_IVR, "join_confirm_seconds": 5}
+    )
     _state, report = await run(ivr_stack, c)
     t = report.targets[0]
     assert t.status == "dropped_after_dtmf" and "after the last tone" in t.detail

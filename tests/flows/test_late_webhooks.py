@@ -22,8 +22,12 @@ async def test_a_bridge_whose_answer_webhook_is_lost_is_not_reported_no_answer(l
     # `connected` arrives, then Daily's `answered` and `stopped` are lost for good.
     arm(lossy, "WEBHOOK dialout.answered", mode="drop", seconds=120)
     arm(lossy, "WEBHOOK dialout.stopped", mode="drop", seconds=120)
-    c = campaign("sip:ok@bridge.example.com", name="lostanswer", ring_timeout_seconds=2,
-                 after_answer={"mode": "hang_up_after", "hold_seconds": 1})
+    c = campaign(
+        "sip:ok@bridge.example.com",
+        name="lostanswer",
+        ring_timeout_seconds=2,
+        after_answer={"mode": "hang_up_after", "hold_seconds": 1},
+    )
     _state, report = await run(lossy, c)
     [target] = report.targets
     # Presence lists the call: it is up, but answered or still ringing Daily does not say.
@@ -39,8 +43,12 @@ async def test_a_bridge_whose_every_dialout_webhook_is_lost_is_held_not_called_n
     arm(lossy, "WEBHOOK dialout.connected", mode="drop", seconds=120)
     arm(lossy, "WEBHOOK dialout.answered", mode="drop", seconds=120)
     arm(lossy, "WEBHOOK dialout.stopped", mode="drop", seconds=120)
-    c = campaign("sip:ok@bridge.example.com", name="deafleg", ring_timeout_seconds=2,
-                 after_answer={"mode": "hang_up_after", "hold_seconds": 1})
+    c = campaign(
+        "sip:ok@bridge.example.com",
+        name="deafleg",
+        ring_timeout_seconds=2,
+        after_answer={"mode": "hang_up_after", "hold_seconds": 1},
+    )
     _state, report = await run(lossy, c)
     [target] = report.targets
     assert report.events_received > 0, "the participant events did arrive"
@@ -64,8 +72,12 @@ async def test_a_call_that_ended_unseen_is_still_no_answer(lossy):
 async def test_an_answer_webhook_that_comes_after_the_hang_up_still_counts(lossy):
     # The far end answers and hangs up 0.5 s later; Daily's `answered` reaches us 2 s after `stopped`.
     arm(lossy, "WEBHOOK dialout.answered", mode="delay", delay=2.5, seconds=120)
-    c = campaign("sip:hangup@pbx.example.com", name="lateanswer", ring_timeout_seconds=5,
-                 after_answer={"mode": "hang_up_after", "hold_seconds": 3})
+    c = campaign(
+        "sip:hangup@pbx.example.com",
+        name="lateanswer",
+        ring_timeout_seconds=5,
+        after_answer={"mode": "hang_up_after", "hold_seconds": 3},
+    )
     _state, report = await run(lossy, c)
     [target] = report.targets
     assert target.status == "answered", report.table()
@@ -76,8 +88,12 @@ async def test_an_answer_webhook_that_comes_after_the_hang_up_still_counts(lossy
 async def test_a_call_held_on_presence_is_answered_once_its_late_webhook_comes(lossy):
     # The answer webhook comes 7 s late: after the ring timeout and the reconcile, while the call is held.
     arm(lossy, "WEBHOOK dialout.answered", mode="delay", delay=7, seconds=120)
-    c = campaign("sip:ok@bridge.example.com", name="heldlate", ring_timeout_seconds=1,
-                 after_answer={"mode": "hang_up_after", "hold_seconds": 5})
+    c = campaign(
+        "sip:ok@bridge.example.com",
+        name="heldlate",
+        ring_timeout_seconds=1,
+        after_answer={"mode": "hang_up_after", "hold_seconds": 5},
+    )
     _state, report = await run(lossy, c)
     [target] = report.targets
     assert target.status == "answered", report.table()

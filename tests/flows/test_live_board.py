@@ -21,8 +21,11 @@ from daily_sip.flows.timeline import render_png
 
 async def latest(key: str):
     async with get_client() as client:
-        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
-                                            sort=ArtifactSort.CREATED_DESC, limit=1)
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
     return found[0] if found else None
 
 
@@ -31,15 +34,20 @@ def rows_of(artifact) -> list[dict]:
 
 
 async def test_board_shows_two_bridges_on_the_call_while_a_stay_campaign_runs(stack, tmp_path):
-    c = Campaign.model_validate({
-        "name": "Live Board Stay",
-        "targets": [{"sip_uri": "sip:zoom@live.example.com", "display_name": "Zoom 👨‍💻"},
-                    {"sip_uri": "sip:webex@live.example.com", "display_name": "Webex"},
-                    {"sip_uri": "sip:busy@live.example.com", "display_name": "Busy PBX"}],
-        "after_answer": {"mode": "stay", "max_seconds": 60},
-        "success": {"min_answered": 2, "min_answered_fraction": 0},
-        "ring_timeout_seconds": 5, "ready_timeout_seconds": 5,
-    })
+    c = Campaign.model_validate(
+        {
+            "name": "Live Board Stay",
+            "targets": [
+                {"sip_uri": "sip:zoom@live.example.com", "display_name": "Zoom 👨‍💻"},
+                {"sip_uri": "sip:webex@live.example.com", "display_name": "Webex"},
+                {"sip_uri": "sip:busy@live.example.com", "display_name": "Busy PBX"},
+            ],
+            "after_answer": {"mode": "stay", "max_seconds": 60},
+            "success": {"min_answered": 2, "min_answered_fraction": 0},
+            "ring_timeout_seconds": 5,
+            "ready_timeout_seconds": 5,
+        }
+    )
     run = asyncio.create_task(dial_campaign(campaign=c, webhook_url=stack.webhook_url, return_state=True))
     board = progress = None
     try:
@@ -90,8 +98,12 @@ async def test_board_shows_two_bridges_on_the_call_while_a_stay_campaign_runs(st
 
     # Any past run's report, from Prefect, in the terminal.
     done = await asyncio.to_thread(
-        subprocess.run, [str(Path(sys.executable).parent / "daily-sip"), "report",
-                         str(state.state_details.flow_run_id)], capture_output=True, text=True, timeout=120)
+        subprocess.run,
+        [str(Path(sys.executable).parent / "daily-sip"), "report", str(state.state_details.flow_run_id)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "Live Board Stay" in done.stdout and "2/3 bridges answered" in done.stdout
     assert "Busy PBX" in done.stdout and "met with 2" in done.stdout

@@ -25,13 +25,21 @@ async def test_lost_start_answers_are_followed_not_redialled(stack):
     # leg's own webhook events can tell what happened.
     arm(stack, START, mode="lost", count=3)
     arm(stack, PRESENCE, mode="error", seconds=8)
-    c = campaign("sip:a@b.example.com", "sip:busy@b.example.com", "sip:c@b.example.com", name="lost",
-                 redial={"attempts": 3, "backoff_seconds": 0.5})
+    c = campaign(
+        "sip:a@b.example.com",
+        "sip:busy@b.example.com",
+        "sip:c@b.example.com",
+        name="lost",
+        redial={"attempts": 3, "backoff_seconds": 0.5},
+    )
     _state, report = await run(stack, c)
     assert [t.status for t in report.targets] == ["answered", "busy", "answered"], report.table()
     assert [t.attempts for t in report.targets] == [1, 3, 1]  # busy redials by rule, each once
     assert dials_per_destination(stack, report.room) == {
-        "sip:a@b.example.com": 1, "sip:busy@b.example.com": 3, "sip:c@b.example.com": 1}
+        "sip:a@b.example.com": 1,
+        "sip:busy@b.example.com": 3,
+        "sip:c@b.example.com": 1,
+    }
     assert_nothing_left_behind(stack, report)
 
 
@@ -46,8 +54,12 @@ async def test_an_unresolvable_lost_start_is_reported_and_not_redialled(deaf_sta
     monkeypatch.setattr(attempts, "RESOLVE_SECONDS", 4.0)
     arm(deaf_stack, START, mode="lost", count=1)
     arm(deaf_stack, PRESENCE, mode="error", seconds=40)  # outlasts the run start on a slow machine
-    c = campaign("sip:a@b.example.com", name="deaf", redial={"attempts": 3, "backoff_seconds": 0.5},
-                 ring_timeout_seconds=2)
+    c = campaign(
+        "sip:a@b.example.com",
+        name="deaf",
+        redial={"attempts": 3, "backoff_seconds": 0.5},
+        ring_timeout_seconds=2,
+    )
     _state, report = await run(deaf_stack, c)
     [target] = report.targets
     assert target.status == "unknown" and "start outcome unknown" in (target.error or ""), report.table()

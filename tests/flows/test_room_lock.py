@@ -30,8 +30,12 @@ log = logging.getLogger("test-room-lock")
 
 
 def start_holder(room: str, api_url: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, room], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PREFECT_API_URL": api_url})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, room],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PREFECT_API_URL": api_url},
+    )
     line = proc.stdout.readline().strip()
     if line != "held":
         proc.kill()
@@ -72,14 +76,22 @@ def restart(server) -> None:
     """Stop the server and start it again on the same port with the same database."""
     _stop(server.proc)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(server.home),
-               PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{server.home / 'prefect.db'}",
-               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_API_URL=server.api_url)
+    env.update(
+        PREFECT_HOME=str(server.home),
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{server.home / 'prefect.db'}",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_API_URL=server.api_url,
+    )
     with open(server.log_path, "ab") as out:
         server.proc = subprocess.Popen(
             [*_prefect_command(), "server", "start", "--host", "127.0.0.1", "--port", str(server.port)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=server.home,
-            start_new_session=True)
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=server.home,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 180
     while not _healthy(server.api_url):
         assert time.monotonic() < deadline and server.proc.poll() is None, server.log_tail()

@@ -24,21 +24,32 @@ from .test_dial_campaign import campaign, run
 
 def start_cli_run(tmp_path, stack, **spec) -> subprocess.Popen:
     targets = [{"sip_uri": "sip:a@b.example.com"}, {"sip_uri": "sip:c@b.example.com"}]
-    body = {"name": "killed", "targets": targets,
-            "after_answer": {"mode": "stay", "max_seconds": 600}, "success": {"min_answered_fraction": 0},
-            "ready_timeout_seconds": 10, **spec}
+    body = {
+        "name": "killed",
+        "targets": targets,
+        "after_answer": {"mode": "stay", "max_seconds": 600},
+        "success": {"min_answered_fraction": 0},
+        "ready_timeout_seconds": 10,
+        **spec,
+    }
     path = tmp_path / "campaign.yaml"
     path.write_text(yaml.safe_dump(body))
     return subprocess.Popen(
         [sys.executable, "-m", "daily_sip.cli", "run", str(path), "--webhook-url", stack.webhook_url],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 async def legs_answered(stack, room_prefix: str, n: int, wait: float = 120) -> list[dict]:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        up = [leg for leg in stack.legs()
-              if leg["room"].startswith(room_prefix) and leg["active"] and leg["state"] == "answered"]
+        up = [
+            leg
+            for leg in stack.legs()
+            if leg["room"].startswith(room_prefix) and leg["active"] and leg["state"] == "answered"
+        ]
         if len(up) >= n:
             return up
         await asyncio.sleep(0.2)
@@ -97,8 +108,9 @@ async def results_artifact(run_id: str) -> list[dict]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     async with get_client() as client:
-        artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
     # Keys are per campaign (`<campaign>-results`).
     [artifact] = [a for a in artifacts if (a.key or "").endswith("-results")]
     data = artifact.data
@@ -118,8 +130,12 @@ async def test_next_campaign_into_a_borrowed_room_restores_a_killed_runs_origina
     leaked = next(r for r in stack.rooms() if r["name"] == "borrowed-k9")
     assert leaked["sip_enabled"] and leaked["enable_dialout"] and leaked["legs_up"] == 2
 
-    c = campaign("sip:e@b.example.com", room="borrowed-k9", deadline_seconds=120,
-                 after_answer={"mode": "hang_up_after", "hold_seconds": 0.5})
+    c = campaign(
+        "sip:e@b.example.com",
+        room="borrowed-k9",
+        deadline_seconds=120,
+        after_answer={"mode": "hang_up_after", "hold_seconds": 0.5},
+    )
     state, report = await run(stack, c)
     assert state.is_completed(), state.message
     first_leg = min(t.connected_at for t in report.targets)
@@ -133,16 +149,21 @@ async def test_next_campaign_into_a_borrowed_room_restores_a_killed_runs_origina
 
 
 def test_sweep_command_reports_and_exits_zero_when_nothing_is_pending(stack):
-    done = subprocess.run([sys.executable, "-m", "daily_sip.cli", "sweep"], capture_output=True, text=True,
-                          timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "daily_sip.cli", "sweep"], capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr
     assert "swept" in done.stdout and "live run(s) left alone" in done.stdout
 
 
 async def test_a_run_whose_worker_dies_stops_itself_and_cleans_up(stack, tmp_path):
     """A worker killed with kill -9 leaves its flow-run child unsupervised; the child stops itself."""
-    body = {"name": "orphan", "targets": [{"sip_uri": "sip:a@b.example.com"}],
-            "after_answer": {"mode": "stay", "max_seconds": 600}, "success": {"min_answered_fraction": 0}}
+    body = {
+        "name": "orphan",
+        "targets": [{"sip_uri": "sip:a@b.example.com"}],
+        "after_answer": {"mode": "stay", "max_seconds": 600},
+        "success": {"min_answered_fraction": 0},
+    }
     path = tmp_path / "campaign.yaml"
     path.write_text(yaml.safe_dump(body))
     worker = spawn_worker(f"{sys.executable} -m daily_sip.cli run {path} --webhook-url {stack.webhook_url}")
@@ -171,8 +192,9 @@ def spawn_worker(command: str) -> subprocess.Popen:
     """A stand-in for a worker: a parent process whose child runs the flow with the variable a
     worker sets for its flow-run processes."""
     env = {**os.environ, "PREFECT__FLOW_RUN_ID": "00000000-0000-4000-8000-000000000000"}
-    return subprocess.Popen(["sh", "-c", f"{command} & wait"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+    return subprocess.Popen(
+        ["sh", "-c", f"{command} & wait"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
 
 
 def child_of(pid: int) -> int | None:
@@ -186,16 +208,27 @@ def big_report(bridges: int):
     from daily_sip.flows.report import CampaignReport, LegEvent, TargetResult
 
     t0 = datetime.now(UTC)
-    targets = [TargetResult(index=i, sip_uri=f"sip:93912345{i:03d}.884422@zoomcrc.example.com",
-                            display_name=f"Regional office {i:02d} (Zoom)", bridge="zoom",
-                            status="joined" if i % 3 else "busy", sip_code=200 if i % 3 else 486, attempts=1,
-                            detail="still connected after the join confirmation time",
-                            dialed_at=t0, answered_at=t0 + timedelta(seconds=2), dtmf_script="884422#")
-               for i in range(bridges)]
+    targets = [
+        TargetResult(
+            index=i,
+            sip_uri=f"sip:93912345{i:03d}.884422@zoomcrc.example.com",
+            display_name=f"Regional office {i:02d} (Zoom)",
+            bridge="zoom",
+            status="joined" if i % 3 else "busy",
+            sip_code=200 if i % 3 else 486,
+            attempts=1,
+            detail="still connected after the join confirmation time",
+            dialed_at=t0,
+            answered_at=t0 + timedelta(seconds=2),
+            dtmf_script="884422#",
+        )
+        for i in range(bridges)
+    ]
     phases = ("dialling", "ringing", "answered")
     timeline = [[LegEvent(at=t0, phase=p, note=f"{p} of bridge {i}") for p in phases] for i in range(bridges)]
-    return CampaignReport(campaign="monday-bridges", started_at=t0, targets=targets, required=1,
-                          timeline=timeline)
+    return CampaignReport(
+        campaign="monday-bridges", started_at=t0, targets=targets, required=1, timeline=timeline
+    )
 
 
 @pytest.mark.parametrize("bridges", [12, 80])
@@ -207,8 +240,13 @@ async def test_a_campaign_of_many_bridges_keeps_its_ledger_fresh(prefect_server,
     from daily_sip.flows.cleanup import Ledger, drop_ledger, report_snapshot, save_ledger
 
     run_id = str(uuid.uuid4())
-    ledger = Ledger(flow_run_id=run_id, room="monday", user_prefix="dsf-x", created_room=True,
-                    report=report_snapshot(big_report(bridges)))
+    ledger = Ledger(
+        flow_run_id=run_id,
+        room="monday",
+        user_prefix="dsf-x",
+        created_room=True,
+        report=report_snapshot(big_report(bridges)),
+    )
     await save_ledger(ledger)
     first = (await load_ledger(run_id)).alive_at
     await asyncio.sleep(0.05)
@@ -219,7 +257,9 @@ async def test_a_campaign_of_many_bridges_keeps_its_ledger_fresh(prefect_server,
     if bridges == 12:  # a crash report still names every bridge's outcome and why
         assert [(t["status"], t["detail"]) for t in stored.report["targets"]] == [
             ("joined" if i % 3 else "busy", "still connected after the join confirmation time")
-            for i in range(12)]
+            for i in range(12)
+        ]
     elif stored.report is not None:  # too many for detail: each bridge's outcome at least
         assert [t["status"] for t in stored.report["targets"]] == [
-            "joined" if i % 3 else "busy" for i in range(80)]
+            "joined" if i % 3 else "busy" for i in range(80)
+        ]

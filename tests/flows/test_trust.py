@@ -46,9 +46,17 @@ async def wait_for_leg(stack, user_part: str, state: str, within: float = 60.0) 
 def forged_events(leg: dict) -> list[dict]:
     """`dialout.answered` for a real leg: once bare, once signed with a key that is not Daily's."""
     envelope = {
-        "version": "1.0.0", "type": "dialout.answered", "id": f"forged-{uuid.uuid4()}",
-        "payload": {"timestamp": str(int(time.time())), "session_id": leg["id"], "user_id": leg["userId"],
-                    "domain_id": "d", "room": leg["room"], "destination": leg["destination"]},
+        "version": "1.0.0",
+        "type": "dialout.answered",
+        "id": f"forged-{uuid.uuid4()}",
+        "payload": {
+            "timestamp": str(int(time.time())),
+            "session_id": leg["id"],
+            "user_id": leg["userId"],
+            "domain_id": "d",
+            "room": leg["room"],
+            "destination": leg["destination"],
+        },
         "event_ts": time.time(),
     }
     bare = to_prefect_event(envelope)
@@ -62,8 +70,12 @@ def forged_events(leg: dict) -> list[dict]:
 
 async def test_forged_answered_event_posted_to_prefect_changes_nothing(own_stack, prefect_server):
     stack = own_stack(ring_timeout=8)
-    c = campaign("sip:noanswer@pbx.example.com", "sip:ok@pbx.example.com", ring_timeout_seconds=15,
-                 dial_in={"enabled": False})
+    c = campaign(
+        "sip:noanswer@pbx.example.com",
+        "sip:ok@pbx.example.com",
+        ring_timeout_seconds=15,
+        dial_in={"enabled": False},
+    )
     flow = asyncio.create_task(run(stack, c))
     leg = await wait_for_leg(stack, "noanswer", "ringing")
     async with httpx.AsyncClient() as http:
@@ -85,7 +97,8 @@ async def test_campaign_with_the_webhook_not_configured_says_so(own_stack):
     stack = own_stack(enforce_idle_default=True)
     c = campaign("sip:ok@pbx.example.com", ring_timeout_seconds=3, dial_in={"enabled": False})
     state = await __import__("daily_sip.flows.dial_campaign", fromlist=["x"]).dial_campaign(
-        campaign=c, webhook_url="", return_state=True)
+        campaign=c, webhook_url="", return_state=True
+    )
     report = await state.aresult(raise_on_failure=False)
     [target] = report.targets
     assert target.status == "no_events", target
@@ -95,8 +108,11 @@ async def test_campaign_with_the_webhook_not_configured_says_so(own_stack):
     # The stand-in answered it, Daily's idle timeout did not cut it, the flow hung up.
     legs = [leg for leg in stack.legs() if leg["room"] == report.room]
     assert [(leg["state"], leg["end_reason"]) for leg in legs] == [("stopped", "api-stop")]
-    created = [r["body"] for r in stack.emulator.introspect("requests")["recent"]
-               if r["route"] == "POST /rooms" and r["body"].get("name") == report.room]
+    created = [
+        r["body"]
+        for r in stack.emulator.introspect("requests")["recent"]
+        if r["route"] == "POST /rooms" and r["body"].get("name") == report.room
+    ]
     assert created[0]["properties"]["dialout_config"]["max_idle_timeout_sec"] == c.deadline_seconds + 120
     assert_nothing_left_behind(stack, report)
 
@@ -113,8 +129,9 @@ EXPECTED = {
 @pytest.mark.parametrize("profile", EXPECTED)
 async def test_each_telephony_profile_gives_right_or_generic_status(own_stack, profile):
     stack = own_stack(telephony_profile=profile, ring_timeout=2, answer_delay=0.3)
-    c = campaign(*[f"sip:{t}@pbx.example.com" for t in TARGETS], ring_timeout_seconds=8,
-                 dial_in={"enabled": False})
+    c = campaign(
+        *[f"sip:{t}@pbx.example.com" for t in TARGETS], ring_timeout_seconds=8, dial_in={"enabled": False}
+    )
     _state, report = await run(stack, c)
     got = [t.status for t in report.targets]
     print(f"\n{profile}: " + ", ".join(f"{t}={s}" for t, s in zip(TARGETS, got, strict=True)))

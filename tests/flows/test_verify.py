@@ -26,8 +26,13 @@ def relayed(envelope: dict, secret: str = SECRET, tamper: bytes | None = None):
 
 
 def answered(user: str, room: str = "r1", n: int = 1) -> dict:
-    return {"version": "1.0.0", "type": "dialout.answered", "id": f"ev-{user}-{n}", "event_ts": time.time(),
-            "payload": {"room": room, "session_id": f"s-{user}", "user_id": user, "timestamp": "1"}}
+    return {
+        "version": "1.0.0",
+        "type": "dialout.answered",
+        "id": f"ev-{user}-{n}",
+        "event_ts": time.time(),
+        "payload": {"room": room, "session_id": f"s-{user}", "user_id": user, "timestamp": "1"},
+    }
 
 
 async def test_router_takes_only_signed_events_for_its_own_legs():

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.timeout(900)
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, (
-        f"{cmd} exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        f"{cmd} exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done
 
 
@@ -31,16 +32,31 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) ->
 def installed(tmp_path_factory, prefect_server) -> tuple[Path, Path, dict[str, str], Path]:
     """(venv bin dir, user project dir, environment, wheel)."""
     tmp = tmp_path_factory.mktemp("wheel")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DAILY_", "VIRTUAL_ENV", "PYTHONPATH"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAILY_", "VIRTUAL_ENV", "PYTHONPATH"))}
     env["PREFECT_API_URL"] = prefect_server.api_url
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(REPO)],
-        tmp, env)
+    run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(REPO)],
+        tmp,
+        env,
+    )
     [wheel] = (tmp / "dist").glob("daily_sip_flows-*.whl")
     run([sys.executable, "-m", "venv", str(tmp / "venv")], tmp, env)
     bin_dir = tmp / "venv" / "bin"
-    run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"),
-         str(wheel)], tmp, env, timeout=900)
+    run(
+        [
+            str(bin_dir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-c",
+            str(REPO / "constraints.txt"),
+            str(wheel),
+        ],
+        tmp,
+        env,
+        timeout=900,
+    )
     project = tmp / "user-project"
     for package in ("tasks", "flows"):
         (project / package).mkdir(parents=True)
@@ -53,8 +69,11 @@ def test_wheel_installs_one_namespaced_package(installed):
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"daily_sip"}
     names = zipfile.ZipFile(wheel).namelist()
-    for data in ("daily_sip/py.typed", "daily_sip/deployments/prefect.yaml",
-                 "daily_sip/deployments/campaigns/demo.yaml"):
+    for data in (
+        "daily_sip/py.typed",
+        "daily_sip/deployments/prefect.yaml",
+        "daily_sip/deployments/campaigns/demo.yaml",
+    ):
         assert data in names
 
 
@@ -72,8 +91,14 @@ def test_block_loads_by_slug_and_the_users_modules_still_import(installed):
 
 def test_emulator_serve_list_and_init_work_from_the_installed_package(installed):
     bin_dir, project, env, _ = installed
-    proc = subprocess.Popen([str(bin_dir / "daily-sip"), "emulator", "--port", "0"], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [str(bin_dir / "daily-sip"), "emulator", "--port", "0"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         url = proc.stdout.readline().strip()
         response = httpx.get(f"{url}/rooms", headers={"Authorization": "Bearer daily-standin-dev-key"})

@@ -17,8 +17,9 @@ def test_events_taken_while_prefect_is_down_survive_kill_9_and_reach_prefect(
     start_receiver, webhook_secret, unused_tcp_port, prefect_server, tmp_path
 ):
     spool = str(tmp_path / "spool")
-    down = start_receiver(secret=webhook_secret, api_url=f"http://127.0.0.1:{unused_tcp_port}/api",
-                          args=("--spool-dir", spool))
+    down = start_receiver(
+        secret=webhook_secret, api_url=f"http://127.0.0.1:{unused_tcp_port}/api", args=("--spool-dir", spool)
+    )
     room = unique("room")
     sent = [envelope(kind, room, session_id="s-spool") for kind in ("dialout.connected", "dialout.answered")]
     for env in sent:

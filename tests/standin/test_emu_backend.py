@@ -24,7 +24,11 @@ def world():
     clock = FakeClock()
     sched = ManualScheduler(clock)
     cfg = EmulatorConfig(
-        connect_delay=0.5, answer_delay=1.0, ring_timeout=30, hangup_after=5, session_limit=3,
+        connect_delay=0.5,
+        answer_delay=1.0,
+        ring_timeout=30,
+        hangup_after=5,
+        session_limit=3,
         participant_events=False,
     )
     backend = Backend(cfg, clock=clock, scheduler=sched)
@@ -308,8 +312,11 @@ def test_max_idle_timeout_hangs_up_an_answered_dialout_alone_in_the_room(world):
 def test_unset_idle_timeout_is_daily_default_zero_when_enforced():
     clock = FakeClock()
     sched = ManualScheduler(clock)
-    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, enforce_idle_default=True),
-                      clock=clock, scheduler=sched)
+    backend = Backend(
+        EmulatorConfig(connect_delay=0.5, answer_delay=1.0, enforce_idle_default=True),
+        clock=clock,
+        scheduler=sched,
+    )
     leg = backend.start_dialout(dial_room(backend), {"sipUri": "sip:alice@example.com"})
     sched.advance(1.6)
     assert (leg.state, leg.end_reason) == ("stopped", "idle-timeout")
@@ -319,21 +326,32 @@ def test_unset_idle_timeout_is_daily_default_zero_when_enforced():
 def test_every_telephony_profile_ends_each_failing_outcome_without_an_answer(profile):
     clock = FakeClock()
     sched = ManualScheduler(clock)
-    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, ring_timeout=10,
-                                     telephony_profile=profile, participant_events=False),
-                      clock=clock, scheduler=sched)
+    backend = Backend(
+        EmulatorConfig(
+            connect_delay=0.5,
+            answer_delay=1.0,
+            ring_timeout=10,
+            telephony_profile=profile,
+            participant_events=False,
+        ),
+        clock=clock,
+        scheduler=sched,
+    )
     seen: list = []
     backend.subscribe(seen.append)
     room = dial_room(backend)
-    legs = {o: backend.start_dialout(room, {"sipUri": f"sip:{o}@pbx.example.com"})
-            for o in ("busy", "noanswer", "declined", "unreachable")}
+    legs = {
+        o: backend.start_dialout(room, {"sipUri": f"sip:{o}@pbx.example.com"})
+        for o in ("busy", "noanswer", "declined", "unreachable")
+    }
     sched.advance(20)
     for outcome, leg in legs.items():
         mine = [e.type for e in seen if (e.payload or {}).get("session_id") == leg.id]
         assert "dialout.answered" not in mine, (profile, outcome)
         assert mine[-1] in ("dialout.error", "dialout.stopped"), (profile, outcome, mine)
         assert ("dialout.connected" in mine) == (
-            profile == "connected-stopped" or outcome in ("noanswer", "declined")), (profile, outcome)
+            profile == "connected-stopped" or outcome in ("noanswer", "declined")
+        ), (profile, outcome)
     with pytest.raises(ValueError, match="telephony_profile"):
         EmulatorConfig(telephony_profile="carrier-pigeon")
 
@@ -341,8 +359,9 @@ def test_every_telephony_profile_ends_each_failing_outcome_without_an_answer(pro
 def test_presence_lag_delays_joins_and_leaves():
     clock = FakeClock()
     sched = ManualScheduler(clock)
-    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0, presence_lag=10),
-                      clock=clock, scheduler=sched)
+    backend = Backend(
+        EmulatorConfig(connect_delay=0.5, answer_delay=1.0, presence_lag=10), clock=clock, scheduler=sched
+    )
     room = dial_room(backend)
     leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com", "userId": "u-1"})
     assert backend.room_presence(room)["data"] == []
@@ -365,8 +384,15 @@ def test_participant_events_for_every_leg():
     leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com", "userId": "u-1"})
     sched.advance(5)
     backend.stop_dialout(room, {"sessionId": leg.id})
-    assert types(seen) == ["meeting.started", "participant.joined", "dialout.connected",
-                           "dialout.answered", "dialout.stopped", "participant.left", "meeting.ended"]
+    assert types(seen) == [
+        "meeting.started",
+        "participant.joined",
+        "dialout.connected",
+        "dialout.answered",
+        "dialout.stopped",
+        "participant.left",
+        "meeting.ended",
+    ]
     joined, left = seen[1].payload, seen[5].payload
     assert (joined["session_id"], joined["user_id"], joined["room"]) == (leg.id, "u-1", room)
     assert left["duration"] == 5
@@ -380,11 +406,16 @@ def test_call_transfers_send_calltransfer_webhooks(world):
     backend.sip_call_transfer(room, {"sessionId": leg.id, "toEndPoint": "sip:desk@pbx.example.com"})
     backend.sip_refer(room, {"sessionId": leg.id, "toEndPoint": "sip:busy@pbx.example.com"})
     sched.advance(1.0)
-    transfers = [(e.type, e.payload.get("complete_status"), e.payload["is_sip_refer"])
-                 for e in seen if e.type.startswith("calltransfer.")]
+    transfers = [
+        (e.type, e.payload.get("complete_status"), e.payload["is_sip_refer"])
+        for e in seen
+        if e.type.startswith("calltransfer.")
+    ]
     assert transfers == [
-        ("calltransfer.initiated", None, False), ("calltransfer.initiated", None, True),
-        ("calltransfer.answered", None, False), ("calltransfer.completed", "completed", False),
+        ("calltransfer.initiated", None, False),
+        ("calltransfer.initiated", None, True),
+        ("calltransfer.answered", None, False),
+        ("calltransfer.completed", "completed", False),
         ("calltransfer.completed", "busy", True),
     ]
     completed = [e.payload for e in seen if e.type == "calltransfer.completed"]

@@ -30,7 +30,8 @@ def test_rate_limit_classes_at_a_fifth_of_dailys_allowance(launcher):
     assert got.count(200) <= 19
     deletes = [emu.delete(f"/rooms/gone-{i}").status_code for i in range(11)]
     assert deletes[0] == 404 and 429 in deletes and deletes.count(404) <= 10, (
-        "DELETE /rooms/:name: 1 per second and 10 per 30 s at this scale")
+        "DELETE /rooms/:name: 1 per second and 10 per 30 s at this scale"
+    )
 
     counts = emu.emu("requests")
     assert counts["rate_limited"] == 1 + got.count(429) + deletes.count(429)
@@ -169,15 +170,19 @@ def test_dev_key_url_line_and_clean_exit():
 def test_webhook_route_faults_drop_or_hold_back_one_event_type(launcher, sink):
     emu = launcher(**FAST)
     _hook(emu, sink)
-    assert emu.emu_post("faults", {"route": "WEBHOOK dialout.answered", "mode": "drop",
-                                   "seconds": 60}).is_success
-    assert emu.emu_post("faults", {"route": "WEBHOOK dialout.connected", "mode": "delay", "delay": 1.0,
-                                   "seconds": 60}).is_success
+    assert emu.emu_post(
+        "faults", {"route": "WEBHOOK dialout.answered", "mode": "drop", "seconds": 60}
+    ).is_success
+    assert emu.emu_post(
+        "faults", {"route": "WEBHOOK dialout.connected", "mode": "delay", "delay": 1.0, "seconds": 60}
+    ).is_success
     ids = _call(emu)
     wait_until(lambda: len(sink.events()) >= len(ids) - 1)
     types = [r.json["type"] for r in sink.events()]
     assert "dialout.answered" not in types
     assert types[-1] == "dialout.connected", "held back, and the events after it were not held behind it"
-    refused = [{"route": "WEBHOOK dialout.answered", "mode": "error", "count": 1},
-               {"route": "GET /rooms", "mode": "drop", "count": 1}]
+    refused = [
+        {"route": "WEBHOOK dialout.answered", "mode": "error", "count": 1},
+        {"route": "GET /rooms", "mode": "drop", "count": 1},
+    ]
     assert [emu.emu_post("faults", body).status_code for body in refused] == [400, 400]

@@ -19,8 +19,15 @@ from daily_sip.tasks.client import DailyClient
 from tests.standin.support import Sink
 
 # Fast timers for stand-ins started by these suites (rate limits off unless a test says otherwise).
-FAST = {"rate_limit_scale": 0, "connect_delay": 0.05, "answer_delay": 0.05, "ring_timeout": 1.5,
-        "hangup_after": 0.5, "webhook_timeout": 1, "webhook_retry_base": 0.05}
+FAST = {
+    "rate_limit_scale": 0,
+    "connect_delay": 0.05,
+    "answer_delay": 0.05,
+    "ring_timeout": 1.5,
+    "hangup_after": 0.5,
+    "webhook_timeout": 1,
+    "webhook_retry_base": 0.05,
+}
 
 
 @pytest.fixture

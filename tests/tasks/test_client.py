@@ -318,7 +318,9 @@ async def test_webhook_lifecycle(fast_emulator, sink):
             hook.uuid, {"url": sink.url, "retryType": "exponential", "eventTypes": ["dialout.stopped"]}
         )
         assert (updated.uuid, updated.retry_type, updated.event_types) == (
-            hook.uuid, "exponential", ["dialout.stopped"]
+            hook.uuid,
+            "exponential",
+            ["dialout.stopped"],
         )
         assert (await daily.get_webhook(hook.uuid)).retry_type == "exponential"
         assert len(sink.pings()) == 2

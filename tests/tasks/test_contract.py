@@ -29,7 +29,8 @@ def recent(emu) -> list[dict]:
 
 def operations() -> set[str]:
     return {
-        name for name, value in vars(DailyClient).items()
+        name
+        for name, value in vars(DailyClient).items()
         if not name.startswith("_") and name not in NOT_OPERATIONS and callable(value)
     }
 
@@ -49,8 +50,12 @@ async def drive_every_operation(daily: DailyClient, emu, poll, name: str, sink_u
         assert 200 <= last["status"] < 300, (op, last)
         return result
 
-    await call("create_room", name, privacy="public",
-               properties={"enable_dialout": True, "dialout_config": {"allow_room_start": True}})
+    await call(
+        "create_room",
+        name,
+        privacy="public",
+        properties={"enable_dialout": True, "dialout_config": {"allow_room_start": True}},
+    )
     await call("get_room", name)
     await call("update_room", name, properties={"eject_at_room_exp": True})
     await call("list_rooms", limit=5)
@@ -62,10 +67,12 @@ async def drive_every_operation(daily: DailyClient, emu, poll, name: str, sink_u
     await call("send_dtmf", name, {"sessionId": started.session_id, "tones": "12#"})
     await call("get_room_presence", name)
     await call("get_presence")
-    await call("sip_call_transfer", name, {"sessionId": started.session_id,
-                                           "toEndPoint": "sip:next@pbx.example.com"})
-    await call("sip_refer", name, {"sessionId": started.session_id,
-                                   "toEndPoint": "sip:other@pbx.example.com"})
+    await call(
+        "sip_call_transfer", name, {"sessionId": started.session_id, "toEndPoint": "sip:next@pbx.example.com"}
+    )
+    await call(
+        "sip_refer", name, {"sessionId": started.session_id, "toEndPoint": "sip:other@pbx.example.com"}
+    )
     await call("stop_dial_out", name, started.session_id)
     hook = await call("create_webhook", {"url": sink_url, "retryType": "exponential"})
     await call("list_webhooks")
@@ -83,8 +90,11 @@ async def test_every_operation_is_accepted_by_the_strict_stand_in(fast_emulator,
     assert done == operations(), f"not driven by the contract test: {operations() - done}"
     sent = recent(emu)
     assert all(200 <= r["status"] < 300 for r in sent), [r for r in sent if r["status"] >= 300]
-    sip_bodies = [r["body"]["properties"]["sip"] for r in sent
-                  if r["route"] == "POST /rooms/{name}" and "sip" in r["body"]["properties"]]
+    sip_bodies = [
+        r["body"]["properties"]["sip"]
+        for r in sent
+        if r["route"] == "POST /rooms/{name}" and "sip" in r["body"]["properties"]
+    ]
     # enable_sip with default settings carries Daily's two required fields; disable sends null.
     assert sip_bodies == [{"sip_mode": "dial-in", "display_name": "SIP Participant"}, None]
 
@@ -103,8 +113,9 @@ async def test_stand_in_refuses_a_sip_object_without_required_fields_in_dailys_s
 
 @pytest.mark.parametrize("settings", [None, {"num_endpoints": 2}, SipSettings(video=True)])
 def test_required_sip_fields_survive_nesting(settings):
-    props = RoomProperties(sip=SipSettings.model_validate(settings or {}) if not isinstance(
-        settings, SipSettings) else settings)
+    props = RoomProperties(
+        sip=SipSettings.model_validate(settings or {}) if not isinstance(settings, SipSettings) else settings
+    )
     body = props.to_body()["sip"]
     assert body["sip_mode"] == "dial-in" and body["display_name"] == "SIP Participant"
 
@@ -123,5 +134,6 @@ def test_enable_sip_task_with_defaults_sends_required_fields(fast_emulator, monk
     assert enable()
     sent = [r for r in recent(emu) if r["route"] == "POST /rooms/{name}"]
     assert sent[-1]["status"] == 200
-    assert sent[-1]["body"] == {"properties": {"sip": {"sip_mode": "dial-in",
-                                                       "display_name": "SIP Participant"}}}
+    assert sent[-1]["body"] == {
+        "properties": {"sip": {"sip_mode": "dial-in", "display_name": "SIP Participant"}}
+    }

@@ -88,8 +88,9 @@ async def test_get_client_talks_to_the_configured_url_with_the_key(emulator):
 
 async def test_block_saved_to_the_server_loads_back(prefect_server, emulator):
     name = block_name()
-    creds = DailyCredentials(api_key=emulator.api_key, api_url=emulator.base_url, webhook_secret=SECRET,
-                             timeout_seconds=7)
+    creds = DailyCredentials(
+        api_key=emulator.api_key, api_url=emulator.base_url, webhook_secret=SECRET, timeout_seconds=7
+    )
     await creds.save(name, overwrite=True)
     loaded = await DailyCredentials.aload(name)
     assert loaded.api_key.get_secret_value() == emulator.api_key
@@ -125,8 +126,13 @@ def test_prefect_collections_entry_point_is_declared():
 async def run_python(script: str, cwd, env: dict[str, str]) -> tuple[int, str, str]:
     """Run ``python -c script`` in a fresh interpreter without blocking the event loop."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        script,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with asyncio.timeout(120):

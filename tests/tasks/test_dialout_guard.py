@@ -28,8 +28,12 @@ async def start_with_lost_answer(emu, room: str, settle: float):
     @flow
     async def dial():
         await acreate_room(room, DIAL_PROPS, credentials=creds)
-        return await astart_dial_out(room, {"sipUri": "sip:bridge@pbx.example.com", "userId": "g-1"},
-                                     credentials=creds, presence_settle_seconds=settle)
+        return await astart_dial_out(
+            room,
+            {"sipUri": "sip:bridge@pbx.example.com", "userId": "g-1"},
+            credentials=creds,
+            presence_settle_seconds=settle,
+        )
 
     return await dial(return_state=True)
 

@@ -52,8 +52,12 @@ BAD_INPUT = [
     (StartDialOut, {"sipUri": GOOD_URI, "phoneNumber": "+14155550100"}, "", "exactly one"),
     (StartDialOut, {}, "", "exactly one of sipUri or phoneNumber"),
     (StartDialOut, {"phoneNumber": "4155550100"}, "phoneNumber", "pattern"),
-    (StartDialOut, {"sipUri": GOOD_URI, "video": True, "videoSettings": {"width": 1920}},
-     "videoSettings.width", "1280"),
+    (
+        StartDialOut,
+        {"sipUri": GOOD_URI, "video": True, "videoSettings": {"width": 1920}},
+        "videoSettings.width",
+        "1280",
+    ),
     (StartDialOut, {"sipUri": GOOD_URI, "videoSettings": {"fps": 15}}, "", "needs video=true"),
     (SipSettings, {"num_endpoints": 0}, "num_endpoints", "greater than or equal to 1"),
     (SipSettings, {"num_endpoints": 21}, "num_endpoints", "less than or equal to 20"),
@@ -81,8 +85,11 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize(("model", "data", "field", "words"), BAD_INPUT,
-                         ids=[f"{m.__name__}-{i}" for i, (m, *_rest) in enumerate(BAD_INPUT)])
+@pytest.mark.parametrize(
+    ("model", "data", "field", "words"),
+    BAD_INPUT,
+    ids=[f"{m.__name__}-{i}" for i, (m, *_rest) in enumerate(BAD_INPUT)],
+)
 def test_bad_input_names_the_field(model, data, field, words):
     with pytest.raises(ValidationError) as info:
         model.model_validate(data)
@@ -152,26 +159,43 @@ def test_reference_event_examples_parse(raw):
 
 
 def test_dialout_error_payload_and_other_reference_shapes_parse():
-    err = WebhookEvent.model_validate({"type": "dialout.error", "id": "e1", "payload": {
-        "timestamp": 1728023426, "session_id": "s", "user_id": "u", "domain_id": "d", "room": "r",
-        "error_msg": "SIP 486 Busy Here"}}).typed_payload()
+    err = WebhookEvent.model_validate(
+        {
+            "type": "dialout.error",
+            "id": "e1",
+            "payload": {
+                "timestamp": 1728023426,
+                "session_id": "s",
+                "user_id": "u",
+                "domain_id": "d",
+                "room": "r",
+                "error_msg": "SIP 486 Busy Here",
+            },
+        }
+    ).typed_payload()
     assert isinstance(err, DialOutErrorPayload) and err.error_msg == "SIP 486 Busy Here"
-    room = Room.model_validate(json.loads(
-        '{"id":"5e3cf703-5547-47d6-a371-37b1f0b4427f","name":"my-room","api_created":true,'
-        '"privacy":"public","url":"https://x.daily.co/my-room","created_at":"2019-01-26T09:01:22.000Z",'
-        '"config":{"sip_uri":{"endpoint":"123456780@example.sip.daily.co"},'
-        '"sip":{"sip_mode":"dial-in","display_name":"SIP Participant"},"brand_new_flag":1}}'))
+    room = Room.model_validate(
+        json.loads(
+            '{"id":"5e3cf703-5547-47d6-a371-37b1f0b4427f","name":"my-room","api_created":true,'
+            '"privacy":"public","url":"https://x.daily.co/my-room","created_at":"2019-01-26T09:01:22.000Z",'
+            '"config":{"sip_uri":{"endpoint":"123456780@example.sip.daily.co"},'
+            '"sip":{"sip_mode":"dial-in","display_name":"SIP Participant"},"brand_new_flag":1}}'
+        )
+    )
     assert room.sip_enabled and room.config.sip_uri.all_endpoints == ["sip:123456780@example.sip.daily.co"]
     assert DialOutStarted.model_validate_json('{"ok": "true", "sessionId": "u-1"}').session_id == "u-1"
 
 
-@pytest.mark.parametrize(("text", "encoded"), [
-    ("Zürich bridge", "Z%C3%BCrich%20bridge"),
-    ("A&B=c?d/e#f", "A%26B%3Dc%3Fd%2Fe%23f"),
-    ("keep-_.!~*'()", "keep-_.!~*'()"),
-    ("会议室 🎥", "%E4%BC%9A%E8%AE%AE%E5%AE%A4%20%F0%9F%8E%A5"),
-    ("+1 (555)", "%2B1%20(555)"),
-])
+@pytest.mark.parametrize(
+    ("text", "encoded"),
+    [
+        ("Zürich bridge", "Z%C3%BCrich%20bridge"),
+        ("A&B=c?d/e#f", "A%26B%3Dc%3Fd%2Fe%23f"),
+        ("keep-_.!~*'()", "keep-_.!~*'()"),
+        ("会议室 🎥", "%E4%BC%9A%E8%AE%AE%E5%AE%A4%20%F0%9F%8E%A5"),
+        ("+1 (555)", "%2B1%20(555)"),
+    ],
+)
 def test_encode_uri_component_matches_javascript(text, encoded):
     assert encode_uri_component(text) == encoded
 

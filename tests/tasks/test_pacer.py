@@ -49,8 +49,12 @@ asyncio.run(main(*sys.argv[1:]))
 
 
 def _start_pacer(*args: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "daily_sip.pacer", "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daily_sip.pacer", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = proc.stdout.readline().strip()
     if not url.startswith("http://"):
         proc.kill()
@@ -91,8 +95,15 @@ def test_permit_book_counts_a_permit_until_its_answer():
 
 def _three_campaign_processes(emu, pacer: str, room: str) -> None:
     env = {**os.environ, "DAILY_PACER_URL": pacer, "DAILY_RATE_LIMIT_SCALE": "1"}
-    procs = [subprocess.Popen([sys.executable, "-c", CAMPAIGN_PROCESS, emu.base_url, emu.api_key, room,
-                               f"p{n}"], env=env, stderr=subprocess.PIPE, text=True) for n in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CAMPAIGN_PROCESS, emu.base_url, emu.api_key, room, f"p{n}"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(3)
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=90)
         assert proc.returncode == 0, err[-2000:]
@@ -123,10 +134,16 @@ def test_daily_counting_a_call_late_is_no_429(start_emulator, pacer):
     """
     emu = start_emulator(rate_limit_scale=1, session_limit=20, connect_delay=0.05, answer_delay=0.05)
     room = _room(emu)
-    httpx.post(f"{emu.root}/_emulator/faults", json={
-        "route": "POST /rooms/{name}/dialOut/start", "mode": "delay", "delay": 0, "jitter": 1.5,
-        "seconds": 600,
-    }).raise_for_status()
+    httpx.post(
+        f"{emu.root}/_emulator/faults",
+        json={
+            "route": "POST /rooms/{name}/dialOut/start",
+            "mode": "delay",
+            "delay": 0,
+            "jitter": 1.5,
+            "seconds": 600,
+        },
+    ).raise_for_status()
     _three_campaign_processes(emu, pacer, room)
     requests = emu.introspect("requests")
     assert requests["rate_limited"] == 0, requests
@@ -195,8 +212,9 @@ async def test_unreachable_pacer_is_waited_for_loudly_never_bypassed(start_emula
     assert "POST /rooms/{name}/dialOut/start" not in emu.introspect("requests")["by_route"]
 
 
-async def test_a_429_all_the_same_is_waited_out_not_a_failure(prefect_server, start_emulator, pacer,
-                                                               monkeypatch):
+async def test_a_429_all_the_same_is_waited_out_not_a_failure(
+    prefect_server, start_emulator, pacer, monkeypatch
+):
     emu = start_emulator(rate_limit_scale=1, session_limit=10, connect_delay=0.05, answer_delay=0.05)
     room = _room(emu)
     monkeypatch.setenv("DAILY_RATE_LIMIT_SCALE", "1")
@@ -208,8 +226,9 @@ async def test_a_429_all_the_same_is_waited_out_not_a_failure(prefect_server, st
 
     @flow
     async def one_dial():
-        return await astart_dial_out(room, {"sipUri": "sip:ours@pbx.example.com"}, credentials=creds,
-                                     return_state=True)
+        return await astart_dial_out(
+            room, {"sipUri": "sip:ours@pbx.example.com"}, credentials=creds, return_state=True
+        )
 
     state = await one_dial()
     assert state.is_completed(), state

@@ -42,8 +42,9 @@ def test_sync_flow_gets_results_not_coroutines(emulator, monkeypatch):
     @flow
     def sync_flow() -> tuple[Room, Room, bool]:
         created = rooms.create_room(properties={"enable_dialout": True}, credentials=creds)
-        enabled = sip.enable_sip(created.name, {"display_name": "Sync", "sip_mode": "dial-in"},
-                                 credentials=creds)
+        enabled = sip.enable_sip(
+            created.name, {"display_name": "Sync", "sip_mode": "dial-in"}, credentials=creds
+        )
         gone = rooms.delete_room(created.name, credentials=creds)
         return created, enabled, gone.deleted
 

@@ -58,8 +58,15 @@ async def flush_run_logs(prefect_server):
 @pytest.fixture(scope="module")
 def module_emu() -> Iterator[EmulatorProcess]:
     """A stand-in for this module only (fast timers, rate limits off)."""
-    emu = launch_emulator(rate_limit_scale=0, connect_delay=0.05, answer_delay=0.05, ring_timeout=1.5,
-                          hangup_after=0.5, webhook_timeout=1, webhook_retry_base=0.05)
+    emu = launch_emulator(
+        rate_limit_scale=0,
+        connect_delay=0.05,
+        answer_delay=0.05,
+        ring_timeout=1.5,
+        hangup_after=0.5,
+        webhook_timeout=1,
+        webhook_retry_base=0.05,
+    )
     yield emu
     stop_process(emu.proc)
 
@@ -103,8 +110,9 @@ async def test_room_and_sip_tasks(creds, module_emu, fresh_name):
         created = await acreate_room(name, {"enable_dialout": True}, credentials=creds)
         got = await aget_room(name, credentials=creds)
         updated = await aupdate_room(name, {"exp": 4_000_000_000}, privacy="private", credentials=creds)
-        sip_on = await aenable_sip(name, {"num_endpoints": 2}, credentials=creds,
-                                  dialout_config={"allow_room_start": True})
+        sip_on = await aenable_sip(
+            name, {"num_endpoints": 2}, credentials=creds, dialout_config={"allow_room_start": True}
+        )
         sip_off = await adisable_sip(name, credentials=creds)
         listed = await alist_rooms(page_size=2, credentials=creds)
         deleted = await adelete_room(name, credentials=creds)
@@ -137,7 +145,8 @@ async def test_dial_out_transfer_and_presence_tasks(creds, module_emu, fresh_nam
         await poll(lambda: module_emu.introspect(f"legs/{leg.session_id}")["state"] == "answered")
         dtmf = await asend_dtmf(name, leg.session_id, "12*#", credentials=creds)
         transfer = await asip_call_transfer(
-            name, leg.session_id, "sip:ops@pbx.example.com", credentials=creds)
+            name, leg.session_id, "sip:ops@pbx.example.com", credentials=creds
+        )
         refer = await asip_refer(name, leg.session_id, "+14155550100", credentials=creds)
         stopped = await astop_dial_out(name, leg.session_id, credentials=creds)
         return leg, in_room, everywhere, (dtmf, transfer, refer, stopped)
@@ -162,8 +171,9 @@ async def test_webhook_tasks(prefect_server, fast_emulator, sink):
         hook = await acreate_webhook({"url": sink.url, "hmac": WEBHOOK_SECRET}, credentials=creds)
         listed = await alist_webhooks(credentials=creds)
         got = await aget_webhook(hook.uuid, credentials=creds)
-        updated = await aupdate_webhook(hook.uuid, {"url": sink.url, "retryType": "exponential"},
-                                       credentials=creds)
+        updated = await aupdate_webhook(
+            hook.uuid, {"url": sink.url, "retryType": "exponential"}, credentials=creds
+        )
         first = await adelete_webhook(hook.uuid, credentials=creds)
         second = await adelete_webhook(hook.uuid, credentials=creds)
         return hook, listed, got, updated, first, second
@@ -314,8 +324,7 @@ async def test_429_is_retried_after_retry_after(prefect_server, fast_emulator):
 # -- pacing ----------------------------------------------------------------------------------------
 
 
-async def test_concurrent_dial_outs_are_paced_below_dailys_limit(prefect_server, start_emulator,
-                                                               monkeypatch):
+async def test_concurrent_dial_outs_are_paced_below_dailys_limit(prefect_server, start_emulator, monkeypatch):
     """Without a shared pacer (DAILY_PACER_URL unset) one process still keeps Daily's window."""
     monkeypatch.setenv("DAILY_RATE_LIMIT_SCALE", "1")
     monkeypatch.delenv("DAILY_PACER_URL", raising=False)
@@ -325,10 +334,12 @@ async def test_concurrent_dial_outs_are_paced_below_dailys_limit(prefect_server,
     @flow
     async def burst_flow():
         room = await acreate_room(properties=DIAL_PROPS, credentials=creds)
-        legs = await asyncio.gather(*(
-            astart_dial_out(room.name, {"sipUri": f"sip:bridge-{i}@pbx.example.com"}, credentials=creds)
-            for i in range(8)
-        ))
+        legs = await asyncio.gather(
+            *(
+                astart_dial_out(room.name, {"sipUri": f"sip:bridge-{i}@pbx.example.com"}, credentials=creds)
+                for i in range(8)
+            )
+        )
         return room.name, legs
 
     room, legs = await burst_flow()
