@@ -34,7 +34,7 @@ def _start_offsets(legs: list[dict]) -> list[float]:
 
 
 async def main(daily_url: str, webhook_url: str) -> None:
-    from daily_sip.flows.campaign import Campaign
+    from daily_sip.flows.campaign.model import Campaign
     from daily_sip.flows.dial_campaign import dial_campaign
 
     campaign = Campaign(

@@ -165,7 +165,7 @@ class Soak:
         return r.json()
 
     def campaign(self, i: int) -> tuple[dict[str, Any], Any]:
-        from daily_sip.flows.campaign import Campaign
+        from daily_sip.flows.campaign.model import Campaign
 
         n = self.rng.randint(2, 4)
         targets = [
@@ -268,7 +268,7 @@ class Soak:
 
     async def killed_run(self, i: int, spec: dict[str, Any]) -> Any:
         """Run the campaign as `daily-sip run`, kill -9 it at a random moment; its report if it ended."""
-        from daily_sip.flows.report import CampaignReport
+        from daily_sip.flows.report.model import CampaignReport
 
         path = self.workdir / f"chaos-{i}.json"
         path.write_text(json.dumps(spec))

@@ -11,7 +11,7 @@ import time
 
 from pydantic import SecretStr
 
-from daily_sip.flows.verify import EventVerifier
+from daily_sip.flows.collect.verify import EventVerifier
 from daily_sip.local_stack import new_webhook_secret
 from daily_sip.receiver.events import proof_of, to_prefect_event
 from daily_sip.receiver.signing import decode_secret, sign

@@ -51,7 +51,7 @@ def _options(
 
 
 def _load_or_exit(campaign_file: Path):
-    from daily_sip.flows.campaign import CampaignFileError, load_campaign
+    from daily_sip.flows.campaign.model import CampaignFileError, load_campaign
 
     try:
         return load_campaign(str(campaign_file))
@@ -62,7 +62,7 @@ def _load_or_exit(campaign_file: Path):
 
 def _check_daily_or_exit(credentials_block: str | None) -> None:
     """Credentials found and accepted by one cheap call, or one line and exit 2."""
-    from daily_sip.flows.preflight import PreflightError, credentials_or_explain, preflight
+    from daily_sip.flows.provision.preflight import PreflightError, credentials_or_explain, preflight
 
     async def check() -> None:
         await preflight(await credentials_or_explain(credentials_block))
@@ -93,7 +93,7 @@ async def _run_flow(campaign, credentials_block: str | None, webhook_url: str | 
 def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
     from rich.console import Console
 
-    from daily_sip.flows.report import CampaignReport
+    from daily_sip.flows.report.model import CampaignReport
     from daily_sip.terminal import results_table
 
     if not isinstance(report, CampaignReport):
@@ -117,7 +117,7 @@ def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
 
 def _timeline_file(report, json_out: Path) -> None:
     """The timeline picture next to the JSON report, when matplotlib (the timeline extra) is there."""
-    from daily_sip.flows.timeline import render_png
+    from daily_sip.flows.report.timeline import render_png
 
     if not any(report.timeline):
         return

@@ -1,7 +1,7 @@
 """What `daily-sip run` draws in the terminal: the live board while it runs, the results once after.
 
 Uses rich (https://rich.readthedocs.io): a `Live` table redrawn on every change of a leg, fed by
-the flow's board (`daily_sip.flows.board.watchers`); while it is up, Prefect's console log lines
+the flow's board (`daily_sip.flows.report.board.watchers`); while it is up, Prefect's console log lines
 are held back to warnings (they still reach the Prefect API), else they would tear the drawing.
 Without a terminal (a pipe, CI) there is no live drawing: the log lines tell the story.
 """
@@ -51,7 +51,7 @@ def board_table(rows: list[dict[str, str]], title: str = "Live board") -> Table:
 
 def results_table(report) -> Table:
     """The final results, one row per bridge, status coloured and with its icon."""
-    from daily_sip.flows.report import ICONS
+    from daily_sip.flows.report.model import ICONS
 
     table = Table(title=_cell(f"{report.campaign}: {report.message}"), title_justify="left")
     for col in ("#", "bridge", "status", "SIP", "attempts", "on call (s)", "DTMF", "detail"):
@@ -73,7 +73,7 @@ def results_table(report) -> Table:
 @contextlib.contextmanager
 def live_board(console: Console) -> Iterator[None]:
     """Draw the board while the body runs, if the console is a terminal."""
-    from daily_sip.flows import board
+    from daily_sip.flows.report import board
 
     if not console.is_terminal:
         yield

@@ -178,7 +178,7 @@ async def _serve(
 ) -> None:
     from functools import partial
 
-    from daily_sip.flows.cancel_watch import WORKER_STOPPING, cancel_watch
+    from daily_sip.flows.supervision.cancel_watch import WORKER_STOPPING, cancel_watch
     from daily_sip.suspension_watch import shared_suspension_watch
 
     worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit, starts_per_second=starts_per_second)

@@ -10,7 +10,7 @@
 Before anything is saved it checks the shared pacer (``DAILY_PACER_URL``, `daily_sip.pacer`)
 answers, when one is set. It creates no Prefect global concurrency limits: Daily's rate limits are
 kept by the pacer (or in-process), and a room's one-campaign lock is a lease in a Prefect Variable
-(`daily_sip.flows.room_lock`); limits that governed nothing would only mislead in the UI.
+(`daily_sip.flows.provision.room_lock`); limits that governed nothing would only mislead in the UI.
 
 Running it again changes only what differs. Secrets: prefer the environment variables to the
 options (command lines are visible to other users in ``ps``).
@@ -84,7 +84,7 @@ async def _save_block(
     )
     if verify:
         # One GET before saving: a wrong key or a dead URL is caught here, not at 9:00 on Monday.
-        from daily_sip.flows.preflight import preflight
+        from daily_sip.flows.provision.preflight import preflight
 
         await preflight(block)
     if changed:
@@ -167,7 +167,7 @@ async def run_setup(
     """Do the setup; returns one line per thing done (no secret in any of them).
 
     With ``verify`` (the default) the key and URL must pass one ``GET /rooms?limit=1`` before
-    anything is saved; `daily_sip.flows.preflight.PreflightError` says what is wrong otherwise.
+    anything is saved; `daily_sip.flows.provision.preflight.PreflightError` says what is wrong otherwise.
     """
     if webhook_secret:
         _check_secret(webhook_secret)
@@ -270,7 +270,7 @@ def setup(
     ] = True,
 ) -> None:
     """Store the Daily credentials block, the work pool and the webhook URL; check the pacer (idempotent)."""
-    from daily_sip.flows.preflight import PreflightError
+    from daily_sip.flows.provision.preflight import PreflightError
     from daily_sip.worker import WORKER_TYPE
 
     require_prefect_server(

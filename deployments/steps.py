@@ -42,7 +42,7 @@ def campaign_from_file(path: str, require_room: bool = False) -> dict[str, Any]:
           campaign: "{{ standup.campaign }}"
         ```
     """
-    from daily_sip.flows.campaign import load_campaign
+    from daily_sip.flows.campaign.model import load_campaign
 
     resolved = resolve_campaign_path(path)
     if not resolved.is_file():

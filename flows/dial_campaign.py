@@ -15,33 +15,27 @@ from prefect.context import FlowRunContext
 from prefect.states import Cancelled, Completed, Failed
 from pydantic import Field
 
+from daily_sip.flows.campaign.model import Campaign
+from daily_sip.flows.cleanup.actions import CleanupResult, clean_up
+from daily_sip.flows.cleanup.crash import clean_up_interrupted_run
+from daily_sip.flows.cleanup.heartbeat import Heartbeat
+from daily_sip.flows.cleanup.ledger import Ledger, report_snapshot, settle_ledger
+from daily_sip.flows.collect.listener import EventRouter, RoomListener
+from daily_sip.flows.collect.verify import EventVerifier
+from daily_sip.flows.dial.dialer import Dialer, now
+from daily_sip.flows.dial.silence import NO_EVENTS_ADVICE
+from daily_sip.flows.provision.preflight import credentials_or_explain, preflight
+from daily_sip.flows.provision.room import await_ready, provision
+from daily_sip.flows.provision.room_lock import room_lock
+from daily_sip.flows.report.board import Board
+from daily_sip.flows.report.model import CampaignReport, TargetResult
+from daily_sip.flows.report.naming import artifact_key, flow_run_name, quiet_completed_tasks, slug
+from daily_sip.flows.report.publish import publish
+from daily_sip.flows.supervision.cancel_watch import ASKED, cancel_watch
+from daily_sip.flows.sweeper import RoomLeftoversError
 from daily_sip.tasks import DailyError
 from daily_sip.tasks.retries import inline
 from daily_sip.tasks.webhooks import aensure_webhook
-
-from .board import Board
-from .campaign import Campaign
-from .cancel_watch import ASKED, cancel_watch
-from .cleanup import (
-    CleanupResult,
-    Heartbeat,
-    Ledger,
-    clean_up,
-    clean_up_interrupted_run,
-    report_snapshot,
-    settle_ledger,
-)
-from .legs import Dialer, now
-from .listener import EventRouter, RoomListener
-from .naming import artifact_key, flow_run_name, quiet_completed_tasks, slug
-from .preflight import credentials_or_explain, preflight
-from .provision import await_ready, provision
-from .publish import publish
-from .report import CampaignReport, TargetResult
-from .room_lock import room_lock
-from .silence import NO_EVENTS_ADVICE
-from .sweeper import RoomLeftoversError
-from .verify import EventVerifier
 
 # How often a run under a `process` worker checks that its worker is still alive (a local
 # check, no API call).
@@ -124,7 +118,7 @@ async def dial_campaign(
 
     Example:
         ```python
-        from daily_sip.flows.campaign import Campaign
+        from daily_sip.flows.campaign.model import Campaign
         from daily_sip.flows.dial_campaign import dial_campaign
 
         report = await dial_campaign(Campaign(targets=[{"sip_uri": "sip:123@bridge.example.com"}]))

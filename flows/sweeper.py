@@ -1,7 +1,7 @@
 """The sweeper: finishes the cleanup of campaigns that can no longer clean up for themselves.
 
 Every campaign keeps a cleanup ledger (Prefect Variable ``daily_campaign_<run id>``, see
-`flows/cleanup.py`) while it has something turned on; the run's process refreshes one heartbeat
+`flows/cleanup/ledger.py`) while it has something turned on; the run's process refreshes one heartbeat
 Variable (``daily_sip_process_*``, `cleanup.ProcessBeat`) every `cleanup.HEARTBEAT_SECONDS` for
 all of its campaigns. A ledger is **orphaned** when its run is in a final state, or the run does
 not exist, or neither the ledger nor its process's heartbeat was refreshed for ``grace_seconds``
@@ -31,17 +31,11 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
-from .cleanup import (
-    HEARTBEAT_SECONDS,
-    LEDGER_PREFIX,
-    PROCESS_PREFIX,
-    Ledger,
-    clean_up,
-    credentials_for,
-    publish_crash_report,
-    settle_ledger,
-)
-from .room_lock import LEASE_SECONDS, RoomLock
+from daily_sip.flows.cleanup.actions import clean_up
+from daily_sip.flows.cleanup.crash import publish_crash_report
+from daily_sip.flows.cleanup.heartbeat import HEARTBEAT_SECONDS, PROCESS_PREFIX
+from daily_sip.flows.cleanup.ledger import LEDGER_PREFIX, Ledger, credentials_for, settle_ledger
+from daily_sip.flows.provision.room_lock import LEASE_SECONDS, RoomLock
 
 # A ledger not refreshed for this long belongs to a run that is gone (6 missed heartbeats).
 GRACE_SECONDS = 60.0

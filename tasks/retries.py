@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from .errors import DailyRateLimitError, is_transient
+from .errors import DailyError, DailyRateLimitError, is_transient
 from .ratelimit import RateClass, pace, run_warning
 
 T = TypeVar("T")
 
 # Retry-After is not documented by Daily; if it ever arrives we honour it, within reason.
 MAX_RETRY_AFTER_SECONDS = 60.0
+# `persist`'s backoff between attempts (each attempt has the task's own short retries inside).
+BACKOFF_START_SECONDS, BACKOFF_MAX_SECONDS = 1.0, 20.0
+_log = logging.getLogger("daily_sip.retries")
 
 
 def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -121,3 +126,26 @@ async def inline(task: Any, *args: Any, **kwargs: Any) -> Any:
             )
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")
+
+
+async def persist(step: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
+    """Run ``step`` until it succeeds, a permanent error, or ``deadline`` (monotonic) passes.
+
+    Transient Daily errors (5xx, 429, timeouts) are retried with backoff; the last one is
+    raised at the deadline. Permanent ones (4xx, e.g. 404) are raised at once.
+
+    Example:
+        ```python
+        await persist(lambda: inline(adelete_room, "r", credentials=creds), time.monotonic() + 60, "delete")
+        ```
+    """
+    delay = BACKOFF_START_SECONDS
+    while True:
+        try:
+            return await step()
+        except DailyError as exc:
+            if not exc.transient or time.monotonic() + delay > deadline:
+                raise
+            _log.warning("%s failed (%s); retrying in %.0f s", what, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, BACKOFF_MAX_SECONDS)

@@ -7,7 +7,7 @@ from typing import get_args
 
 from rich.console import Console
 
-from daily_sip.flows.report import CampaignReport, Outcome, TargetResult
+from daily_sip.flows.report.model import CampaignReport, Outcome, TargetResult
 from daily_sip.terminal import results_table
 
 

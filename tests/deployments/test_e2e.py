@@ -20,7 +20,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 from prefect.client.schemas.objects import FlowRun
 
-from daily_sip.flows.cleanup import HEARTBEAT_SECONDS
+from daily_sip.flows.cleanup.heartbeat import HEARTBEAT_SECONDS
 
 from .conftest import QUICK_CAMPAIGN, Deployed, cli, run_adhoc
 

@@ -196,7 +196,7 @@ async def test_sigterm_stops_the_worker_after_its_campaigns_hung_up_and_reported
 
 
 async def test_a_worker_killed_with_kill_9_leaves_its_campaigns_to_the_sweeper(pool, worker):
-    from daily_sip.flows.cleanup import HEARTBEAT_SECONDS
+    from daily_sip.flows.cleanup.heartbeat import HEARTBEAT_SECONDS
     from daily_sip.flows.sweeper import sweep_ledgers
 
     stack = pool[0]

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from daily_sip.flows.campaign import AfterAnswer, Campaign, DialIn, Redial, Success, Target
+from daily_sip.flows.campaign.model import AfterAnswer, Campaign, DialIn, Redial, Success, Target
 
 from .ui_browser import Chromium, Page, launch_chromium
 
@@ -154,7 +154,7 @@ def test_form_defaults_are_the_model_defaults():
 def demo_like_report():
     from datetime import UTC, datetime, timedelta
 
-    from daily_sip.flows.report import CampaignReport, LegEvent, TargetResult
+    from daily_sip.flows.report.model import CampaignReport, LegEvent, TargetResult
 
     t0 = datetime.now(UTC)
     plan = [
@@ -205,7 +205,7 @@ async def test_the_timeline_artifact_reads_in_the_prefect_ui_without_scrolling(c
     # The operator looks at the run's artifacts in the Prefect UI: lanes and outcomes must be in view there.
     from prefect.artifacts import acreate_markdown_artifact
 
-    from daily_sip.flows.timeline import timeline_markdown
+    from daily_sip.flows.report.timeline import timeline_markdown
 
     report = demo_like_report()
     artifact_id = await acreate_markdown_artifact(

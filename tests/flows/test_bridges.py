@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from daily_sip.flows.bridges import PROFILES, BridgeError, plan
-from daily_sip.flows.campaign import Campaign, Target, describe_errors
-from daily_sip.flows.dtmf import MAX_TONES_PER_CALL, parse_script
+from daily_sip.flows.campaign.bridges import PROFILES, BridgeError, plan
+from daily_sip.flows.campaign.dtmf import MAX_TONES_PER_CALL, parse_script
+from daily_sip.flows.campaign.model import Campaign, Target, describe_errors
 
 
 def target(**spec) -> Target:
@@ -219,7 +219,7 @@ def test_plain_dtmf_string_still_works_and_the_form_offers_the_profiles():
 def test_docstring_examples_hold():
     import doctest
 
-    from daily_sip.flows import bridges, dtmf
+    from daily_sip.flows.campaign import bridges, dtmf
 
     for module in (bridges, dtmf):
         assert doctest.testmod(module).failed == 0, module.__name__

@@ -7,7 +7,7 @@ import pytest
 from prefect.utilities.callables import parameter_schema
 from pydantic import ValidationError
 
-from daily_sip.flows.campaign import Campaign, CampaignFileError, load_campaign
+from daily_sip.flows.campaign.model import Campaign, CampaignFileError, load_campaign
 from daily_sip.flows.dial_campaign import dial_campaign
 
 

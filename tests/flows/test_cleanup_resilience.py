@@ -12,8 +12,8 @@ from datetime import datetime
 import httpx
 import pytest
 
-from daily_sip.flows import cleanup
-from daily_sip.flows.cleanup import load_ledger
+from daily_sip.flows.cleanup import actions as cleanup
+from daily_sip.flows.cleanup.ledger import load_ledger
 
 from .conftest import start_stack, stop_stack
 from .test_dial_campaign import campaign, run

@@ -9,9 +9,9 @@ import sys
 import httpx
 import pytest
 
-from daily_sip.flows.campaign import Campaign
+from daily_sip.flows.campaign.model import Campaign
 from daily_sip.flows.dial_campaign import dial_campaign
-from daily_sip.flows.report import CampaignReport
+from daily_sip.flows.report.model import CampaignReport
 
 from .conftest import start_stack, stop_stack
 

@@ -13,7 +13,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from daily_sip.flows.report import CampaignReport
+from daily_sip.flows.report.model import CampaignReport
 
 from .conftest import CampaignStack, start_stack, stop_stack
 from .test_dial_campaign import assert_nothing_left_behind, campaign, run

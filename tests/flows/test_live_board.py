@@ -14,9 +14,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
-from daily_sip.flows.campaign import Campaign
+from daily_sip.flows.campaign.model import Campaign
 from daily_sip.flows.dial_campaign import dial_campaign
-from daily_sip.flows.timeline import render_png
+from daily_sip.flows.report.timeline import render_png
 
 
 async def latest(key: str):

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from daily_sip.flows import attempts
+from daily_sip.flows.dial import attempts
 
 from .conftest import start_stack, stop_stack
 from .test_cleanup_resilience import arm

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daily_sip.flows.campaign import Campaign
+from daily_sip.flows.campaign.model import Campaign
 from daily_sip.flows.dial_campaign import dial_campaign
 from daily_sip.local_stack import free_port
 

@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from daily_sip.flows.room_lock import LEASE_SECONDS, POLL_SECONDS, room_lock
+from daily_sip.flows.provision.room_lock import LEASE_SECONDS, POLL_SECONDS, room_lock
 from tests._prefect_server import _healthy, _prefect_command, _stop, start_prefect_server
 
 HOLDER = """
 import asyncio, logging, sys
-from daily_sip.flows.room_lock import room_lock
+from daily_sip.flows.provision.room_lock import room_lock
 
 async def main():
     async with room_lock(sys.argv[1], 300, logging.getLogger("holder"), holder="holder"):
@@ -64,7 +64,7 @@ async def test_a_holder_killed_with_kill_9_frees_the_room_within_the_lease(prefe
 async def test_a_live_holder_keeps_the_room_past_its_lease(prefect_server):
     holder = start_holder("lock-live", prefect_server.api_url)
     try:
-        from daily_sip.flows.room_lock import RoomBusyError
+        from daily_sip.flows.provision.room_lock import RoomBusyError
 
         with pytest.raises(RoomBusyError):
             await seconds_to_acquire("lock-live", wait=LEASE_SECONDS + 8)

@@ -16,7 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from daily_sip.flows.cleanup import HEARTBEAT_SECONDS, load_ledger
+from daily_sip.flows.cleanup.heartbeat import HEARTBEAT_SECONDS
+from daily_sip.flows.cleanup.ledger import load_ledger
 from daily_sip.flows.sweeper import sweep_ledgers
 
 from .test_dial_campaign import campaign, run
@@ -205,7 +206,7 @@ def child_of(pid: int) -> int | None:
 def big_report(bridges: int):
     from datetime import UTC, datetime, timedelta
 
-    from daily_sip.flows.report import CampaignReport, LegEvent, TargetResult
+    from daily_sip.flows.report.model import CampaignReport, LegEvent, TargetResult
 
     t0 = datetime.now(UTC)
     targets = [
@@ -237,7 +238,7 @@ async def test_a_campaign_of_many_bridges_keeps_its_ledger_fresh(prefect_server,
     # the live run for dead after its grace period and hang up every bridge.
     import uuid
 
-    from daily_sip.flows.cleanup import Ledger, drop_ledger, report_snapshot, save_ledger
+    from daily_sip.flows.cleanup.ledger import Ledger, drop_ledger, report_snapshot, save_ledger
 
     run_id = str(uuid.uuid4())
     ledger = Ledger(

@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from daily_sip.flows.silence import NO_EVENTS_ADVICE
+from daily_sip.flows.dial.silence import NO_EVENTS_ADVICE
 from daily_sip.receiver.events import proof_of, to_prefect_event
 from daily_sip.receiver.signing import sign
 

@@ -97,7 +97,7 @@ def test_signed_event_is_emitted_with_the_contract(prefect_server, live_receiver
         "version": "1.0.0",
         "event_ts": env["event_ts"],
         "daily": env["payload"],
-        # What a consumer needs to verify Daily's signature itself (flows/verify.py).
+        # What a consumer needs to verify Daily's signature itself (flows/collect/verify.py).
         "proof": proof_of(headers["X-Webhook-Timestamp"], headers["X-Webhook-Signature"], body),
     }
     occurred = datetime.fromisoformat(event["occurred"].replace("Z", "+00:00"))

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from .campaign import ANSWERED, Outcome
+from daily_sip.flows.campaign.model import ANSWERED, Outcome
 
 # Daily does not document how a failed call appears in `dialout.error.error_msg`: it is free
 # text that may change (https://docs.daily.co/reference/rest-api/webhooks/events/dialout-error).

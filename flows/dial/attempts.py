@@ -21,15 +21,13 @@ import time
 from logging import Logger, LoggerAdapter
 from typing import Any
 
+from daily_sip.flows.cleanup import actions as cleanup
+from daily_sip.flows.collect.listener import DailyEvent
 from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError
 from daily_sip.tasks.dialout import astart_dial_out, astop_dial_out
 from daily_sip.tasks.models import StartDialOut
 from daily_sip.tasks.presence import aget_room_presence
-from daily_sip.tasks.retries import inline
-
-from . import cleanup
-from .cleanup import persist
-from .listener import DailyEvent
+from daily_sip.tasks.retries import inline, persist
 
 # How long a start whose answer was lost is looked for: events come within seconds, presence
 # may lag up to ~15 s behind Daily's state.

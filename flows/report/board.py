@@ -10,7 +10,7 @@ bridges stay on the call reads 100 % once they are all up, not 0 %.
 
 Anyone in the same process can watch it too (`daily-sip run` draws it in the terminal):
 
-    >>> from daily_sip.flows import board
+    >>> from daily_sip.flows.report import board
     >>> board.watchers.append(lambda rows: None)  # called with the rows after every change
 """
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .naming import artifact_key, bridge_label
-from .report import ICONS, CampaignReport, LegEvent, TargetResult
+from daily_sip.flows.report.model import ICONS, CampaignReport, LegEvent, TargetResult
+from daily_sip.flows.report.naming import artifact_key, bridge_label
 
 # An operator glancing at the UI sees a change within this; each write is an artifact version
 # and its events on the Prefect server (at one a second they were a large share of its load).

@@ -10,7 +10,7 @@ Two renderings of `CampaignReport.timeline` (the live board's record of every le
 
 Example:
     ```python
-    from daily_sip.flows.timeline import render_png, text_timeline
+    from daily_sip.flows.report.timeline import render_png, text_timeline
 
     print(text_timeline(report))
     render_png(report, "report.timeline.png")
@@ -24,8 +24,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .board import ANSWERED, DIALLING, DTMF_SENT, ENDED, HANGING_UP, ON_CALL, REDIAL, RINGING
-from .report import CampaignReport
+from daily_sip.flows.report.board import (
+    ANSWERED,
+    DIALLING,
+    DTMF_SENT,
+    ENDED,
+    HANGING_UP,
+    ON_CALL,
+    REDIAL,
+    RINGING,
+)
+from daily_sip.flows.report.model import CampaignReport
 
 # Lane segments: the phase a span starts with -> what the span is.
 SPAN_OF = {

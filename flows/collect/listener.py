@@ -8,7 +8,7 @@ every few seconds regardless cost the Prefect server a history query per campaig
 seconds, thousands of duplicate events per 100 dials, and server load for every campaign
 waiting its turn.) A subscription that ends is opened again. The router trusts an event only
 when Daily's signature, carried inside it by the receiver, verifies with the run's webhook
-secret (flows/verify.py), and only for legs this run started.
+secret (flows/collect/verify.py), and only for legs this run started.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from prefect.events.filters import (
     EventResourceFilter,
 )
 
-from .per_loop import per_loop
-from .verify import EventVerifier
+from daily_sip.flows.collect.verify import EventVerifier
+from daily_sip.flows.supervision.per_loop import per_loop
 
 logger = logging.getLogger("daily_sip.listener")
 

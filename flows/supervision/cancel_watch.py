@@ -16,7 +16,7 @@ import contextvars
 import logging
 from collections.abc import Callable, Iterator
 
-from .per_loop import per_loop
+from daily_sip.flows.supervision.per_loop import per_loop
 
 logger = logging.getLogger("daily_sip.cancel_watch")
 

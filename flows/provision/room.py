@@ -12,13 +12,12 @@ import logging
 import time
 from typing import Any
 
+from daily_sip.flows.campaign.model import Campaign
+from daily_sip.flows.cleanup.ledger import Ledger, save_ledger
+from daily_sip.flows.sweeper import clear_orphans_of_room
 from daily_sip.tasks import DailyCredentials
 from daily_sip.tasks.retries import inline
 from daily_sip.tasks.rooms import acreate_room, aget_room, aupdate_room
-
-from .campaign import Campaign
-from .cleanup import Ledger, save_ledger
-from .sweeper import clear_orphans_of_room
 
 # A created room expires (and ejects everyone) this long after the campaign's deadline.
 CREATED_ROOM_EXTRA_SECONDS = 3600

@@ -17,14 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from daily_sip.tasks.models.validators import (
-    AudioCodecList,
-    DisplayName,
-    RoomName,
-    VideoCodecList,
-)
-
-from .targets import (  # re-exported: `Target` and the statuses were defined here before
+from daily_sip.flows.campaign.targets import (  # re-exported: a campaign file speaks of targets and statuses
     ANSWERED,
     REDIALABLE,
     Outcome,
@@ -32,6 +25,12 @@ from .targets import (  # re-exported: `Target` and the statuses were defined he
     _Form,
     empty_means_none,
     empty_to_none,
+)
+from daily_sip.tasks.models.validators import (
+    AudioCodecList,
+    DisplayName,
+    RoomName,
+    VideoCodecList,
 )
 
 __all__ = ["ANSWERED", "REDIALABLE", "Campaign", "CampaignFileError", "Outcome", "Target", "load_campaign"]

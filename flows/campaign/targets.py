@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from daily_sip.flows.campaign.bridges import Bridge, BridgeError, BridgePlan, JoinVia, TeamsProvider, plan
+from daily_sip.flows.campaign.dtmf import MAX_SCRIPT_SECONDS, DtmfScript, check_script, parse_script
 from daily_sip.tasks.models.validators import (
     DisplayName,
     SipUriStr,
@@ -27,12 +29,9 @@ from daily_sip.tasks.models.validators import (
     sip_uri_with_headers,
 )
 
-from .bridges import Bridge, BridgeError, BridgePlan, JoinVia, TeamsProvider, plan
-from .dtmf import MAX_SCRIPT_SECONDS, DtmfScript, check_script, parse_script
-
 # `ended_before_answer`: Daily stopped the call before any answer and said no more (busy, declined,
 # unreachable and no answer can all look like that). `no_events`: the leg was started but no
-# webhook event at all reached the run (see flows/silence.py).
+# webhook event at all reached the run (see flows/dial/silence.py).
 Outcome = Literal[
     "joined",
     "answered",

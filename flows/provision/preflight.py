@@ -67,7 +67,7 @@ async def preflight(creds: DailyCredentials) -> None:
 
     Example:
         ```python
-        from daily_sip.flows.preflight import preflight
+        from daily_sip.flows.provision.preflight import preflight
         from daily_sip.tasks import DailyCredentials
 
         await preflight(DailyCredentials.from_env())  # PreflightError: cannot reach ...

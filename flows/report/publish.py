@@ -10,9 +10,9 @@ import json
 
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
-from .naming import artifact_key
-from .report import CampaignReport
-from .timeline import timeline_markdown
+from daily_sip.flows.report.model import CampaignReport
+from daily_sip.flows.report.naming import artifact_key
+from daily_sip.flows.report.timeline import timeline_markdown
 
 
 async def publish(report: CampaignReport) -> None:

@@ -19,20 +19,19 @@ from datetime import UTC, datetime
 
 from prefect import get_run_logger
 
+from daily_sip.flows.campaign.dtmf import DtmfScript
+from daily_sip.flows.campaign.model import Campaign, Target
+from daily_sip.flows.collect.listener import DailyEvent, EventRouter
+from daily_sip.flows.dial.attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
+from daily_sip.flows.dial.silence import SilenceCheck
+from daily_sip.flows.report import board
+from daily_sip.flows.report.board import Board
+from daily_sip.flows.report.model import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
 from daily_sip.tasks import DailyCredentials, DailyError, DailyRequestError
 from daily_sip.tasks.dialout import asend_dtmf
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 from daily_sip.tasks.presence import aget_room_presence
 from daily_sip.tasks.retries import inline
-
-from . import board
-from .attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
-from .board import Board
-from .campaign import Campaign, Target
-from .dtmf import DtmfScript
-from .listener import DailyEvent, EventRouter
-from .report import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
-from .silence import SilenceCheck
 
 # A start refused for the session limit (a leg that just ended is not counted out yet) is retried.
 SESSION_LIMIT_RETRY_SECONDS = 2.0

@@ -1,0 +1,1 @@
+"""Collect results: Daily's signed webhooks, as Prefect events, verified and routed to their leg."""
