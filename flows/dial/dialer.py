@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from prefect import get_run_logger
 
@@ -23,15 +24,21 @@ from daily_sip.flows.campaign.dtmf import DtmfScript
 from daily_sip.flows.campaign.model import Campaign, Target
 from daily_sip.flows.collect.listener import DailyEvent, EventRouter
 from daily_sip.flows.dial.attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
+from daily_sip.flows.dial.ring import Ring, after_ring_timeout
 from daily_sip.flows.dial.silence import SilenceCheck
 from daily_sip.flows.report import board
 from daily_sip.flows.report.board import Board
 from daily_sip.flows.report.model import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
+from daily_sip.flows.report.naming import bridge_label
+from daily_sip.flows.steps import dial_leg
 from daily_sip.tasks import DailyCredentials, DailyError, DailyRequestError
 from daily_sip.tasks.dialout import asend_dtmf
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 from daily_sip.tasks.presence import aget_room_presence
 from daily_sip.tasks.retries import inline
+
+if TYPE_CHECKING:
+    from daily_sip.flows.supervision.run import CampaignRun
 
 # A start refused for the session limit (a leg that just ended is not counted out yet) is retried.
 SESSION_LIMIT_RETRY_SECONDS = 2.0
@@ -48,6 +55,10 @@ WRONG_ENTRY_HINT = "check meeting ID / passcode"
 # still arrives, and Daily's own end event (408/480) gets a moment to land.
 RECONCILE_SECONDS = 4.0
 PRESENCE_TRIES = 3
+HELD_UNCONFIRMED_DETAIL = (
+    "no dialout.answered webhook came, but Daily's presence lists the call "
+    "after the ring timeout: answered with its webhook lost, or still ringing"
+)
 
 
 def now() -> datetime:
@@ -108,7 +119,7 @@ class Dialer:
         report: CampaignReport,
         router: EventRouter,
     ) -> None:
-        self.c = campaign
+        self.campaign = campaign
         self.creds = creds
         self.room = room
         self.tag = tag
@@ -136,22 +147,23 @@ class Dialer:
             )
 
     async def dial_all(self) -> None:
-        await asyncio.gather(*(self.run_target(i, t) for i, t in enumerate(self.c.targets)))
+        await asyncio.gather(*(self.run_target(i) for i in range(len(self.campaign.targets))))
 
-    async def run_target(self, index: int, target: Target) -> None:
+    async def run_target(self, index: int) -> None:
+        """Every attempt at one target (a ``dial`` step each), with the campaign's redial rule."""
         result = self.report.targets[index]
-        backoff = self.c.redial.backoff_seconds
-        for attempt in range(1, self.c.redial.attempts + 1):
+        backoff = self.campaign.redial.backoff_seconds
+        for attempt in range(1, self.campaign.redial.attempts + 1):
             result.attempts = attempt
             result.status, result.sip_code, result.error, result.detail = "unknown", None, None, None
             result.dtmf_steps, result.dtmf_sent, result.joined_at = [], None, None
             result.seconds_to_answer = result.seconds_to_joined = None
-            await self.attempt(index, target, attempt, result)
-            if result.status not in self.c.redial.outcomes or attempt == self.c.redial.attempts:
+            await dial_leg(self, index, attempt, bridge_label(result), return_state=True)
+            if result.status not in self.campaign.redial.outcomes or attempt == self.campaign.redial.attempts:
                 break
             self.show(result, board.REDIAL, f"{result.status.replace('_', ' ')}; next try in {backoff:.0f} s")
             await asyncio.sleep(backoff)
-            backoff *= self.c.redial.backoff_multiplier
+            backoff *= self.campaign.redial.backoff_multiplier
         self.finished += 1
         self.show(result, board.ENDED)
 
@@ -162,15 +174,16 @@ class Dialer:
             sip_uri=target.dial_uri,
             display_name=target.display_name,
             user_id=user_id,
-            video=self.c.video,
+            video=self.campaign.video,
             codecs=DialOutCodecs(
-                audio=self.c.audio_codecs, video=self.c.video_codecs if self.c.video else None
+                audio=self.campaign.audio_codecs,
+                video=self.campaign.video_codecs if self.campaign.video else None,
             ),
         )
         async with self.slots:
             self.show(result, board.DIALLING)
             loop = asyncio.get_running_loop()
-            give_up = loop.time() + self.c.ring_timeout_seconds
+            give_up = loop.time() + self.campaign.ring_timeout_seconds
             while True:
                 result.dialed_at = now()
                 try:
@@ -215,54 +228,39 @@ class Dialer:
     ) -> bool:
         """Track one leg to its end; True when Daily already ended it, False if we must hang up."""
         loop = asyncio.get_running_loop()
-        ring_deadline = loop.time() + self.c.ring_timeout_seconds
+        ring_deadline = loop.time() + self.campaign.ring_timeout_seconds
         heard = reconciling = False
         while True:
             event = await _next(queue, ring_deadline)
-            if event is None and not reconciling:
-                # No `answered` by the ring timeout may only mean its webhook is late or lost:
-                # the event history is re-read meanwhile, and presence is asked after.
-                reconciling = True
-                ring_deadline = loop.time() + RECONCILE_SECONDS
-                # The listener reads history only when one wait outlasts its stall time; these waits
-                # are shorter, so ask for the read now.
-                self.router.on_stall()
-                continue
-            if event is None and not heard and self.router.accepted == 0:
-                # Nothing reached the run at all: what matters most is saying why (webhook setup).
-                result.status, result.detail = await self.silence.verdict(
-                    session, self.router.user_of(session), 0, self.c.ring_timeout_seconds
-                )
-                return False
-            in_room = await self._in_room(session) if event is None else None
-            if in_room:
-                # Daily's presence lists the call after the ring timeout and the re-read: it is up.
-                # Whether it answered (its webhook lost) or still rings, Daily does not say (it does
-                # not document whether presence lists a ringing call, and has no REST read of a leg:
-                # https://docs.daily.co/reference/rest-api/rooms/dialout/start). So it is held like
-                # an answered call, as `unknown` until an `answered` event says otherwise.
-                result.status = "unknown"
-                result.detail = (
-                    "no dialout.answered webhook came, but Daily's presence lists the call "
-                    "after the ring timeout: answered with its webhook lost, or still ringing"
-                )
-                self.show(result, board.ON_CALL, "per Daily's presence, answer not confirmed")
-                break
-            if event is None and not heard:  # silence is not "no answer"
-                result.status, result.detail = await self.silence.verdict(
-                    session, self.router.user_of(session), self.router.accepted, self.c.ring_timeout_seconds
-                )
-                return False
-            if event is None and in_room is None:
-                result.status = "unknown"
-                result.detail = (
-                    f"no dialout.answered within {self.c.ring_timeout_seconds:.0f} s and "
-                    "Daily's presence could not be read to tell whether it is up"
-                )
-                return False
             if event is None:
-                result.status = "no_answer"
-                result.detail = f"no answer within {self.c.ring_timeout_seconds:.0f} s"
+                step = await self._after_ring_timeout(session, reconciling, heard)
+                if step is Ring.RECONCILE:
+                    reconciling = True
+                    ring_deadline = loop.time() + RECONCILE_SECONDS
+                    # The listener reads history only when one wait outlasts its stall time; these
+                    # waits are shorter, so ask for the read now.
+                    self.router.on_stall()
+                    continue
+                if step is Ring.HELD_UNCONFIRMED:
+                    result.status, result.detail = "unknown", HELD_UNCONFIRMED_DETAIL
+                    self.show(result, board.ON_CALL, "per Daily's presence, answer not confirmed")
+                    break
+                if step in (Ring.RUN_SILENT, Ring.LEG_SILENT):
+                    result.status, result.detail = await self.silence.verdict(
+                        session,
+                        self.router.user_of(session),
+                        self.router.accepted,
+                        self.campaign.ring_timeout_seconds,
+                    )
+                elif step is Ring.UNKNOWN:
+                    result.status = "unknown"
+                    result.detail = (
+                        f"no dialout.answered within {self.campaign.ring_timeout_seconds:.0f} s and "
+                        "Daily's presence could not be read to tell whether it is up"
+                    )
+                else:
+                    result.status = "no_answer"
+                    result.detail = f"no answer within {self.campaign.ring_timeout_seconds:.0f} s"
                 return False
             heard = True
             if event.type == "dialout.connected":
@@ -290,7 +288,7 @@ class Dialer:
                 return True
             elif event.type == "dialout.warning":
                 self.logger.warning("%s: %s", target.uri, event.payload.get("error_msg") or "warning")
-        hold = self.c.after_answer
+        hold = self.campaign.after_answer
         script = target.script
         if hold.mode == "hang_up_after":
             # A bridge with a script stays at least until its join can be confirmed.
@@ -325,6 +323,14 @@ class Dialer:
             else f"hung up at the {hold.max_seconds:g} s maximum",
         )
         return False
+
+    async def _after_ring_timeout(self, session: str, reconciled: bool, heard: bool) -> Ring:
+        """`ring.after_ring_timeout`, asking Daily's presence only when the table needs it."""
+        known = {"reconciled": reconciled, "heard": heard, "run_heard": self.router.accepted > 0}
+        step = after_ring_timeout(**known)
+        if step is Ring.ASK_PRESENCE:
+            step = after_ring_timeout(**known, in_room=await self._in_room(session))
+        return step
 
     async def _in_room(self, session: str) -> bool | None:
         """Whether Daily's presence lists this leg; None when presence cannot be read.
@@ -482,3 +488,29 @@ class Dialer:
                     self.report.dialin_ready.append(endpoint)
                 if len(self.report.dialin_ready) >= len(self.report.dialin_endpoints):
                     self.all_ready.set()
+
+
+async def dial_out(run: CampaignRun, room: str) -> None:
+    """Dial every target from ``room`` (a ``dial`` step per leg attempt), with the live board,
+    until every leg has ended or the campaign's deadline; then give dial-in readiness a moment.
+
+    Example:
+        ```python
+        await dial_out(run, room.name)
+        ```
+    """
+    from daily_sip.flows.collect.results import await_dialin_ready
+
+    assert run.creds is not None, "prove_credentials() first"
+    campaign, report = run.campaign, run.report
+    run.dialer = dialer = Dialer(campaign, run.creds, room, run.tag, report, run.router)
+    run.board = dialer.board = await Board.open(report, run.logger)
+    watcher = asyncio.create_task(dialer.watch_dialin())
+    try:
+        async with asyncio.timeout(campaign.deadline_seconds):
+            await dialer.dial_all()
+        await await_dialin_ready(report, dialer.all_ready, campaign.ready_timeout_seconds)
+    except TimeoutError:
+        report.error = f"campaign deadline of {campaign.deadline_seconds:.0f} s reached"
+    finally:
+        watcher.cancel()

@@ -101,6 +101,10 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
     return room
 
 
+class NotReadyError(RuntimeError):
+    """The room did not list its SIP dial-in endpoints in time (the campaign stops, nothing dialled)."""
+
+
 async def await_ready(campaign: Campaign, creds: DailyCredentials, room: str) -> list[str]:
     """The room's config must list every dial-in endpoint before anyone is dialled."""
     if not campaign.dial_in.enabled:
@@ -112,7 +116,7 @@ async def await_ready(campaign: Campaign, creds: DailyCredentials, room: str) ->
         if len(endpoints) >= campaign.dial_in.num_endpoints:
             return endpoints
         if time.monotonic() > deadline:
-            raise TimeoutError(
+            raise NotReadyError(
                 f"room {room} did not list {campaign.dial_in.num_endpoints} SIP endpoint(s) within "
                 f"{campaign.ready_timeout_seconds:.0f} s (has {len(endpoints)}); check the SIP settings"
             )

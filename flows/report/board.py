@@ -2,9 +2,9 @@
 
 Each change of a leg (dialling, ringing, answered, DTMF sent, on call, ended + reason, redial
 scheduled) logs one human line naming the bridge, and the board table artifact
-(``<campaign>-board``, same key, a new version per change) is republished with who is on the
-call now. Republishing is coalesced (at most one write per ``MIN_PUBLISH_INTERVAL``) so a burst of
-changes costs one Prefect API call; the last state is always written. The progress artifact counts
+(``<campaign>-board``) is updated in place with who is on the call now: one artifact per run, not
+a version per change. Updates are coalesced (at most one write per ``MIN_PUBLISH_INTERVAL``) so a
+burst of changes costs one Prefect API call; the last state is always written. The progress artifact counts
 bridges *settled*: those that answered (on the call or done) or finished, so a campaign whose
 bridges stay on the call reads 100 % once they are all up, not 0 %.
 
@@ -22,9 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from daily_sip.flows.report.model import ICONS, CampaignReport, LegEvent, TargetResult
-from daily_sip.flows.report.naming import artifact_key, bridge_label
+from daily_sip.flows.report.naming import artifact_key, bridge_label, clip
 
 # An operator glancing at the UI sees a change within this; each write is an artifact version
 # and its events on the Prefect server (at one a second they were a large share of its load).
@@ -68,15 +69,35 @@ class Line:
 class Board:
     """One campaign's live state per bridge; `Dialer` calls `change` at every step of a leg."""
 
-    def __init__(self, report: CampaignReport, logger: Any, progress_id: Any = None) -> None:
+    def __init__(self, report: CampaignReport, logger: Any, progress_id: UUID | None = None) -> None:
         self.report = report
         self.logger = logger
         self.progress_id = progress_id
+        self.board_id: UUID | None = None
         self.key = artifact_key(report.campaign, "board")
         self.lines = [Line() for _ in report.targets]
         report.timeline = [[] for _ in report.targets]
         self._dirty = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, report: CampaignReport, logger: Any) -> Board:
+        """A board with its progress and board artifacts created, every bridge waiting.
+
+        Artifacts are a view: an overloaded Prefect API (500) costs the view, never the campaign.
+        """
+        from prefect.artifacts import acreate_progress_artifact
+
+        progress_id = None
+        with contextlib.suppress(Exception):
+            progress_id = await acreate_progress_artifact(
+                0.0,
+                key=artifact_key(report.campaign, "progress"),
+                description=f"{report.campaign}: bridges answered or finished",
+            )
+        board = cls(report, logger, progress_id)
+        await board.publish()
+        return board
 
     # -- what the dialler reports ------------------------------------------------------------
 
@@ -145,7 +166,7 @@ class Board:
                     "since": f"{line.since:%H:%M:%S}",
                     "attempt": str(t.attempts or ""),
                     "on call": "yes" if line.phase in ON_CALL_PHASES else "",
-                    "note": line.note or (t.error or t.detail or "" if line.phase == ENDED else ""),
+                    "note": clip(line.note or (t.error or t.detail or "" if line.phase == ENDED else ""), 60),
                 }
             )
         return rows
@@ -170,11 +191,24 @@ class Board:
             await asyncio.sleep(MIN_PUBLISH_INTERVAL)
 
     async def publish(self) -> None:
-        """Write the board table and the progress now (best effort: the campaign goes on without)."""
-        from prefect.artifacts import acreate_table_artifact, aupdate_progress_artifact
+        """Write the board table and the progress now (best effort: the campaign goes on without).
 
+        The board artifact is created once and then updated in place, so the run has one board.
+        """
+        from prefect.artifacts import TableArtifact, acreate_table_artifact, aupdate_progress_artifact
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import ArtifactUpdate
+
+        rows, headline = self.rows(), self.headline()
         with contextlib.suppress(Exception):
-            await acreate_table_artifact(table=self.rows(), key=self.key, description=self.headline())
+            if self.board_id is None:
+                self.board_id = await acreate_table_artifact(table=rows, key=self.key, description=headline)
+            else:
+                data = await TableArtifact(table=rows).aformat()
+                async with get_client() as client:
+                    await client.update_artifact(
+                        self.board_id, ArtifactUpdate(data=data, description=headline)
+                    )
         if self.progress_id:
             c = self.counts()
             with contextlib.suppress(Exception):
@@ -182,7 +216,7 @@ class Board:
                     self.progress_id,
                     100.0 * c["settled"] / max(1, len(self.lines)),
                     description=f"{self.report.campaign}: {c['settled']}/{len(self.lines)} bridges "
-                    f"answered or finished; {self.headline()}",
+                    f"answered or finished; {headline}",
                 )
 
     async def close(self) -> None:

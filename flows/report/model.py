@@ -5,10 +5,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
 from daily_sip.flows.campaign.model import ANSWERED, Outcome
+from daily_sip.flows.report.naming import clip
 
 # Daily does not document how a failed call appears in `dialout.error.error_msg`: it is free
 # text that may change (https://docs.daily.co/reference/rest-api/webhooks/events/dialout-error).
@@ -165,7 +170,7 @@ class TargetResult(BaseModel):
             "on_call_s": _secs(self.seconds_on_call),
             "dtmf": self.dtmf_sent or "",
             "dtmf_steps": self.steps_text(),
-            "detail": self.error or self.detail or "",
+            "detail": clip(self.error or self.detail or "", 80),
         }
 
 
@@ -290,6 +295,23 @@ class CampaignReport(BaseModel):
             return f"{need}; not applied: the campaign stopped early ({self.error})"
         held = "met" if self.succeeded >= self.required else "not met"
         return f"{need}; {held} with {self.succeeded}"
+
+    def final_state(self, cancelled: bool = False) -> State:
+        """The flow run's end: Cancelled on request, else Completed when the success rule holds,
+        Failed otherwise; the report is the run's result either way.
+
+        Example:
+            ```python
+            return run.report.final_state(cancelled=run.cancel_asked.is_set())
+            ```
+        """
+        from prefect.states import Cancelled, Completed, Failed
+
+        if cancelled:
+            return Cancelled(message=f"cancelled on request; {self.message}", data=self)
+        if self.success:
+            return Completed(message=self.message, data=self)
+        return Failed(message=self.message, data=self)
 
     def summary_markdown(self) -> str:
         """The run at a glance: verdict, the rule that decided it, every bridge with its times."""

@@ -5,16 +5,12 @@ otherwise, and an artifact key shared by every campaign mixes their histories. H
 
 * flow run: ``<campaign name> · 2026-11-30 09:00 UTC``;
 * artifacts: ``<campaign-slug>-results`` etc., so each campaign keeps its own history.
-
-The campaign flow makes its Daily calls without a task run each (`daily_sip.tasks.retries.inline`:
-a task run per call was most of the Prefect server's cost per dial); its log names the bridge
-on every step. A user's own flow calling the tasks gets task runs, and Prefect logs "Finished
-in state Completed()" for each; `quiet_completed_tasks` drops exactly those lines.
+* task runs: ``provision room``, ``await ready``, ``dial <bridge> #<attempt>``, ``clean up``
+  (`daily_sip.flows.steps`).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -60,18 +56,11 @@ def bridge_label(target: Any) -> str:
     return getattr(target, "display_name", None) or target.sip_uri
 
 
-class _DropCompleted(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (
-            record.levelno == logging.INFO and str(record.msg).startswith("Finished in state Completed")
-        )
+def clip(text: str, limit: int) -> str:
+    """Text for a table cell of at most ``limit`` characters (tables must fit the Prefect UI's
+    artifact column; the full text is in the summary and the run's result).
 
-
-_FILTER = _DropCompleted()
-
-
-def quiet_completed_tasks() -> None:
-    """Drop Prefect's "Finished in state Completed()" line per task run (idempotent)."""
-    logger = logging.getLogger("prefect.task_runs")
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)
+    >>> clip("far end hung up 2.0 s after the last tone; check meeting ID / passcode", 40)
+    'far end hung up 2.0 s after the last to…'
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,4 +1,5 @@
-"""What the operator sees in Prefect: the results table and the summary, as artifacts.
+"""What the operator sees in Prefect once a run ends: the results table, the summary and the
+timeline as artifacts, and the closing log lines (`close_out`).
 
 Keys are per campaign (`naming.artifact_key`), so the Artifacts page keeps each campaign's history.
 """
@@ -7,9 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import resource
+import time
+from datetime import UTC, datetime
+from typing import Any
 
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from daily_sip.flows.report.board import Board
 from daily_sip.flows.report.model import CampaignReport
 from daily_sip.flows.report.naming import artifact_key
 from daily_sip.flows.report.timeline import timeline_markdown
@@ -33,6 +39,36 @@ async def publish(report: CampaignReport) -> None:
                 key=artifact_key(report.campaign, "timeline"),
                 description=f"{report.campaign}: one lane per bridge",
             )
+
+
+async def close_out(report: CampaignReport, board: Board | None, logger: Any, cpu_at_start: float) -> None:
+    """Finish the report of a run that is over, whatever stopped it, and publish it.
+
+    Legs still ``unknown`` when the campaign stopped early are ``canceled``; the board gets its
+    final state; the results, summary and timeline artifacts are written; the log gets the verdict
+    and one line of what the run cost here (`benchmarks/fleet.py` reads it).
+
+    Example:
+        ```python
+        await close_out(run.report, run.board, run.logger, time.process_time())
+        ```
+    """
+    report.finished_at = datetime.now(UTC)
+    for t in report.targets:
+        if t.status == "unknown" and report.error:
+            t.status, t.detail = "canceled", t.detail or "not finished when the campaign stopped"
+    if board is not None:
+        await board.close()
+    await publish(report)
+    # The table is in the artifacts (and `daily-sip run` prints it): one line here, not twice.
+    logger.info("%s (results: artifact %s)", report.message, artifact_key(report.campaign, "results"))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    logger.info(
+        "resources: %.3f s CPU in this run, %.3f s in its process, peak RSS %.0f MB",
+        time.process_time() - cpu_at_start,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+    )
 
 
 async def publish_for_run(report: CampaignReport, flow_run_id: str) -> None:
