@@ -88,7 +88,13 @@ class LocalStack:
         port = free_port(port or 4200)
         home = (self.workdir / "prefect-home").resolve()
         home.mkdir(parents=True, exist_ok=True)
-        env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": ""}
+        env = {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_URL": "",
+            # The UI asks the server where its API is; unset, it answers port 4200 whatever the port.
+            "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+        }
         started = time.monotonic()
         proc = self._spawn(
             "prefect-server",

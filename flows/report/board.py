@@ -166,10 +166,25 @@ class Board:
                     "since": f"{line.since:%H:%M:%S}",
                     "attempt": str(t.attempts or ""),
                     "on call": "yes" if line.phase in ON_CALL_PHASES else "",
-                    "note": clip(line.note or (t.error or t.detail or "" if line.phase == ENDED else ""), 60),
+                    "note": line.note or (t.error or t.detail or "" if line.phase == ENDED else ""),
                 }
             )
         return rows
+
+    def artifact_rows(self) -> list[dict[str, str]]:
+        """`rows` as the board artifact shows them: cut to fit the Prefect UI's artifact column at
+        1,400 px ("on call" is in "now"; long names and notes end in "…")."""
+        return [
+            {
+                "#": r["#"],
+                "bridge": clip(r["bridge"], 24),
+                "now": r["now"],
+                "since": r["since"],
+                "try": r["attempt"],
+                "note": clip(r["note"], 30),
+            }
+            for r in self.rows()
+        ]
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -199,7 +214,7 @@ class Board:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.actions import ArtifactUpdate
 
-        rows, headline = self.rows(), self.headline()
+        rows, headline = self.artifact_rows(), self.headline()
         with contextlib.suppress(Exception):
             if self.board_id is None:
                 self.board_id = await acreate_table_artifact(table=rows, key=self.key, description=headline)

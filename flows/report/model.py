@@ -170,7 +170,21 @@ class TargetResult(BaseModel):
             "on_call_s": _secs(self.seconds_on_call),
             "dtmf": self.dtmf_sent or "",
             "dtmf_steps": self.steps_text(),
-            "detail": clip(self.error or self.detail or "", 80),
+            "detail": self.error or self.detail or "",
+        }
+
+    def table_row(self) -> dict[str, str]:
+        """One row of the results table artifact: what fits the Prefect UI's artifact column at
+        1,400 px (the full row is in the summary artifact and in the run's result)."""
+        return {
+            "#": str(self.index + 1),
+            "bridge": clip(self.display_name or self.sip_uri, 24),
+            "status": self.status,
+            "SIP": "" if self.sip_code is None else str(self.sip_code),
+            "try": str(self.attempts),
+            "on call": _secs(self.seconds_on_call),
+            "dtmf": clip(self.dtmf_sent or "", 10),
+            "detail": clip(self.error or self.detail or "", 22),
         }
 
 

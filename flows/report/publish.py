@@ -24,7 +24,7 @@ from daily_sip.flows.report.timeline import timeline_markdown
 async def publish(report: CampaignReport) -> None:
     with contextlib.suppress(Exception):
         await acreate_table_artifact(
-            table=[t.row() for t in report.targets],
+            table=[t.table_row() for t in report.targets],
             key=artifact_key(report.campaign, "results"),
             description=report.message,
         )
@@ -92,7 +92,7 @@ async def publish_for_run(report: CampaignReport, flow_run_id: str) -> None:
                     # Tables are stored as JSON text, as acreate_table_artifact does.
                     key=artifact_key(report.campaign, "results"),
                     type="table",
-                    data=json.dumps([t.row() for t in report.targets]),
+                    data=json.dumps([t.table_row() for t in report.targets]),
                     description=report.message,
                     flow_run_id=run_id,
                 )

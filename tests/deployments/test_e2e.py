@@ -21,6 +21,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 from prefect.client.schemas.objects import FlowRun
 
 from daily_sip.flows.cleanup.heartbeat import HEARTBEAT_SECONDS
+from daily_sip.flows.report.naming import clip
 
 from .conftest import QUICK_CAMPAIGN, Deployed, cli, run_adhoc
 
@@ -101,9 +102,9 @@ async def test_adhoc_run_with_param_completes_with_the_report(deployed):
     assert run.state.type.value == "COMPLETED", (run.state, deployed.worker_tail())
     assert run.state.message == "1/2 bridges joined; busy 1"
     rows = await _results_table(run_id)
-    assert [(r["sip_uri"], r["status"]) for r in rows] == [
-        ("sip:bridge-a@e2e.example.com", "joined"),
-        ("sip:busy@e2e.example.com", "busy"),
+    assert [(r["bridge"], r["status"]) for r in rows] == [
+        (clip("sip:bridge-a@e2e.example.com", 24), "joined"),
+        (clip("sip:busy@e2e.example.com", 24), "busy"),
     ]
     assert rows[0]["dtmf"] == "12#"
     _assert_cleaned_up(deployed, run_id)
@@ -141,7 +142,9 @@ async def test_event_triggers_a_campaign_from_its_payload(deployed):
     assert run.parameters["campaign"]["name"] == "e2e-requested"
     assert run.state.message == "1/1 bridges answered"
     rows = await _results_table(run.id)
-    assert [(r["sip_uri"], r["status"]) for r in rows] == [("sip:requested@e2e.example.com", "answered")]
+    assert [(r["bridge"], r["status"]) for r in rows] == [
+        (clip("sip:requested@e2e.example.com", 24), "answered")
+    ]
     _assert_cleaned_up(deployed, run.id)
 
 
@@ -248,7 +251,7 @@ async def test_a_deployed_run_killed_with_kill_9_is_cleaned_up_and_reported_by_i
             await asyncio.sleep(0.5)
     else:
         pytest.fail(f"no results artifact for the killed run; worker log:\n{deployed.worker_tail()}")
-    assert [(r["sip_uri"], r["status"]) for r in rows] == [
-        ("sip:killed-1@e2e.example.com", "answered"),
-        ("sip:killed-2@e2e.example.com", "answered"),
+    assert [(r["bridge"], r["status"]) for r in rows] == [
+        (clip("sip:killed-1@e2e.example.com", 24), "answered"),
+        (clip("sip:killed-2@e2e.example.com", 24), "answered"),
     ], rows

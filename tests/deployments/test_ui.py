@@ -13,6 +13,7 @@ Needs Debian's `chromium`; without it the test is skipped locally and fails on C
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -231,3 +232,73 @@ async def test_the_timeline_artifact_reads_in_the_prefect_ui_without_scrolling(c
         finally:
             with contextlib.suppress(Exception):
                 print(f"\nscreenshot of {url}: {await page.screenshot(shots / 'prefect-ui-timeline.png')}")
+
+
+RUN_SHOTS = {"graph": "prefect-ui-run-graph.png", "artifacts": "prefect-ui-run-artifacts.png"}
+STEP_NAMES = ("provision room", "await ready", "clean up")
+
+
+@needs_chromium
+@pytest.mark.timeout(600)
+async def test_the_demo_run_page_shows_its_steps_five_cards_and_tables_that_fit(chromium, prefect_server):
+    # The demo campaign's run as a Prefect user opens it: the steps in the graph and the task runs
+    # list, at most five artifact cards, and every table readable without scrolling at 1,400 px.
+    import yaml
+
+    from daily_sip.deployments import CAMPAIGNS_DIR
+    from daily_sip.flows.campaign.model import Campaign
+    from daily_sip.flows.dial_campaign import dial_campaign
+    from tests.flows.conftest import start_stack, stop_stack
+
+    campaign = Campaign.model_validate(yaml.safe_load((CAMPAIGNS_DIR / "demo.yaml").read_text()))
+    stack = start_stack(prefect_server.api_url, ring_timeout=3, hangup_after=1)
+    try:
+        state = await dial_campaign(campaign=campaign, webhook_url=stack.webhook_url, return_state=True)
+    finally:
+        stop_stack(stack)
+    run_id = state.state_details.flow_run_id
+    labels = [t.display_name for t in campaign.targets]
+    shots = Path(os.environ.get("UI_SCREENSHOT_DIR") or REPO / "test-artifacts")
+    url = f"{prefect_server.ui_url}/v2/runs/flow-run/{run_id}"
+    async with chromium.page(width=1400, height=1000) as page:
+        await page.navigate(f"{url}?tab=TaskRuns")
+        try:
+            text = await _wait_for_texts(page, url, {name: 1 for name in STEP_NAMES}, within=90)
+            for label in labels:
+                assert f"dial {label} #1" in text, f"no task run for {label}:\n{text}"
+            assert "did not generate any task" not in text
+        finally:
+            with contextlib.suppress(Exception):
+                await page.navigate(url)
+                await asyncio.sleep(4)  # the graph draws itself after the page loads
+                print(f"\nscreenshot of {url}: {await page.screenshot(shots / RUN_SHOTS['graph'])}")
+        await page.navigate(f"{url}?tab=Artifacts")
+        try:
+            text = await _wait_for_texts(page, url, {"demo-bridges-board": 1}, within=60)
+            cards = [
+                k
+                for k in ("board", "results", "summary", "timeline", "progress")
+                if f"demo-bridges-{k}" in text
+            ]
+            assert len(cards) == 5 and text.count("demo-bridges-") == 5, text
+        finally:
+            with contextlib.suppress(Exception):
+                print(f"\nscreenshot of {url}: {await page.screenshot(shots / RUN_SHOTS['artifacts'])}")
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    async with chromium.page(width=1400, height=1000) as page:
+        for artifact in (a for a in artifacts if a.type in ("table", "markdown")):
+            art_url = f"{prefect_server.ui_url}/v2/artifacts/artifact/{artifact.id}"
+            await page.navigate(art_url)
+            await page.wait_for("document.querySelectorAll('table, pre, p').length > 0", within=60)
+            await asyncio.sleep(1)
+            overflow = await page.evaluate(
+                "Array.from(document.querySelectorAll('table, pre')).map(t => t.scrollWidth - "
+                "t.parentElement.clientWidth)"
+            )
+            assert not overflow or max(overflow) <= 0, f"{artifact.key} is wider than its column: {overflow}"
