@@ -17,6 +17,7 @@ Targets and hold are the fleet's (``benchmarks/fleet.py``'s ``campaign()``), and
 Prints a table and, last, one JSON line (also written to ``--json-out``). CPU is this process's
 own (``getrusage``) from the webhook registration to the last room deleted, imports and start-up
 apart; the stand-in's CPU over the same span is shown (``--standin-pid``) and counted nowhere.
+Peak RSS is the process's VmHWM.
 """
 
 from __future__ import annotations
@@ -400,6 +401,14 @@ async def put_webhook_back(daily: Daily, before: dict | None) -> str:
 
 
 def _rss_mb() -> float:
+    """This process's peak RSS (VmHWM), MB.
+
+    Not ``ru_maxrss``: Linux carries the parent's peak over fork + exec into it, so a peer started
+    by fleet.py (Prefect imported) would report fleet.py's RSS rather than its own.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
