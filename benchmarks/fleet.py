@@ -845,7 +845,11 @@ def show_side_by_side(result: dict) -> None:
     table = Table(
         title=f"project vs plain-script peer: {result['campaigns']} campaigns x {result['targets']} "
         f"targets, Daily limits x{result['rate_scale']:g}, same stand-in, "
-        + (f"{load} busy-loop processes running throughout" if load else "no background load")
+        + (
+            f"{load} busy-loop process{'es' if load > 1 else ''} running throughout"
+            if load
+            else "no background load"
+        )
     )
     for column in ("figure", "project", "peer", "project / peer"):
         table.add_column(column, justify="left" if column == "figure" else "right")
@@ -856,7 +860,7 @@ def show_side_by_side(result: dict) -> None:
             str(r["peer"]),
             "" if r["ratio"] is None else f"{r['ratio']:g}",
         )
-    Console().print(table)
+    Console(width=max(Console().width, 110)).print(table)  # a pipe is 80 wide: no wrapping
     print(
         "peer: one process does what workers, receiver and pacer do; it has no Prefect server or "
         "database. Its CPU counts from its webhook registration to its last room deleted."
