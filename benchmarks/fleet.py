@@ -76,6 +76,35 @@ def tree_cpu(root: int) -> float:
     return total
 
 
+def _tree(root: int) -> list[int]:
+    """A process and its live descendants."""
+    parents = {int(p): s[0] for p in os.listdir("/proc") if p.isdigit() and (s := _stat(int(p)))}
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        if pid in parents:
+            found.append(pid)
+            stack += [child for child, parent in parents.items() if parent == pid]
+    return found
+
+
+def tree_peak_rss_mb(root: int) -> float:
+    """Sum of the peak RSS (VmHWM) of a process and its live descendants, MB; 0 for pid 0.
+
+    Shared pages (PostgreSQL's shared buffers, say) count once per process that touched them,
+    and descendants that already exited are not seen: an upper bound for what is live, no more.
+    """
+    if not root:
+        return 0.0
+    total = 0
+    for pid in _tree(root):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+    return round(total / 1024, 1)
+
+
 def _pg_bin(name: str) -> str | None:
     found = shutil.which(name)
     if found:
@@ -131,6 +160,8 @@ class Postgres:
         return pg
 
     def stop(self) -> None:
+        if not self.root.exists():  # stopped already (before the peer ran)
+            return
         with contextlib.suppress(Exception):
             self._run(
                 _pg_bin("pg_ctl") or "pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"
@@ -331,6 +362,11 @@ def webhook_delays(events: list[dict], deliveries: list[dict]) -> dict:
     }
 
 
+def bound_seconds(dials: int, rate_scale: float) -> float:
+    """The time Daily's call-start limit alone needs for ``dials`` starts: 5 per 5 s, x scale."""
+    return dials / (1.0 * rate_scale)
+
+
 def _pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * q))] if values else float("nan")
@@ -345,6 +381,10 @@ class Fleet:
     pacer_url: str
     deployment: str
     workers: list[subprocess.Popen]
+    # The other components, for their CPU and RSS (0: not started).
+    standin_pid: int = 0
+    receiver_pid: int = 0
+    pacer_pid: int = 0
 
 
 def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fleet:
@@ -354,10 +394,13 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
     os.environ.update(PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="WARNING")
     secret = new_webhook_secret()
     daily_url = stack.standin(rate_limit_scale=args.rate_scale)
+    standin_pid = stack.procs[-1].pid
     # The receiver answers Daily once an event is on disk (see daily_sip/receiver/spool.py).
     os.environ["DAILY_RECEIVER_SPOOL_DIR"] = str(stack.workdir / "receiver-spool")
     webhook_url = stack.receiver(secret, api_url)
+    receiver_pid = stack.procs[-1].pid
     pacer_url = stack.pacer() if hasattr(stack, "pacer") else ""  # absent in code before the pacer
+    pacer_pid = stack.procs[-1].pid if pacer_url else 0
     print(f"stand-in, receiver, pacer up after {time.monotonic() - t0:.1f} s")
     os.environ["DAILY_PACER_URL"] = pacer_url  # setup's own Daily calls share the account's windows
     from daily_sip.worker import WORKER_TYPE  # imports Prefect: only once PREFECT_API_URL is set
@@ -407,7 +450,28 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
         stack.procs.append(proc)
         workers.append(proc)
     time.sleep(3)
-    return Fleet(stack, pg, server_pid, daily_url.removesuffix("/v1"), pacer_url, name, workers)
+    return Fleet(
+        stack,
+        pg,
+        server_pid,
+        daily_url.removesuffix("/v1"),
+        pacer_url,
+        name,
+        workers,
+        standin_pid,
+        receiver_pid,
+        pacer_pid,
+    )
+
+
+def _side_cpu(f: Fleet) -> dict[str, float]:
+    """CPU so far of the components fleet() did not measure at first (0 for one not started)."""
+    return {
+        "receiver": tree_cpu(f.receiver_pid) if f.receiver_pid else 0.0,
+        "pacer": tree_cpu(f.pacer_pid) if f.pacer_pid else 0.0,
+        "standin": tree_cpu(f.standin_pid) if f.standin_pid else 0.0,
+        "workers_tree": sum(tree_cpu(w.pid) for w in f.workers),
+    }
 
 
 async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
@@ -433,8 +497,9 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         "server": tree_cpu(server_pid),
         "postgres": tree_cpu(pg.pid),
         "workers": sum(_stat(w.pid)[1] for w in workers),
+        **_side_cpu(f),
     }
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     run_ids = await submit(name, specs)
     submitted = time.monotonic() - started
     by_campaign = dict(zip(run_ids, specs, strict=True))
@@ -443,7 +508,15 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     print(f"all {len(runs)} runs final after {makespan:.1f} s")
     ends = [r.end_time for r in runs.values() if r.end_time]
     await asyncio.sleep(3)  # the workers reap their last runs: then their CPU is in cutime/cstime
-    cpu1 = {"server": tree_cpu(server_pid), "postgres": tree_cpu(pg.pid)}
+    cpu1 = {"server": tree_cpu(server_pid), "postgres": tree_cpu(pg.pid), **_side_cpu(f)}
+    side = {k: cpu1[k] - cpu0[k] for k in ("receiver", "pacer", "standin", "workers_tree")}
+    rss = {
+        "workers": sum(tree_peak_rss_mb(w.pid) for w in workers),
+        "prefect_server": tree_peak_rss_mb(server_pid),
+        "postgres": tree_peak_rss_mb(pg.pid),
+        "receiver": tree_peak_rss_mb(f.receiver_pid),
+        "pacer": tree_peak_rss_mb(f.pacer_pid),
+    }
     worker_stats = [_stat(w.pid) for w in workers]
     worker_own = sum(s[1] for s in worker_stats if s)
     children = sum(s[2] for s in worker_stats if s)
@@ -473,9 +546,9 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     states: dict[str, int] = {}
     for r in runs.values():
         states[r.state.name if r.state else "?"] = states.get(r.state.name if r.state else "?", 0) + 1
-    start_rate = 1.0 * args.rate_scale  # Daily: 5 starts per 5 s
-    bound = dials / start_rate
+    bound = bound_seconds(dials, args.rate_scale)
     server_cpu = cpu1["server"] - cpu0["server"]
+    pg_cpu = cpu1["postgres"] - cpu0["postgres"]
     return {
         "campaigns": args.campaigns,
         "targets": args.targets,
@@ -496,6 +569,10 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         "makespan_seconds": round(makespan, 1),
         "bound_seconds": bound,
         "makespan_over_bound": round(makespan / bound, 3),
+        # Submit -> the last run's own end time: without the up to 5 s of wait_for's polling.
+        "makespan_to_last_end_seconds": round(max(e.timestamp() for e in ends) - started_at, 1)
+        if ends
+        else None,
         "last_end_to_first_start_seconds": round(
             (max(ends) - min(r.start_time for r in runs.values() if r.start_time)).total_seconds(), 1
         )
@@ -503,6 +580,7 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         else None,
         "rate_limited_429": requests.get("rate_limited"),
         "dialout_starts": requests.get("by_route", {}).get("POST /rooms/{name}/dialOut/start"),
+        "requests_by_route": requests.get("by_route", {}),
         "pacer": pacer.get("books"),
         "cpu_ms_per_dial": {
             # In-process workers run the campaigns themselves: their own CPU is the campaigns'.
@@ -516,9 +594,22 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
             else None,
             "prefect_server": round(1000 * server_cpu / dials, 1),
             "prefect_server_net_of_idle": round(1000 * (server_cpu - idle[0] * makespan) / dials, 1),
-            "postgres": round(1000 * (cpu1["postgres"] - cpu0["postgres"]) / dials, 1),
+            "postgres": round(1000 * pg_cpu / dials, 1),
             "workers_own": round(1000 * (worker_own - cpu0["workers"]) / dials, 1),
+            # Each component once, its children included (the process tree under it, live or
+            # reaped), over the same span as the rows above.
+            "workers_with_runs": round(1000 * side["workers_tree"] / dials, 1),
+            "receiver": round(1000 * side["receiver"] / dials, 1),
+            "pacer": round(1000 * side["pacer"] / dials, 1),
+            "project_total": round(
+                1000
+                * (side["workers_tree"] + side["receiver"] + side["pacer"] + server_cpu + pg_cpu)
+                / dials,
+                1,
+            ),
+            "standin_not_counted": round(1000 * side["standin"] / dials, 1),
         },
+        "peak_rss_mb_by_component": rss,
         "runs_reporting_resources": len(resources),
         "peak_rss_mb": {
             "median": statistics.median([r[2] for r in resources]) if resources else None,
@@ -573,6 +664,13 @@ def show(result: dict) -> None:
         ),
         ("CPU per dial: PostgreSQL", f"{cpu['postgres']} ms"),
         ("CPU per dial: workers themselves", f"{cpu['workers_own']} ms"),
+        ("CPU per dial: workers with their runs (process trees)", f"{cpu['workers_with_runs']} ms"),
+        ("CPU per dial: receiver / pacer", f"{cpu['receiver']} ms / {cpu['pacer']} ms"),
+        (
+            "CPU per dial: project total (workers' trees, receiver, pacer, server, PostgreSQL)",
+            f"{cpu['project_total']} ms",
+        ),
+        ("CPU per dial: stand-in (not counted)", f"{cpu['standin_not_counted']} ms"),
         (
             "peak RSS per campaign process (in-process: per worker)",
             f"median {result['peak_rss_mb']['median']} MB, max {result['peak_rss_mb']['max']} MB",
@@ -596,6 +694,191 @@ def show(result: dict) -> None:
     for row in rows:
         table.add_row(*row)
     Console().print(table)
+
+
+# -- the plain-script peer (benchmarks/peer.py) on the same stand-in --------------------------------
+
+PEER = Path(__file__).resolve().with_name("peer.py")
+
+
+def _stop_procs(stack: LocalStack, pids: list[int]) -> None:
+    """SIGTERM these processes' groups (each was started in a session of its own) and wait."""
+    procs = [p for p in stack.procs if p.pid in pids]
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def run_peer(args: argparse.Namespace, f: Fleet) -> tuple[dict, str]:
+    """Stop the project's processes but the stand-in, reset it, run the peer on it; (figures, table).
+
+    The reset leaves the stand-in as the fleet found it (no rooms, events or webhook; its rate
+    windows and request counts cleared) with the same limits, so the peer starts as the fleet did.
+    """
+    t0 = time.monotonic()
+    _stop_procs(f.stack, [w.pid for w in f.workers])  # SIGTERMed by fleet() already
+    _stop_procs(f.stack, [f.server_pid, f.receiver_pid, f.pacer_pid])
+    f.pg.stop()
+    httpx.post(f"{f.daily_root}/_emulator/reset", timeout=30).raise_for_status()
+    print(f"project stopped but the stand-in, stand-in reset, in {time.monotonic() - t0:.1f} s; peer starts")
+    out = f.stack.workdir / "peer.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAILY_", "PREFECT_"))}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(PEER),
+            "--daily-url",
+            f"{f.daily_root}/v1",
+            "--campaigns",
+            str(args.campaigns),
+            "--targets",
+            str(args.targets),
+            "--rate-scale",
+            str(args.rate_scale),
+            "--standin-pid",
+            str(f.standin_pid),
+            "--json-out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=args.timeout,
+        env=env,
+    )
+    if not out.exists():
+        raise RuntimeError(
+            f"the peer failed (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+        )
+    peer = json.loads(out.read_text())
+    peer["exit_status"] = done.returncode
+    table = "\n".join(line for line in done.stdout.splitlines() if not line.startswith("{"))
+    return peer, table
+
+
+def _ratio(project: float | None, peer: float | None) -> float | None:
+    if project is None or peer is None or peer == 0:
+        return None
+    return round(project / peer, 2)
+
+
+def compare(result: dict) -> list[dict]:
+    """The side-by-side rows: figure, project, peer, project / peer (None where it means nothing)."""
+    peer = result["peer"]
+    cpu, pcpu = result["cpu_ms_per_dial"], peer["cpu_ms_per_dial"]
+    latency, plat = result["webhook_to_flow_latency_s"], peer["webhook_to_handler_latency_s"]
+    rss, prss = result["peak_rss_mb_by_component"], peer["peak_rss_mb"]
+    requests = sum(sum(c.values()) for c in result["requests_by_route"].values())
+    peer_requests = sum(sum(c.values()) for c in peer["requests_by_route"].values())
+
+    def row(figure: str, project: object, theirs: object, ratio: bool = True) -> dict:
+        both_numbers = isinstance(project, int | float) and isinstance(theirs, int | float)
+        return {
+            "figure": figure,
+            "project": project,
+            "peer": theirs,
+            "ratio": _ratio(project, theirs) if ratio and both_numbers else None,
+        }
+
+    return [
+        row(
+            "dials completed (project: K x campaigns Completed)",
+            result["succeeded"] * result["targets"],
+            peer["completed_dials"],
+            False,
+        ),
+        row("CPU ms/dial: workers (with the campaign runs)", cpu["workers_with_runs"], pcpu["peer_process"]),
+        row("CPU ms/dial: receiver", cpu["receiver"], 0.0),
+        row("CPU ms/dial: pacer", cpu["pacer"], 0.0),
+        row("CPU ms/dial: Prefect server", cpu["prefect_server"], 0.0),
+        row("CPU ms/dial: PostgreSQL", cpu["postgres"], 0.0),
+        row("CPU ms/dial: total (stand-in not counted)", cpu["project_total"], pcpu["peer_process"]),
+        row("CPU ms/dial: stand-in (shown, not counted)", cpu["standin_not_counted"], pcpu["standin"]),
+        row(
+            "Daily requests per dial (stand-in's count)",
+            round(requests / result["dials"], 2),
+            round(peer_requests / peer["dials"], 2),
+        ),
+        row("makespan s", result["makespan_seconds"], peer["makespan_seconds"]),
+        row("makespan / bound", result["makespan_over_bound"], peer["makespan_over_bound"]),
+        row(
+            "makespan / bound, to the last run's end",
+            round(result["makespan_to_last_end_seconds"] / result["bound_seconds"], 3)
+            if result.get("makespan_to_last_end_seconds")
+            else None,
+            peer["makespan_over_bound"],
+        ),
+        row("peak RSS MB: dialing processes (sum)", rss["workers"], prss),
+        row("peak RSS MB: every process (sum)", round(sum(rss.values()), 1), prss),
+        row(
+            "webhook->flow p50 s (median of campaigns)",
+            latency["p50_median_of_runs"],
+            plat["p50_median_of_campaigns"],
+        ),
+        row(
+            "webhook->flow p95 s (95th pct of campaigns)",
+            latency["p95_95th_of_runs"],
+            plat["p95_95th_of_campaigns"],
+        ),
+        row("429s", result["rate_limited_429"], peer["rate_limited_429"], False),
+        row(
+            "rooms / legs left",
+            f"{result['rooms_left']} / {result['legs_left_up']}",
+            f"{peer['rooms_left']} / {peer['legs_left_up']}",
+            False,
+        ),
+    ]
+
+
+def show_side_by_side(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    load = result.get("background_load", 0)
+    table = Table(
+        title=f"project vs plain-script peer: {result['campaigns']} campaigns x {result['targets']} "
+        f"targets, Daily limits x{result['rate_scale']:g}, same stand-in, "
+        + (
+            f"{load} busy-loop process{'es' if load > 1 else ''} running throughout"
+            if load
+            else "no background load"
+        )
+    )
+    for column in ("figure", "project", "peer", "project / peer"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    for r in result["comparison"]:
+        table.add_row(
+            r["figure"],
+            str(r["project"]),
+            str(r["peer"]),
+            "" if r["ratio"] is None else f"{r['ratio']:g}",
+        )
+    Console(width=max(Console().width, 110)).print(table)  # a pipe is 80 wide: no wrapping
+    print(
+        "peer: one process does what workers, receiver and pacer do; it has no Prefect server or "
+        "database. Its CPU counts from its webhook registration to its last room deleted."
+    )
+
+
+def start_busy_loops(n: int) -> list[subprocess.Popen]:
+    """N processes spinning on a core each, so a busy machine is measured on purpose."""
+    return [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True) for _ in range(n)
+    ]
+
+
+def stop_busy_loops(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.wait()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -629,6 +912,18 @@ def main() -> int:
         default=10.0,
         help="seconds of idle server CPU measured before submitting",
     )
+    parser.add_argument(
+        "--with-peer",
+        action="store_true",
+        help="then run benchmarks/peer.py (plain asyncio + httpx) on the same stand-in and compare",
+    )
+    parser.add_argument(
+        "--background-load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="keep N busy-loop processes running from before the fleet until after the peer",
+    )
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
     parser.add_argument("--keep-logs", action="store_true", help="keep the workdir with every log")
     args = parser.parse_args()
@@ -638,22 +933,37 @@ def main() -> int:
     # ignored), it still stops everything it started: the finally below runs.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
-    stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="fleet-")))
-    t0 = time.monotonic()
-    pg = Postgres.start()
-    print(f"PostgreSQL up after {time.monotonic() - t0:.1f} s")
+    busy = start_busy_loops(args.background_load)
+    if busy:
+        print(f"{len(busy)} busy-loop processes running (their CPU is counted nowhere)")
+    peer_table = ""
     try:
-        result = asyncio.run(fleet(args, start_fleet(args, stack, pg)))
+        stack = LocalStack(workdir=Path(tempfile.mkdtemp(prefix="fleet-")))
+        t0 = time.monotonic()
+        pg = Postgres.start()
+        print(f"PostgreSQL up after {time.monotonic() - t0:.1f} s")
+        try:
+            f = start_fleet(args, stack, pg)
+            result = asyncio.run(fleet(args, f))
+            result["background_load"] = args.background_load
+            if args.with_peer:
+                result["peer"], peer_table = run_peer(args, f)
+                result["comparison"] = compare(result)
+        finally:
+            t1 = time.monotonic()
+            stack.close()
+            pg.stop()
+            if args.keep_logs:
+                print(f"logs kept in {stack.workdir}")
+            else:
+                shutil.rmtree(stack.workdir, ignore_errors=True)
+            print(f"everything stopped in {time.monotonic() - t1:.1f} s")
     finally:
-        t1 = time.monotonic()
-        stack.close()
-        pg.stop()
-        if args.keep_logs:
-            print(f"logs kept in {stack.workdir}")
-        else:
-            shutil.rmtree(stack.workdir, ignore_errors=True)
-        print(f"everything stopped in {time.monotonic() - t1:.1f} s")
+        stop_busy_loops(busy)
     show(result)
+    if args.with_peer:
+        print(peer_table)
+        show_side_by_side(result)
     print(json.dumps(result))
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2))
