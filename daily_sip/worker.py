@@ -178,13 +178,22 @@ async def _serve(
 ) -> None:
     from functools import partial
 
+    from prefect.context import AsyncClientContext
+
     from daily_sip.flows.supervision.cancel_watch import WORKER_STOPPING, cancel_watch
     from daily_sip.suspension_watch import shared_suspension_watch
 
     worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit, starts_per_second=starts_per_second)
     say = lambda *a, **_: logger.info(" ".join(map(str, a)))  # noqa: E731
+    # One Prefect client for the whole worker: every run's engine, task runs, artifacts and
+    # variables find it in the context (`get_client` reuses an entered client of the same loop)
+    # instead of opening their own, each with a TLS context and a connection pool of its own.
     # A failing worker loop ends the task group too.
-    async with shared_suspension_watch(), anyio.create_task_group() as group:
+    async with (
+        AsyncClientContext.get_or_create(),
+        shared_suspension_watch(),
+        anyio.create_task_group() as group,
+    ):
         group.start_soon(partial(worker.start, printer=say))
         await stop.wait()
         runs = worker.running()

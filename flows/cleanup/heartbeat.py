@@ -63,18 +63,22 @@ class ProcessBeat:
             self._task = None
             asyncio.get_running_loop().create_task(self._drop(), context=contextvars.Context())
 
-    async def _write(self) -> None:
+    async def _write(self, client: Any = None) -> None:
         value = {"alive_at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}
-        await put_variable(self.name, value, exists=self._stored)
+        await put_variable(self.name, value, exists=self._stored, client=client)
         self._stored = True
 
     async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            try:
-                await self._write()
-            except Exception as exc:  # a Prefect API blip must not end any campaign
-                logger.warning("could not refresh this process's heartbeat: %s", exc)
+        from prefect.client.orchestration import get_client
+
+        # One client for the beat's life: a new one per beat costs a TLS context (~30 ms CPU).
+        async with get_client() as client:
+            while True:
+                await asyncio.sleep(HEARTBEAT_SECONDS)
+                try:
+                    await self._write(client)
+                except Exception as exc:  # a Prefect API blip must not end any campaign
+                    logger.warning("could not refresh this process's heartbeat: %s", exc)
 
     async def _drop(self) -> None:
         from prefect.variables import Variable

@@ -117,29 +117,38 @@ def ledger_value(ledger: Ledger) -> dict[str, Any]:
     return value
 
 
-async def put_variable(name: str, value: Any, *, exists: bool) -> None:
+async def put_variable(name: str, value: Any, *, exists: bool, client: Any = None) -> None:
     """Write a Prefect Variable in one request: update it when this process wrote it before
     (``exists``), else create it. (``Variable.aset`` reads before it writes, and every heartbeat
     would pay for that on the Prefect server.) One dropped meanwhile is created again; one left
-    by an earlier write whose answer was lost is updated.
+    by an earlier write whose answer was lost is updated. ``client``: an open Prefect client to
+    use (a new one costs a TLS context); default: the run's.
     """
-    import httpx
     from prefect.client.orchestration import get_client
+
+    if client is None:
+        async with get_client() as client:
+            await _put_variable(client, name, value, exists)
+    else:
+        await _put_variable(client, name, value, exists)
+
+
+async def _put_variable(client: Any, name: str, value: Any, exists: bool) -> None:
+    import httpx
     from prefect.client.schemas.actions import VariableCreate, VariableUpdate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    async with get_client() as client:
-        if exists:
-            try:
-                await client.update_variable(VariableUpdate(name=name, value=value))
-                return
-            except (ObjectNotFound, httpx.HTTPStatusError) as exc:
-                if getattr(getattr(exc, "response", None), "status_code", 404) != 404:
-                    raise
+    if exists:
         try:
-            await client.create_variable(VariableCreate(name=name, value=value))
-        except ObjectAlreadyExists:
             await client.update_variable(VariableUpdate(name=name, value=value))
+            return
+        except (ObjectNotFound, httpx.HTTPStatusError) as exc:
+            if getattr(getattr(exc, "response", None), "status_code", 404) != 404:
+                raise
+    try:
+        await client.create_variable(VariableCreate(name=name, value=value))
+    except ObjectAlreadyExists:
+        await client.update_variable(VariableUpdate(name=name, value=value))
 
 
 async def save_ledger(ledger: Ledger) -> None:
