@@ -5,9 +5,11 @@ status is never cut, and what does not fit (a long reason, a long bridge name) i
 in its column and, in the results, printed in full under the table.
 
 The live board is a `Live` table redrawn on every change of a leg, fed by the flow's board
-(`daily_sip.flows.report.board.watchers`); while it is up, Prefect's console log lines are held
-back to warnings (they still reach the Prefect API), else they would tear the drawing. Without a
-terminal (a pipe, CI) there is no live drawing: the log lines tell the story.
+(`daily_sip.flows.report.board.watchers`). `Live` redraws in place only if nothing else writes to
+the terminal while it is up, so every console log handler is pointed through it for that time:
+a warning is printed above the board, INFO lines are held back (the board says the same; they
+still reach the Prefect API). Without a terminal (a pipe, CI) there is no live drawing: the log
+lines tell the story.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
+from rich.file_proxy import FileProxy
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -194,36 +197,138 @@ def results_table(report) -> FittedTable:
 # -- the live board ------------------------------------------------------------------------------
 
 
+def fit_board(rows: list[dict[str, str]], room: int) -> tuple[list[dict[str, str]], str | None]:
+    """At most `room` rows, so the board never outgrows the screen (`Live` cannot redraw what
+    scrolled away). When it must leave rows out, the bridges being dialled, ringing or on the call
+    stay, then the ones that finished last, then the next ones waiting; the caption counts the rest.
+    """
+    from daily_sip.flows.report.board import DIALLING, REDIAL, RINGING, WAITING
+
+    if len(rows) <= room:
+        return rows, None
+
+    def phase(r: dict[str, str]) -> str:
+        return r["now"].split(" ", 1)[-1]
+
+    active = [i for i, r in enumerate(rows) if r.get("on call") or phase(r) in (DIALLING, RINGING)]
+    waiting = [i for i, r in enumerate(rows) if phase(r) in (WAITING, REDIAL) and i not in active]
+    done = [i for i in range(len(rows)) if i not in active and i not in waiting]
+    done.sort(key=lambda i: rows[i].get("since", ""), reverse=True)
+    keep = set((active + done + waiting)[: max(room - 1, 1)])  # a line for the caption
+    left = [i for i in range(len(rows)) if i not in keep]
+    counts = {
+        "on the call or ringing": sum(i in active for i in left),
+        "done": sum(i in done for i in left),
+        "waiting": sum(i in waiting for i in left),
+    }
+    said = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+    return [rows[i] for i in sorted(keep)], f"{len(left)} more not shown: {said}"
+
+
+def _prefect_logging_set_up() -> None:
+    """Have Prefect configure its logging now. It does so on the first import of `prefect.main`,
+    which `daily-sip run` reaches only when it imports the flow, inside the board: the handlers it
+    would create then could not be pointed through the board."""
+    try:
+        from prefect.logging.configuration import ensure_logging_setup
+    except ImportError:  # older Prefect: importing its entry point sets logging up
+        import prefect.main  # noqa: F401
+    else:
+        ensure_logging_setup()
+
+
+class _AboveTheBoard:
+    """A log handler's rich console while the board is up: the handler's line is rendered as it
+    would be (its highlighter, theme, no markup), then printed through the `Live`, above the board.
+
+    Giving the handler's console the `Live`'s stream proxy does not do: rich unwraps the proxy
+    (`rich_proxied_file`) and writes to the terminal under the board, which leaves a copy behind.
+    """
+
+    def __init__(self, own: Console, live: Live) -> None:
+        self._own, self._live = own, live
+
+    def print(self, *objects: object, **kwargs: object) -> None:
+        with self._own.capture() as captured:
+            self._own.print(*objects, **kwargs)
+        self._live.console.print(Text.from_ansi(captured.get().removesuffix("\n")), soft_wrap=True)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._own, name)
+
+
+class _WarningsOnly(logging.Filter):
+    """INFO lines of the console handlers are held back while the board is up (a handler's level
+    would not do: Prefect resets it when it sets its logging up again)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+def _to_terminal(stream: object) -> bool:
+    if isinstance(stream, FileProxy):
+        return False
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def _logs_above(live: Live) -> Iterator[None]:
+    """Every log handler that writes to the terminal writes through `live` (above the board)
+    and only warnings, until the block ends."""
+    loggers = [logging.getLogger(), *logging.root.manager.loggerDict.values()]
+    handlers = {id(h): h for lg in loggers for h in getattr(lg, "handlers", [])}.values()
+    held = _WarningsOnly()
+    undo = []
+    for h in handlers:
+        own = getattr(h, "console", None)
+        if isinstance(own, Console):  # Prefect's console handler, rich's RichHandler
+            h.console = _AboveTheBoard(own, live)  # type: ignore[attr-defined]
+            undo.append(lambda h=h, own=own: setattr(h, "console", own))
+        elif isinstance(h, logging.StreamHandler) and _to_terminal(h.stream):
+            old = h.setStream(FileProxy(live.console, h.stream))
+            undo.append(lambda h=h, old=old: h.setStream(old))
+        else:
+            continue
+        h.addFilter(held)
+        undo.append(lambda h=h: h.removeFilter(held))
+    try:
+        yield
+    finally:
+        for step in reversed(undo):
+            step()
+
+
 @contextlib.contextmanager
 def live_board(console: Console) -> Iterator[None]:
-    """Draw the board while the body runs, if the console is a terminal."""
+    """Draw the board while the body runs, if the console is a terminal: one board, redrawn in
+    place; gone when the body ends (the results are printed after it, once)."""
     from daily_sip.flows.report import board
 
     if not console.is_terminal:
         yield
         return
-    from prefect.logging.handlers import PrefectConsoleHandler
+    _prefect_logging_set_up()
 
-    quieted = [
-        (h, h.level)
-        for lg in [logging.getLogger(), *logging.root.manager.loggerDict.values()]
-        for h in getattr(lg, "handlers", [])
-        if isinstance(h, PrefectConsoleHandler)
-    ]
-    for handler, _ in quieted:
-        handler.setLevel(logging.WARNING)
-    with Live(board_table([]), console=console, refresh_per_second=4, transient=True) as live:
+    def table(rows: list[dict[str, str]]):
+        shown, caption = fit_board(rows, console.size.height - 6)  # title, rules, header, caption
+        return board_table(shown, caption=caption)
+
+    with (
+        Live(table([]), console=console, refresh_per_second=4, transient=True) as live,
+        _logs_above(live),
+    ):
 
         def watch(rows: list[dict[str, str]]) -> None:
-            live.update(board_table(rows))
+            live.update(table(rows))
 
         board.watchers.append(watch)
         try:
             yield
         finally:
             board.watchers.remove(watch)
-            for handler, level in quieted:
-                handler.setLevel(level)
 
 
 class RunNotFound(LookupError):
