@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shlex
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich import box
 from rich.cells import cell_len
@@ -390,3 +394,33 @@ def print_past_run(console: Console, flow_run, artifacts) -> None:
             console.print(board_table(rows, title=f"Live board: {a.description or ''}"))
         elif a.type == "markdown":
             console.print(Markdown(_without_tables(str(data)) if results else str(data)))
+
+
+# -- commands the CLI prints ---------------------------------------------------------------------
+
+
+def command(name: str, run_in: str | os.PathLike[str] | None = None) -> str:
+    """How a line printed for the user calls this installation's `name` (`prefect`, `daily-sip`),
+    so that it runs as shown with or without the virtualenv activated, in this terminal or another.
+
+    It is the script next to the running interpreter: a path relative to the current directory
+    when it is inside it (`.venv/bin/prefect`, run from the repository root), else the absolute
+    path; with `run_in`, relative to that folder instead (a line that `cd`s there first). The bare
+    name only if there is no such script (then it was found on PATH).
+
+    Example (from a repository whose virtualenv is `.venv`):
+        command("prefect") == ".venv/bin/prefect"
+        command("prefect", run_in="deployments") == "../.venv/bin/prefect"
+    """
+    exe = Path(sys.executable).parent / name
+    if not exe.is_file():
+        return name
+    here = Path.cwd()
+    exe = Path(os.path.abspath(exe))
+    start = Path(os.path.abspath(here / run_in)) if run_in is not None else here
+    if exe.is_relative_to(here) and start.is_relative_to(here):
+        shown = os.path.relpath(exe, start)
+        shown = shown if os.sep in shown else os.path.join(".", shown)  # never looked up on PATH
+    else:
+        shown = str(exe)
+    return shlex.quote(shown)

@@ -1,10 +1,15 @@
-"""What the CLI prints in a terminal: tables that fit it."""
+"""What the CLI prints in a terminal: tables that fit it, and commands that run as printed."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import get_args
 
@@ -16,6 +21,7 @@ from typer.testing import CliRunner
 from daily_sip.flows.report.model import ICONS, CampaignReport, Outcome, TargetResult
 from daily_sip.terminal import results_table
 
+BIN = Path(sys.executable).parent
 OUTCOMES = get_args(Outcome)
 # The header row of a results table ("status") or of the board ("now"), with or without a box.
 HEADER = re.compile(r"^[\s┃│]*#[\s┃│]+(bridge|target)[\s┃│]+(status|now|bridge)\b")
@@ -133,3 +139,70 @@ def test_report_command_prints_one_table_that_fits_100_columns(monkeypatch):
     _check_one_line_per_bridge(lines, report, 100)
     assert "Joined after" not in done.output  # the summary's own table of bridges is left out
     assert "Success rule:" in done.output and "what happened when" in done.output
+
+
+# -- commands printed for the user -------------------------------------------------------------
+
+
+def printed_commands(text: str, cwd: Path) -> list[tuple[str, Path]]:
+    """(the program as printed, the folder it runs in) for every `prefect` or `daily-sip` command
+    in `text`, one per line or several joined by `;` / `&&`, `cd` followed; prose is skipped."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip().removesuffix("\\")
+        if line.startswith("Next") and ":" in line:
+            line = line.split(":", 1)[1]
+        for part in line.split(";"):
+            where = cwd
+            for step in part.strip().strip("()").split("&&"):
+                try:
+                    words = shlex.split(step, comments=True)
+                except ValueError:
+                    continue
+                if words[:1] == ["cd"] and len(words) == 2:
+                    where = where / words[1]
+                elif words and Path(words[0]).name in ("prefect", "daily-sip"):
+                    found.append((words[0], where))
+    return found
+
+
+def assert_commands_run_as_printed(text: str, cwd: Path, at_least: int) -> None:
+    commands = printed_commands(text, cwd)
+    assert len(commands) >= at_least, text
+    for program, where in commands:
+        path = where / program  # a bare name stays relative to the folder: not there, not runnable
+        assert path.is_file() and os.access(path, os.X_OK), f"{program!r} does not run from {where}:\n{text}"
+
+
+def test_command_names_this_installs_script_relative_to_the_current_folder(tmp_path, monkeypatch):
+    from daily_sip.terminal import command
+
+    monkeypatch.chdir(BIN.parent.parent)  # the folder holding the virtualenv: the repository root
+    venv = BIN.parent.name
+    assert command("prefect") == f"{venv}/bin/prefect"
+    assert command("daily-sip", run_in="deployments") == f"../{venv}/bin/daily-sip"
+    assert command("prefect", run_in=tmp_path) == str(BIN / "prefect")
+    monkeypatch.chdir(tmp_path)  # outside it: the whole path
+    assert command("prefect") == str(BIN / "prefect")
+
+
+@pytest.mark.parametrize("where", ["repository root", "elsewhere"])
+def test_init_prints_next_steps_that_run_as_printed(tmp_path, where):
+    root = BIN.parent.parent if where == "repository root" else tmp_path
+    folder = f".init-check-{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    try:
+        done = subprocess.run(
+            [str(BIN / "daily-sip"), "init", folder],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (root / folder / "prefect.yaml").is_file()
+        assert_commands_run_as_printed(done.stdout, root, at_least=3)
+    finally:
+        subprocess.run(["rm", "-rf", str(root / folder)], check=False)
