@@ -255,7 +255,8 @@ def report(
             err=True,
         )
         raise typer.Exit(2) from None
-    print_past_run(Console(width=max(Console().width, 120)), flow_run, artifacts)
+    # As wide as the terminal (or $COLUMNS): the tables fit it, one line per bridge.
+    print_past_run(Console(), flow_run, artifacts)
 
 
 @app.command()

@@ -22,6 +22,7 @@ import httpx
 import typer
 
 from daily_sip.local_stack import STANDIN_DEV_KEY, LocalStack, new_webhook_secret
+from daily_sip.terminal import command
 
 
 class Stop(Exception):
@@ -87,22 +88,26 @@ def dev(
             )
             worker_env = {k: v for k, v in env.items() if k not in ("DAILY_API_KEY", "DAILY_API_URL")}
             stack.worker("daily-sip", worker_env)
+            # Printed commands name this install's scripts (`.venv/bin/prefect` from the repository
+            # root): they run as shown in another terminal too, where the venv is not activated.
+            prefect, daily_sip = command("prefect"), command("daily-sip")
             typer.echo(f"""
 Ready in {time.monotonic() - t0:.0f} s. Logs in {workdir}/ .
   Prefect UI        {ui_url}
-  Prefect API       {api_url}   (export PREFECT_API_URL={api_url})
+  Prefect API       {api_url}
   Daily stand-in    {daily_url}   (key {STANDIN_DEV_KEY})
   Webhook receiver  {webhook_url}   (spool in {workdir}/receiver-spool)
   Pacer             {pacer_url}   (DAILY_PACER_URL of the worker)
-  Worker            prefect worker, pool daily-sip
+  Worker            a Prefect process worker, pool daily-sip
   Deployments       {project}/prefect.yaml
-Try (in another terminal, with PREFECT_API_URL exported):
-  prefect deployment run dial-campaign/adhoc --watch \\
+Try, in another terminal in this folder:
+  export PREFECT_API_URL={api_url}
+  {prefect} deployment run dial-campaign/adhoc --watch \\
       --param campaign='{{"targets": [{{"sip_uri": "sip:bridge@example.com"}}]}}'
-  prefect event emit daily.meeting.started --resource-id daily.room.standup      # standup-meeting
-  prefect event emit daily.campaign.requested --resource-id daily.campaign.try \\
+  {prefect} event emit daily.meeting.started --resource-id daily.room.standup      # standup-meeting
+  {prefect} event emit daily.campaign.requested --resource-id daily.campaign.try \\
       --payload '{{"campaign": {{"targets": [{{"sip_uri": "sip:busy@example.com"}}]}}}}'  # on-request
-  daily-sip report <flow run id or name>
+  {daily_sip} report <flow run id or name>
 Ctrl-C (or SIGTERM) stops everything.""")
             while True:
                 time.sleep(3600)

@@ -26,6 +26,7 @@ from typing import Annotated
 import typer
 
 from daily_sip.prefect_server import require_prefect_server
+from daily_sip.terminal import command
 
 from .definitions import WEBHOOK_URL_VARIABLE
 
@@ -97,7 +98,7 @@ async def _save_block(
     if generated:
         lines.append(
             "  The receiver needs this secret; it is stored in the block, not shown here. Start the "
-            f"receiver with it: daily-sip receiver --credentials-block {name}"
+            f"receiver with it: {command('daily-sip')} receiver --credentials-block {name}"
         )
     return lines
 
@@ -119,9 +120,9 @@ async def _ensure_work_pool(name: str, pool_type: str = "process") -> str:
     if pool_type == "process":
         from prefect.workers.process import ProcessWorker as worker_class
 
-        start = f"prefect worker start --pool {name}"
+        start = f"{command('prefect')} worker start --pool {name}"
     else:
-        worker_class, start = CampaignWorker, f"daily-sip worker --pool {name}"
+        worker_class, start = CampaignWorker, f"{command('daily-sip')} worker --pool {name}"
     async with get_client() as client:
         try:
             pool = await client.read_work_pool(name)
@@ -300,11 +301,13 @@ def setup(
         raise typer.Exit(2) from None
     for line in lines:
         typer.echo(line)
-    typer.echo(
-        "Next: daily-sip init deployments && cd deployments && prefect deploy --all; "
-        + (
-            f"daily-sip worker --pool {work_pool}"
-            if in_process
-            else f"prefect worker start --pool {work_pool}   (or: daily-sip serve)"
-        )
+    # Each line runs as shown from here, venv activated or not (`.venv/bin/prefect`, see `command`).
+    worker = (
+        f"{command('daily-sip')} worker --pool {work_pool}"
+        if in_process
+        else f"{command('prefect')} worker start --pool {work_pool}   # or: {command('daily-sip')} serve"
     )
+    typer.echo("Next, from this folder:")
+    typer.echo(f"  {command('daily-sip')} init deployments")
+    typer.echo(f"  (cd deployments && {command('prefect', run_in='deployments')} deploy --all)")
+    typer.echo(f"  {worker}")

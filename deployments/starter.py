@@ -6,10 +6,13 @@ Writes ``prefect.yaml`` (rendered from `definitions`) and the example campaigns,
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from daily_sip.terminal import command
 
 from . import CAMPAIGNS_DIR
 from .definitions import DEFAULT_BLOCK, DEFAULT_POOL, render_prefect_yaml
@@ -46,7 +49,10 @@ def init(
     """Write a starter deployments folder (prefect.yaml + example campaigns) into your repository."""
     for path, what in write_starter(directory, block=credentials_block, pool=work_pool, force=force):
         typer.echo(f"{what:>7}  {path}" + ("  (exists; --force overwrites)" if what == "kept" else ""))
-    typer.echo(
-        f"Next: daily-sip setup; cd {directory} && prefect deploy --all; "
-        f"prefect worker start --pool {work_pool}"
-    )
+    # Each line runs as shown from here, venv activated or not (`.venv/bin/prefect`, see `command`);
+    # the deploy runs in a subshell, so the next line starts from here again.
+    deploy = f"(cd {shlex.quote(str(directory))} && {command('prefect', run_in=directory)} deploy --all)"
+    typer.echo("Next, from this folder:")
+    typer.echo(f"  {command('daily-sip')} setup")
+    typer.echo(f"  {deploy}")
+    typer.echo(f"  {command('prefect')} worker start --pool {shlex.quote(work_pool)}")

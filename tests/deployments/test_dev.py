@@ -12,7 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.test_terminal import assert_commands_run_as_printed
+
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _answers(url: str) -> bool:
@@ -32,7 +35,7 @@ def test_dev_starts_everything_deployed_and_sigterm_stops_it(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
-        cwd=tmp_path,
+        cwd=REPO,  # as a user runs it, from the repository root (its files go under --workdir)
         start_new_session=True,
     )
     out = ""
@@ -52,12 +55,18 @@ def test_dev_starts_everything_deployed_and_sigterm_stops_it(tmp_path):
         assert {"adhoc", "on-request", "standup-meeting"} <= {d["name"] for d in deployments}
         assert _answers(urls["Daily stand-in"] + "/rooms") and _answers(urls["Webhook receiver"])
         assert _answers(urls["Pacer"] + "/healthz")  # the worker paces through it, as a fleet would
+        # Every command it suggests runs as printed from there, venv activated or not.
+        assert_commands_run_as_printed(out, REPO, at_least=4)
         proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=90)
         assert proc.returncode == 0 and "Stopped everything." in rest, rest
         for url in urls.values():
             assert not _answers(url), f"{url} still answers after SIGTERM"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:  # a failed check: SIGTERM first, so dev stops the servers it started
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
