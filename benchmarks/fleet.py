@@ -169,23 +169,7 @@ class Postgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-# Prefect server settings for a campaign fleet (docs/architecture.md): the services that record
-# task-run states and persist events write one row per transaction by default
-# (task_run_recorder batch_size 1, event_persister 20); a fleet's state events come in bursts, so
-# they are written in batches, flushed at least every 2 s.
-TUNED_SERVER_ENV = {
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "50",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "2",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "200",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE": "50",
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "2",
-}
-
-
-def start_prefect_server(
-    stack: LocalStack, pg: Postgres, timeout: float = 180, tuned: bool = True
-) -> tuple[str, int]:
+def start_prefect_server(stack: LocalStack, pg: Postgres, timeout: float = 180) -> tuple[str, int]:
     port = free_port()
     home = stack.workdir / "prefect-home"  # removed with the workdir
     home.mkdir(parents=True, exist_ok=True)
@@ -199,7 +183,6 @@ def start_prefect_server(
         # requests then wait 30 s for a connection and fail with 500.
         "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
         "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "30",
-        **(TUNED_SERVER_ENV if tuned else {}),
     }
     proc = stack._spawn(
         "prefect-server",
@@ -406,7 +389,7 @@ class Fleet:
 
 def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fleet:
     t0 = time.monotonic()
-    api_url, server_pid = start_prefect_server(stack, pg, tuned=not args.stock_server)
+    api_url, server_pid = start_prefect_server(stack, pg)
     print(f"prefect server on PostgreSQL healthy after {time.monotonic() - t0:.1f} s")
     os.environ.update(PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="WARNING")
     secret = new_webhook_secret()
@@ -940,11 +923,6 @@ def main() -> int:
         default=0,
         metavar="N",
         help="keep N busy-loop processes running from before the fleet until after the peer",
-    )
-    parser.add_argument(
-        "--stock-server",
-        action="store_true",
-        help="run the Prefect server with its default service settings, not TUNED_SERVER_ENV",
     )
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
     parser.add_argument("--keep-logs", action="store_true", help="keep the workdir with every log")
