@@ -9,7 +9,7 @@ account, in any process on any worker, draws from the same windows.
 ``DAILY_PACER_URL`` is set, every call first asks the pacer (``python -m daily_sip.pacer``, one
 long-lived process per account) for a permit of its class, sends right after it is granted, and
 reports the answer. Daily counts a request somewhere between its sending and its answer, so the
-pacer's permit book (`daily_sip.pacer.book.PermitBook`) counts a permit as possibly inside
+pacer's permit book (`daily_sip.tasks.window.PermitBook`) counts a permit as possibly inside
 Daily's window from its grant until that report: whatever the event loops, the network or Daily
 itself delay, the fleet keeps Daily's sliding window exactly, and the calls of a busy fleet
 follow each other as closely as their answers allow. Waiters are served oldest first; a waiting
@@ -67,8 +67,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from ..pacer.book import PermitBook
 from .errors import DailyError
+from .window import PermitBook
 
 logger = logging.getLogger("daily_sip.ratelimit")
 

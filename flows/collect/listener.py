@@ -33,6 +33,7 @@ from prefect.events.filters import (
 
 from daily_sip.flows.collect.verify import EventVerifier
 from daily_sip.flows.supervision.per_loop import per_loop
+from daily_sip.tasks.events import room_resource_id
 
 logger = logging.getLogger("daily_sip.listener")
 
@@ -43,10 +44,6 @@ STALL_SECONDS = 5.0
 MAX_READ_INTERVAL_SECONDS = 15.0
 # A live subscription that ended is opened again after this pause.
 RESUBSCRIBE_SECONDS = 1.0
-
-
-def room_resource_id(room: str) -> str:
-    return f"daily.room.{room}"
 
 
 @dataclass

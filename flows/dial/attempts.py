@@ -25,6 +25,7 @@ from daily_sip.flows.cleanup import actions as cleanup
 from daily_sip.flows.collect.listener import DailyEvent
 from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError
 from daily_sip.tasks.dialout import astart_dial_out, astop_dial_out
+from daily_sip.tasks.events import DIALOUT_LEG_ENDED
 from daily_sip.tasks.models import StartDialOut
 from daily_sip.tasks.presence import aget_room_presence
 from daily_sip.tasks.retries import inline, persist
@@ -37,7 +38,6 @@ PRESENCE_POLL_SECONDS = 1.0
 START_RETRY_SECONDS = 30.0
 # How long to wait for Daily's end event after a successful dialOut/stop before asking presence.
 END_CONFIRM_SECONDS = 10.0
-ENDED = ("dialout.stopped", "dialout.error")
 
 # The start task without its own retries: a retry of a start that may have taken effect is
 # exactly the double dial this module exists to prevent.
@@ -171,7 +171,7 @@ async def _ended_event(queue: asyncio.Queue[DailyEvent], wait: float) -> DailyEv
             event = await asyncio.wait_for(queue.get(), left)
         except TimeoutError:
             return None
-        if event.type in ENDED:
+        if event.type in DIALOUT_LEG_ENDED:
             return event
     return None
 
