@@ -59,6 +59,8 @@ async def astart_dial_out(
         if not (getattr(exc, "maybe_applied", False) and request.user_id):
             raise
         poll = min(PRESENCE_POLL_SECONDS, max(presence_settle_seconds / 2, 0.5))
+        # A poll, not a retry (the start is never sent again here): presence is read until the
+        # leg shows up or has had time to; then the failure goes to the task's own retries.
         while True:
             try:
                 presence = await paced_call(

@@ -34,6 +34,7 @@ from prefect.events.filters import (
 from daily_sip.flows.collect.verify import EventVerifier
 from daily_sip.flows.supervision.per_loop import per_loop
 from daily_sip.tasks.events import room_resource_id
+from daily_sip.tasks.retries import retry
 
 logger = logging.getLogger("daily_sip.listener")
 
@@ -269,13 +270,13 @@ class SharedStream:
                     "live event stream for room %s ended (%s); subscribing again", listener.room, reason[:200]
                 )
             await _close(self._subscriber)
-            while True:
-                await asyncio.sleep(RESUBSCRIBE_SECONDS)
-                try:
-                    self._subscriber = await self._subscribe()
-                    break
-                except Exception as exc:
-                    logger.debug("re-subscribing failed: %s", exc)
+            await asyncio.sleep(RESUBSCRIBE_SECONDS)
+            self._subscriber = await retry(
+                self._subscribe,
+                when=lambda _error: True,  # for as long as the campaigns run
+                delay=lambda _n, _error: RESUBSCRIBE_SECONDS,
+                on_retry=lambda error, _n, _pause: logger.debug("re-subscribing failed: %s", error),
+            )
             for listener in self._listeners():
                 listener.resubscribed += 1
                 listener._next_read = 0.0
@@ -350,6 +351,7 @@ class RoomListener:
         except Exception as exc:  # the live stream still runs; try again at the next stall
             logger.debug("event history read failed: %s", exc)
             found = 0
+        # Not a retry backoff: reads that find nothing are spaced out (a poll of the history).
         self._interval = STALL_SECONDS if found else min(self._interval * 2, MAX_READ_INTERVAL_SECONDS)
         self._next_read = asyncio.get_running_loop().time() + self._interval
         self._reading = None
