@@ -73,7 +73,7 @@ async def astart_dial_out(
                     get_run_logger().warning(
                         "dial-out start answered %s but leg %s is up; not dialing again", exc, person.id
                     )
-                    return DialOutStarted(ok=True, sessionId=person.id, recovered=True)
+                    return DialOutStarted(ok=True, session_id=person.id, recovered=True)
             left = presence_settle_seconds - (time.monotonic() - sent_at)
             if left <= 0:
                 raise

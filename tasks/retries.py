@@ -21,8 +21,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
@@ -30,6 +30,10 @@ from prefect.tasks import exponential_backoff
 from .errors import DailyError, DailyRateLimitError, is_transient
 from .ratelimit import RateClass, pace, run_warning
 
+if TYPE_CHECKING:
+    from prefect import Task
+
+P = ParamSpec("P")
 T = TypeVar("T")
 
 # The pause before retry ``n`` (0 = the first retry) after ``error``, or None: give up.
@@ -180,8 +184,11 @@ async def paced_call(rate: RateClass, call: Callable[[], Awaitable[T]]) -> T:
     )
 
 
-async def inline(task: Any, *args: Any, **kwargs: Any) -> Any:
+async def inline(task: Task[P, Coroutine[Any, Any, T]], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a library task's body in the caller's run, with the task's retry policy, but no task run.
+
+    Typed as the task is: ``await inline(aget_room, "standup", credentials=creds)`` is a `Room`,
+    and its arguments are checked against the task's parameters.
 
     The tasks are the library's public surface, and a task run per Daily call is right for a
     user's own flow. A campaign makes a dozen such calls, and each task run costs the Prefect

@@ -252,6 +252,8 @@ class SharedStream:
 
     def _deliver(self, event: Any) -> None:
         resource = getattr(getattr(event, "resource", None), "id", None)
+        if not isinstance(resource, str):  # not a room's event: no listener has it
+            return
         for listener in tuple(self._rooms.get(resource, ())):
             listener.router.feed(event)
 
