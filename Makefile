@@ -32,7 +32,7 @@ lint: setup
 # way the package is installed: .typecheck/daily_sip/ holds a link to each entry of daily_sip/
 # and one to each mapped folder.
 TYPECHECK := .typecheck
-TYPED_PACKAGES := daily_sip.tasks daily_sip.flows
+TYPED_PACKAGES := daily_sip.tasks daily_sip.flows daily_sip.pacer daily_sip.receiver
 
 typecheck: setup
 	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/daily_sip

@@ -150,7 +150,8 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
         granted = line.join(since)
         hangup = asyncio.ensure_future(_disconnected(request))
         try:
-            await asyncio.wait({granted, hangup}, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {granted, hangup}
+            await asyncio.wait(either, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
         finally:
             hung_up = hangup.done() and not hangup.cancelled()
             hangup.cancel()

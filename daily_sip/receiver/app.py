@@ -332,18 +332,17 @@ def create_app(
                 getattr(handler.emitter, "api_url", "?"),
             )
         sender = None
-        if handler.spool is not None:
-            sender = asyncio.create_task(
-                handler.spool.run(batch_emitter(handler.emitter)), name="spool-sender"
-            )
+        spool = handler.spool
+        if spool is not None:
+            sender = asyncio.create_task(spool.run(batch_emitter(handler.emitter)), name="spool-sender")
         try:
             yield
         finally:
-            if sender is not None:
+            if spool is not None and sender is not None:
                 # A graceful stop hands over what it can; the rest waits in the journal.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(3):
-                        await handler.spool.drained()
+                        await spool.drained()
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await sender
