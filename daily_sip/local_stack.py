@@ -102,7 +102,7 @@ class LocalStack:
             env,
         )
         api_url, ui_url = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
-        while time.monotonic() - started < timeout:
+        while time.monotonic() - started < timeout:  # a poll: wait for the server to come up
             if proc.poll() is not None:
                 raise RuntimeError("prefect server exited:\n" + self.logs[-1].read_text()[-1500:])
             with contextlib.suppress(httpx.HTTPError):

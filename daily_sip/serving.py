@@ -18,7 +18,7 @@ import logging
 import signal
 import socket
 import sys
-from typing import Any
+from typing import Any, Literal
 
 
 def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -75,8 +75,8 @@ def serve_app(
     *,
     log_level: str = "info",
     access_log: bool = False,
-    lifespan: str = "on",
-    graceful_seconds: float = 2,
+    lifespan: Literal["auto", "on", "off"] = "on",
+    graceful_seconds: int = 2,
     log_config: dict[str, Any] | None = None,
 ) -> None:
     """Run ``app`` with uvicorn on ``sock`` until SIGTERM / Ctrl-C, then return normally."""

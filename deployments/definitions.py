@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from daily_sip.tasks.events import MEETING_STARTED, room_resource_id
+
 from . import FLOW_ENTRYPOINT
 
 SWEEPER_ENTRYPOINT = "daily_sip.flows.sweeper:sweep_ledgers"
@@ -107,10 +109,10 @@ DEPLOYMENTS: tuple[CampaignDeployment, ...] = (
         triggers=(
             {
                 "type": "event",
-                "name": "daily.meeting.started -> dial-campaign/standup-meeting",
+                "name": f"{MEETING_STARTED} -> dial-campaign/standup-meeting",
                 "enabled": True,
-                "match": {"prefect.resource.id": "daily.room.{{ campaign_file.room }}"},
-                "expect": ["daily.meeting.started"],
+                "match": {"prefect.resource.id": room_resource_id("{{ campaign_file.room }}")},
+                "expect": [MEETING_STARTED],
                 "posture": "Reactive",
                 "threshold": 1,
             },

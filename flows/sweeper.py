@@ -174,7 +174,9 @@ async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
             alive = row.get("value", {}).get("alive_at", 0.0) if isinstance(row.get("value"), dict) else 0.0
             if time.time() - alive > 2 * grace_seconds:
                 with contextlib.suppress(Exception):  # gone already: another sweeper was quicker
-                    await client.request("DELETE", f"/variables/name/{row['name']}")
+                    await client.request(
+                        "DELETE", "/variables/name/{name}", path_params={"name": row["name"]}
+                    )
     logger.info(
         "sweep: %d finished, %d still pending, %d live, %d in a busy room",
         len(report.finished),

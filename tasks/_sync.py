@@ -12,12 +12,13 @@ import asyncio
 import functools
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, task
 
 from .retries import RETRY_POLICY
 
+P = ParamSpec("P")
 R = TypeVar("R")
 
 _loop: asyncio.AbstractEventLoop | None = None
@@ -43,18 +44,20 @@ def run_sync(coro: Coroutine[Any, Any, R]) -> R:
     return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()
 
 
-def daily_task(name: str) -> Callable[[Callable[..., Coroutine[Any, Any, R]]], Task[..., R]]:
+def daily_task(
+    name: str,
+) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Task[P, Coroutine[Any, Any, R]]]:
     """``@task`` with the library's retry policy (transient errors only) and a stable name."""
     return task(name=name, **RETRY_POLICY)
 
 
-def sync_twin(async_task: Task[..., Coroutine[Any, Any, R]]) -> Task[..., R]:
+def sync_twin(async_task: Task[P, Coroutine[Any, Any, R]]) -> Task[P, R]:
     """The blocking twin of an ``a``-prefixed async task, for sync flows and scripts."""
     body = async_task.fn
     sync_name = body.__name__.removeprefix("a")
 
     @functools.wraps(body)
-    def run(*args: Any, **kwargs: Any) -> R:
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         return run_sync(body(*args, **kwargs))
 
     run.__name__ = run.__qualname__ = sync_name

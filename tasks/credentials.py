@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, SecretStr
+from pydantic import Field, HttpUrl, SecretStr
 
 from .client import DEFAULT_API_URL, DailyClient
 
@@ -29,8 +29,8 @@ class DailyCredentials(CredentialsBlock):
 
     _block_type_name = "Daily Credentials"
     _block_type_slug = "daily-credentials"
-    _logo_url = "https://avatars.githubusercontent.com/u/28955428?s=200"
-    _documentation_url = "https://docs.daily.co/reference/rest-api"
+    _logo_url = HttpUrl("https://avatars.githubusercontent.com/u/28955428?s=200")
+    _documentation_url = HttpUrl("https://docs.daily.co/reference/rest-api")
     _description = "API key (and webhook secret) for Daily's REST API, or for the offline stand-in."
 
     api_key: SecretStr = Field(description="Daily API key (Dashboard > Developers).")

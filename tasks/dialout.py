@@ -59,6 +59,8 @@ async def astart_dial_out(
         if not (getattr(exc, "maybe_applied", False) and request.user_id):
             raise
         poll = min(PRESENCE_POLL_SECONDS, max(presence_settle_seconds / 2, 0.5))
+        # A poll, not a retry (the start is never sent again here): presence is read until the
+        # leg shows up or has had time to; then the failure goes to the task's own retries.
         while True:
             try:
                 presence = await paced_call(
@@ -71,7 +73,7 @@ async def astart_dial_out(
                     get_run_logger().warning(
                         "dial-out start answered %s but leg %s is up; not dialing again", exc, person.id
                     )
-                    return DialOutStarted(ok=True, sessionId=person.id, recovered=True)
+                    return DialOutStarted(ok=True, session_id=person.id, recovered=True)
             left = presence_settle_seconds - (time.monotonic() - sent_at)
             if left <= 0:
                 raise

@@ -97,6 +97,7 @@ class DailyForbiddenError(DailyRequestError):
 
 
 def api_error_for(status: int, error: str | None, info: str | None, **kw) -> DailyAPIError:
+    cls: type[DailyAPIError]
     if status == 429:
         cls = DailyRateLimitError
     elif status >= 500:

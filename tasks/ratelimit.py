@@ -9,7 +9,7 @@ account, in any process on any worker, draws from the same windows.
 ``DAILY_PACER_URL`` is set, every call first asks the pacer (``python -m daily_sip.pacer``, one
 long-lived process per account) for a permit of its class, sends right after it is granted, and
 reports the answer. Daily counts a request somewhere between its sending and its answer, so the
-pacer's permit book (`daily_sip.pacer.book.PermitBook`) counts a permit as possibly inside
+pacer's permit book (`daily_sip.tasks.window.PermitBook`) counts a permit as possibly inside
 Daily's window from its grant until that report: whatever the event loops, the network or Daily
 itself delay, the fleet keeps Daily's sliding window exactly, and the calls of a busy fleet
 follow each other as closely as their answers allow. Waiters are served oldest first; a waiting
@@ -67,8 +67,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from ..pacer.book import PermitBook
 from .errors import DailyError
+from .window import PermitBook
 
 logger = logging.getLogger("daily_sip.ratelimit")
 
@@ -224,6 +224,46 @@ def _http() -> Any:
     return client
 
 
+async def _answer(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The pacer's answer to one ask; while it cannot be reached the ask is retried (0.5 s,
+    doubling to 10 s, a warning each time) and fails after ``PACER_GIVE_UP_SECONDS``."""
+    # Here, not at the top: `retries` imports this module (`paced_call` paces its calls).
+    from .retries import doubling, retry
+
+    started = time.monotonic()
+    backoff = doubling(0.5, 10.0)
+
+    async def ask() -> dict[str, Any]:
+        response = await _http().post(f"{url}/v1/permits", json=body)
+        response.raise_for_status()
+        answer = response.json()
+        if not answer.get("id") and not answer.get("wait"):
+            raise ValueError(f"unexpected answer {answer!r} (a pacer of another version?)")
+        return answer
+
+    def pause(n: int, error: Exception) -> float | None:
+        return None if time.monotonic() - started >= PACER_GIVE_UP_SECONDS else backoff(n, error)
+
+    def unreachable(error: Exception, _n: int, pause: float) -> None:
+        run_warning(
+            "shared pacer %s unreachable (%s: %s); waiting %.1f s for it: no Daily call is "
+            "sent without a permit",
+            url,
+            type(error).__name__,
+            error,
+            pause,
+        )
+
+    try:  # refused, timed out, 5xx, garbage: all mean "no permit yet"
+        return await retry(ask, when=lambda _error: True, delay=pause, on_retry=unreachable)
+    except Exception as exc:
+        waited = time.monotonic() - started
+        raise PacerUnavailableError(
+            f"shared pacer {url} unreachable for {waited:.0f} s ({type(exc).__name__}: "
+            f"{exc}); the Daily call was not sent"
+        ) from None
+
+
 async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: bool) -> Permit:
     """Ask the pacer until it grants a permit; wait out an absent pacer (never bypass it)."""
     body: dict[str, Any] = {
@@ -232,34 +272,10 @@ async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: boo
         "after_429": after_429,
         "hold": ASK_HOLD,
     }
-    started = time.monotonic()
-    backoff = 0.5
+    # Not a retry: an ask the pacer held for its whole time is answered "ask again", and asked
+    # again at once, keeping its place in the line (`_answer` retries an unreachable pacer).
     while True:
-        try:
-            response = await _http().post(f"{url}/v1/permits", json=body)
-            response.raise_for_status()
-            answer = response.json()
-            if not answer.get("id") and not answer.get("wait"):
-                raise ValueError(f"unexpected answer {answer!r} (a pacer of another version?)")
-        except Exception as exc:  # refused, timed out, 5xx, garbage: all mean "no permit yet"
-            waited = time.monotonic() - started
-            if waited >= PACER_GIVE_UP_SECONDS:
-                raise PacerUnavailableError(
-                    f"shared pacer {url} unreachable for {waited:.0f} s ({type(exc).__name__}: "
-                    f"{exc}); the Daily call was not sent"
-                ) from None
-            run_warning(
-                "shared pacer %s unreachable (%s: %s); waiting %.1f s for it: no Daily call is "
-                "sent without a permit",
-                url,
-                type(exc).__name__,
-                exc,
-                backoff,
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
-            continue
-        started, backoff = time.monotonic(), 0.5
+        answer = await _answer(url, body)
         if answer.get("id"):
             return Permit(pid=str(answer["id"]), pacer=url)
         body.update(since=answer.get("since"), after_429=False)  # held long enough: keep our place

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ._shared import client_for
@@ -112,7 +113,7 @@ async def alist_rooms(
     cursor: str | None = None
     while max_rooms is None or len(rooms) < max_rooms:
         page = await paced_call(
-            DEFAULT, lambda c=cursor: client.list_rooms(limit=page_size, starting_after=c)
+            DEFAULT, functools.partial(client.list_rooms, limit=page_size, starting_after=cursor)
         )
         rooms.extend(page.data)
         if len(page.data) < page_size:

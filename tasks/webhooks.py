@@ -10,6 +10,7 @@ from ._shared import client_for, resolve_credentials
 from ._sync import daily_task, sync_twin
 from .credentials import DailyCredentials
 from .errors import DailyRequestError
+from .events import DailyType
 from .models import Webhook, WebhookSettings
 from .ratelimit import DEFAULT
 from .retries import paced_call
@@ -84,18 +85,18 @@ async def adelete_webhook(uuid: str, credentials: DailyCredentials | None = None
 
 # What a campaign listens to; the domain's single webhook keeps any other types it already had.
 CAMPAIGN_EVENT_TYPES = [
-    "dialout.connected",
-    "dialout.answered",
-    "dialout.stopped",
-    "dialout.error",
-    "dialout.warning",
-    "dialin.ready",
-    "dialin.connected",
-    "dialin.stopped",
-    "dialin.error",
-    "dialin.warning",
-    "meeting.started",
-    "meeting.ended",
+    DailyType.DIALOUT_CONNECTED,
+    DailyType.DIALOUT_ANSWERED,
+    DailyType.DIALOUT_STOPPED,
+    DailyType.DIALOUT_ERROR,
+    DailyType.DIALOUT_WARNING,
+    DailyType.DIALIN_READY,
+    DailyType.DIALIN_CONNECTED,
+    DailyType.DIALIN_STOPPED,
+    DailyType.DIALIN_ERROR,
+    DailyType.DIALIN_WARNING,
+    DailyType.MEETING_STARTED,
+    DailyType.MEETING_ENDED,
 ]
 
 

@@ -5,11 +5,8 @@ Daily's rate limits are per account (domain) and counted in sliding windows
 worker of an account asks this one process when it may send, so together they keep Daily's
 exact window. See `daily_sip.tasks.ratelimit` for why this design and how clients use it.
 
-* `book`: the permit book (a permit counts from its grant until its call is answered);
-* `app`: the HTTP API (``POST /v1/permits``, ``POST /v1/permits/<id>/done``, ``GET /healthz``);
+* `app`: the HTTP API (``POST /v1/permits``, ``POST /v1/permits/<id>/done``, ``GET /healthz``),
+  one `daily_sip.tasks.window.PermitBook` per account and rate class (a permit counts from its
+  grant until its call is answered; the book is the client's too, so it lives in `tasks`);
 * `server`: ``python -m daily_sip.pacer`` (first stdout line = its URL).
 """
-
-from .book import PermitBook
-
-__all__ = ["PermitBook"]

@@ -3,7 +3,7 @@
 ``POST /v1/permits`` with ``{"rate": "dialout-start", "windows": [[5, 5.05]], "account": "...",
 "after_429": false}`` asks for one permit. The answer comes when one fits:
 ``{"id": "...", "delay": 0}``; the caller sends its Daily request right away, then reports its
-answer with ``POST /v1/permits/<id>/done`` (see `daily_sip.pacer.book` for why a permit lasts
+answer with ``POST /v1/permits/<id>/done`` (see `daily_sip.tasks.window` for why a permit lasts
 until then). Waiters are served oldest first. An ask is held at most ``HOLD_SECONDS`` (or the
 ``"hold"`` seconds it names, if shorter: its caller's read timeout); then the answer is
 ``{"wait": true, "since": t}`` and the caller asks again with ``"since": t``, which keeps its
@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .book import PermitBook
+from daily_sip.tasks.window import PermitBook
 
 logger = logging.getLogger("daily_sip.pacer")
 
@@ -150,7 +150,8 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
         granted = line.join(since)
         hangup = asyncio.ensure_future(_disconnected(request))
         try:
-            await asyncio.wait({granted, hangup}, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {granted, hangup}
+            await asyncio.wait(either, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
         finally:
             hung_up = hangup.done() and not hangup.cancelled()
             hangup.cancel()

@@ -1,15 +1,17 @@
 """The webhook receiver: Daily's signed webhooks in, acknowledged Prefect events out.
 
-* `signing`: Daily's HMAC signature and the timestamp check;
+* Daily's HMAC signature and the timestamp check are `daily_sip.tasks.signature` (the flows
+  verify relayed events with it too; `signing` re-exports it);
 * `events`: the event contract, a Daily envelope as a Prefect event;
 * `emitter`: the acknowledged write of an event to the Prefect API;
 * `app`: the ASGI app (`create_app`), de-duplication and the request handling order;
 * `server`: binding, serving, and the ``daily-sip receiver`` command.
 """
 
+from daily_sip.tasks.signature import sign
+
 from .app import WebhookReceiver, create_app
 from .emitter import EmitError, PrefectEventsEmitter
 from .server import receiver, serve
-from .signing import sign
 
 __all__ = ["EmitError", "PrefectEventsEmitter", "WebhookReceiver", "create_app", "receiver", "serve", "sign"]

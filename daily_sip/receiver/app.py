@@ -13,7 +13,7 @@ Request handling, in order:
    is answered 200 as well: Daily pings the URL before the create/update call returns, i.e.
    possibly before you know the secret Daily generated, and the reference does not say whether
    that ping is signed (listed as unknown). Accepting it is harmless because a ping emits nothing.
-3. Signature, as Daily documents it (`daily_sip.receiver.signing`): ``key = base64decode(secret)``,
+3. Signature, as Daily documents it (`daily_sip.tasks.signature`): ``key = base64decode(secret)``,
    ``expected = base64(HMAC-SHA256(key, "<X-Webhook-Timestamp>.<raw body bytes>"))``, compared with
    `hmac.compare_digest`. Missing header, mismatch, or a timestamp further than ``max_age_seconds``
    from now -> 401 and nothing emitted. Daily does not document the timestamp unit: values above
@@ -62,10 +62,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daily_sip.tasks.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier, proof_of
+
 from .emitter import PrefectEventsEmitter
 from .emitter import describe as _describe
-from .events import proof_of
-from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
 from .spool import Spool, batch_emitter
 
 if TYPE_CHECKING:
@@ -332,18 +332,17 @@ def create_app(
                 getattr(handler.emitter, "api_url", "?"),
             )
         sender = None
-        if handler.spool is not None:
-            sender = asyncio.create_task(
-                handler.spool.run(batch_emitter(handler.emitter)), name="spool-sender"
-            )
+        spool = handler.spool
+        if spool is not None:
+            sender = asyncio.create_task(spool.run(batch_emitter(handler.emitter)), name="spool-sender")
         try:
             yield
         finally:
-            if sender is not None:
+            if spool is not None and sender is not None:
                 # A graceful stop hands over what it can; the rest waits in the journal.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(3):
-                        await handler.spool.drained()
+                        await spool.drained()
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await sender

@@ -133,6 +133,8 @@ class PrefectEventsEmitter:
         client = self._get_client()
         body = [event.model_dump(mode="json") for event in events]
         url = f"{self.api_url}/events"
+        # Not a retry with backoff (the spool retries): one immediate resend, after a keep-alive
+        # connection the server had closed or after fetching a CSRF token.
         for attempt in (1, 2):
             headers = (
                 {"Prefect-Csrf-Token": self._csrf_token, "Prefect-Csrf-Client": self._csrf_client}

@@ -24,18 +24,49 @@ see https://docs.daily.co/reference/rest-api/webhooks) becomes exactly one Prefe
 * ``occurred``: the payload ``timestamp`` (string or number, unix seconds; milliseconds tolerated;
   ISO 8601 tolerated) when parsable, else the envelope ``event_ts``, else now.
 
-This module imports nothing heavy at import time (Prefect is imported inside
-`to_prefect_event`), so a CLI can import the constants cheaply.
+The names (event names, resource ids, roles, the event id namespace) are Daily's shared
+vocabulary and live in `daily_sip.tasks.events`, where the flows read them too; this module
+re-exports them with the conversion. It imports nothing heavy at import time (Prefect is
+imported inside `to_prefect_event`), so a CLI can import the constants cheaply.
 """
 
 from __future__ import annotations
 
-import base64
 import math
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from daily_sip.tasks.events import (
+    DAILY_EVENT_NAMESPACE,
+    DIAL_USER_ROLE,
+    DIALIN_CONNECTED,
+    DIALIN_ERROR,
+    DIALIN_READY,
+    DIALIN_SESSION_ROLE,
+    DIALIN_STOPPED,
+    DIALIN_WARNING,
+    DIALOUT_ANSWERED,
+    DIALOUT_CONNECTED,
+    DIALOUT_ERROR,
+    DIALOUT_EVENTS,
+    DIALOUT_SESSION_ROLE,
+    DIALOUT_STOPPED,
+    DIALOUT_TERMINAL_EVENTS,
+    DIALOUT_WARNING,
+    EVENT_PREFIX,
+    MEETING_ENDED,
+    MEETING_STARTED,
+    PARTICIPANT_JOINED,
+    PARTICIPANT_LEFT,
+    dialin_resource_id,
+    dialout_resource_id,
+    event_name,
+    prefect_event_id,
+    room_resource_id,
+    user_resource_id,
+)
+from daily_sip.tasks.signature import proof_of
 
 if TYPE_CHECKING:
     from prefect.events import Event
@@ -72,63 +103,6 @@ __all__ = [
     "to_prefect_event",
     "user_resource_id",
 ]
-
-EVENT_PREFIX = "daily."
-
-# Fixed forever: changing it would change every event id (and break de-duplication).
-# = uuid5(NAMESPACE_URL, "https://docs.daily.co/reference/rest-api/webhooks#daily-sip-flows")
-DAILY_EVENT_NAMESPACE = uuid.UUID("02e31cc9-6c9a-58da-8001-77aaf8454ff5")
-
-DIALOUT_SESSION_ROLE = "dialout-session"
-DIALIN_SESSION_ROLE = "dialin-session"
-DIAL_USER_ROLE = "dial-user"
-
-
-def event_name(daily_type: str) -> str:
-    """``"dialout.answered"`` -> ``"daily.dialout.answered"``."""
-    return f"{EVENT_PREFIX}{daily_type}"
-
-
-DIALOUT_CONNECTED = event_name("dialout.connected")
-DIALOUT_ANSWERED = event_name("dialout.answered")
-DIALOUT_STOPPED = event_name("dialout.stopped")
-DIALOUT_WARNING = event_name("dialout.warning")
-DIALOUT_ERROR = event_name("dialout.error")
-DIALOUT_EVENTS = (DIALOUT_CONNECTED, DIALOUT_ANSWERED, DIALOUT_STOPPED, DIALOUT_WARNING, DIALOUT_ERROR)
-# A dial-out leg is over after one of these (a warning is not fatal).
-DIALOUT_TERMINAL_EVENTS = (DIALOUT_STOPPED, DIALOUT_ERROR)
-
-DIALIN_READY = event_name("dialin.ready")
-DIALIN_CONNECTED = event_name("dialin.connected")
-DIALIN_STOPPED = event_name("dialin.stopped")
-DIALIN_WARNING = event_name("dialin.warning")
-DIALIN_ERROR = event_name("dialin.error")
-
-MEETING_STARTED = event_name("meeting.started")
-MEETING_ENDED = event_name("meeting.ended")
-PARTICIPANT_JOINED = event_name("participant.joined")
-PARTICIPANT_LEFT = event_name("participant.left")
-
-
-def room_resource_id(room: str) -> str:
-    return f"daily.room.{room}"
-
-
-def dialout_resource_id(session_id: str) -> str:
-    return f"daily.dialout.{session_id}"
-
-
-def dialin_resource_id(session_id: str) -> str:
-    return f"daily.dialin.{session_id}"
-
-
-def user_resource_id(user_id: str) -> str:
-    return f"daily.user.{user_id}"
-
-
-def prefect_event_id(daily_event_id: str) -> uuid.UUID:
-    """The Prefect event id for a Daily envelope id (stable across redeliveries)."""
-    return uuid.uuid5(DAILY_EVENT_NAMESPACE, str(daily_event_id))
 
 
 def _label(value: Any) -> str | None:
@@ -219,15 +193,6 @@ def _related(daily_type: str, payload: Mapping[str, Any]) -> list[dict[str, str]
             {"prefect.resource.id": user_resource_id(user_id), "prefect.resource.role": DIAL_USER_ROLE}
         )
     return related
-
-
-def proof_of(timestamp: str | None, signature: str | None, body: bytes) -> dict[str, str | None]:
-    """What a consumer needs to re-verify Daily's signature (see `daily_sip.receiver.signing`)."""
-    return {
-        "timestamp": timestamp,
-        "signature": signature,
-        "body_b64": base64.b64encode(body).decode("ascii"),
-    }
 
 
 def to_prefect_event(envelope: Mapping[str, Any], proof: Mapping[str, Any] | None = None) -> Event:

@@ -7,7 +7,7 @@ start it and read where it listens. SIGTERM / Ctrl-C shut down gracefully with e
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -94,7 +94,8 @@ def receiver(
         from daily_sip.tasks import DailyCredentials
 
         try:
-            block = DailyCredentials.load(credentials_block)
+            # Called from sync code, Prefect's `load` returns the block (`aload` is its async twin).
+            block = cast(DailyCredentials, DailyCredentials.load(credentials_block))
         except ValueError as exc:
             typer.echo(f"receiver: cannot load credentials block {credentials_block!r}: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 from collections import deque
@@ -147,58 +148,72 @@ class Spool:
 
     async def run(self, emit: BatchEmitter) -> None:
         """Send pending events to Prefect in order, in batches, retrying until each is taken."""
-        delay = RETRY_FIRST_SECONDS
-        failing = False
         while True:
             if not self._pending:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch = [item for _, item in zip(range(BATCH), self._pending, strict=False)]
-            try:
-                await emit([event for _, event in batch])
-            except Exception as exc:
-                if getattr(exc, "refused", False):
-                    # One event Prefect will never take must not hold up the others behind it.
-                    batch = await self._isolate(emit, batch, exc)
-                    self._acknowledged([event_id for event_id, _ in batch])
-                    continue
-                self.stats["send_failures"] += 1
-                if not failing:
-                    logger.warning(
-                        "spool: Prefect did not take %d event(s) (%s); retrying, %d pending",
-                        len(batch),
-                        describe(exc, 200),
-                        len(self._pending),
-                    )
-                failing = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_SECONDS)
-                continue
-            if failing:
-                logger.warning("spool: Prefect takes events again; %d pending", len(self._pending))
-            failing, delay = False, RETRY_FIRST_SECONDS
+            batch = await self._send_batch(emit)
             self._acknowledged([event_id for event_id, _ in batch])
+
+    async def _send_batch(self, emit: BatchEmitter) -> list[tuple[str, Event]]:
+        """Hand the next batch to Prefect, retried (0.5 s, doubling to 10 s) until it is taken;
+        a batch Prefect refuses is sent one by one (`_isolate`). Returns the batch handed over."""
+        # Here, not at the top: `daily_sip.tasks.retries` brings Prefect, which the receiver
+        # loads only once it serves (importing it stays cheap, see app.py).
+        from daily_sip.tasks.retries import doubling, retry
+
+        batch: list[tuple[str, Event]] = []
+        failures = 0
+
+        async def send() -> None:
+            # Taken afresh on every try: events spooled meanwhile join a batch that is not full.
+            batch[:] = [item for _, item in zip(range(BATCH), self._pending, strict=False)]
+            await emit([event for _, event in batch])
+
+        def failed(exc: Exception, n: int, _pause: float) -> None:
+            nonlocal failures
+            failures += 1
+            self.stats["send_failures"] += 1
+            if n == 0:
+                logger.warning(
+                    "spool: Prefect did not take %d event(s) (%s); retrying, %d pending",
+                    len(batch),
+                    describe(exc, 200),
+                    len(self._pending),
+                )
+
+        try:
+            await retry(
+                send,
+                when=lambda exc: not getattr(exc, "refused", False),
+                delay=doubling(RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS),
+                on_retry=failed,
+            )
+        except Exception as exc:  # refused: one event Prefect will never take must not hold up the others
+            return await self._isolate(emit, batch, exc)
+        if failures:
+            logger.warning("spool: Prefect takes events again; %d pending", len(self._pending))
+        return batch
 
     async def _isolate(
         self, emit: BatchEmitter, batch: list[tuple[str, Event]], exc: BaseException
     ) -> list[tuple[str, Event]]:
         """Send a refused batch one by one; an event refused on its own is dropped, with an error."""
+        from daily_sip.tasks.retries import retry
+
         if len(batch) == 1:
             logger.error("spool: Prefect refused event %s (%s); dropped", batch[0][0], describe(exc, 200))
             return batch
         for event_id, event in batch:
-            while True:
-                try:
-                    await emit([event])
-                    break
-                except Exception as one:
-                    if getattr(one, "refused", False):
-                        logger.error(
-                            "spool: Prefect refused event %s (%s); dropped", event_id, describe(one, 200)
-                        )
-                        break
-                    await asyncio.sleep(RETRY_FIRST_SECONDS)
+            try:
+                await retry(
+                    functools.partial(emit, [event]),
+                    when=lambda one: not getattr(one, "refused", False),
+                    delay=lambda _n, _one: RETRY_FIRST_SECONDS,
+                )
+            except Exception as one:  # refused
+                logger.error("spool: Prefect refused event %s (%s); dropped", event_id, describe(one, 200))
         return batch
 
     async def drained(self) -> None:

@@ -273,6 +273,7 @@ class Dispatcher:
                 log.info("webhook %s tripped to FAILED", hook_uuid)
                 return
             if n + 1 < attempts:
+                # Daily's own retry schedule, played by the stand-in: not ours (tasks.retries).
                 await asyncio.sleep(min(self.config.webhook_retry_base * 2**n, MAX_BACKOFF))
         if attempts > 1:
             self._record_fault(hook_uuid, event, "dropped", f"gave up after {attempts} attempts")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from daily_sip.tasks.events import DailyType
+
 from .dialout import CallService, Leg
 from .errors import ApiError
 from .validation import check_int, check_keys, check_object, check_str
@@ -71,9 +73,9 @@ def simulate_dialin(calls: CallService, room_name: str, body: Any) -> Leg:
         leg.end_reason = "error"
         leg.ended_at = leg.joined_at
         leg.error_msg = "max_sip_pstn_sessions_per_room reached"
-        calls.event_log.emit("dialin.error", calls.dialin_payload(leg, error_msg=leg.error_msg), leg)
+        calls.event_log.emit(DailyType.DIALIN_ERROR, calls.dialin_payload(leg, error_msg=leg.error_msg), leg)
         return leg
     leg.connected_at = leg.answered_at = calls.clock.now()
     calls.room_service.join(room, leg)
-    calls.event_log.emit("dialin.connected", calls.dialin_payload(leg), leg)
+    calls.event_log.emit(DailyType.DIALIN_CONNECTED, calls.dialin_payload(leg), leg)
     return leg

@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from daily_sip.tasks.events import DailyType
+
 from .clock import Clock, Scheduler, TimerHandle, iso
 from .config import EmulatorConfig
 from .errors import NOT_HOSTING, ApiError, invalid, not_found
@@ -335,7 +337,7 @@ class CallService(TransferMixin):
         leg.state = "ringing"
         leg.sip_code = 180
         leg.connected_at = self.clock.now()
-        self.event_log.emit("dialout.connected", self._leg_payload(leg), leg)
+        self.event_log.emit(DailyType.DIALOUT_CONNECTED, self._leg_payload(leg), leg)
         if script is not None:
             ring = self.config.ring_timeout if leg.outcome == "noanswer" else self.config.answer_delay
             leg.timer = self.scheduler.call_later(ring, lambda: self._end_unanswered(leg, script))
@@ -348,7 +350,7 @@ class CallService(TransferMixin):
         leg.state = "answered"
         leg.sip_code = 200
         leg.answered_at = self.clock.now()
-        self.event_log.emit("dialout.answered", self._leg_payload(leg), leg)
+        self.event_log.emit(DailyType.DIALOUT_ANSWERED, self._leg_payload(leg), leg)
         self._arm_idle_timeout(leg)
         if leg.outcome == "hangup":
             leg.timer = self.scheduler.call_later(
@@ -429,9 +431,9 @@ class CallService(TransferMixin):
         leg.ended_at = self.clock.now()
         leg.timer = None
         if leg.kind == "dialout":
-            self.event_log.emit("dialout.error", self._leg_payload(leg, error_msg=message), leg)
+            self.event_log.emit(DailyType.DIALOUT_ERROR, self._leg_payload(leg, error_msg=message), leg)
         else:
-            self.event_log.emit("dialin.error", self.dialin_payload(leg, error_msg=message), leg)
+            self.event_log.emit(DailyType.DIALIN_ERROR, self.dialin_payload(leg, error_msg=message), leg)
         room = self.room_service.rooms.get(leg.room)
         if room is not None:
             self.room_service.leave(room, leg)
@@ -450,9 +452,9 @@ class CallService(TransferMixin):
         leg.end_reason = reason
         leg.ended_at = self.clock.now()
         if leg.kind == "dialout":
-            self.event_log.emit("dialout.stopped", self._leg_payload(leg), leg)
+            self.event_log.emit(DailyType.DIALOUT_STOPPED, self._leg_payload(leg), leg)
         else:
-            self.event_log.emit("dialin.stopped", self.dialin_payload(leg), leg)
+            self.event_log.emit(DailyType.DIALIN_STOPPED, self.dialin_payload(leg), leg)
         room = self.room_service.rooms.get(leg.room)
         if room is not None:
             self.room_service.leave(room, leg)

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from daily_sip.tasks.events import DailyType
+
 from .clock import Clock, Scheduler, TimerHandle, iso
 from .config import EmulatorConfig
 from .errors import invalid, not_found
@@ -331,7 +333,7 @@ class RoomService:
         if room.session is None:
             room.session = Session(meeting_id=str(uuid.uuid4()), start_ts=self.clock.now())
             self.event_log.emit(
-                "meeting.started",
+                DailyType.MEETING_STARTED,
                 {
                     "start_ts": int(room.session.start_ts),
                     "meeting_id": room.session.meeting_id,
@@ -343,7 +345,7 @@ class RoomService:
         participant.mtg_session_id = room.session.meeting_id
         room.participants[participant.id] = participant
         if self.config.participant_events:
-            self.event_log.emit("participant.joined", self._participant_payload(room, participant))
+            self.event_log.emit(DailyType.PARTICIPANT_JOINED, self._participant_payload(room, participant))
 
     def leave(self, room: Room, participant: Participant) -> None:
         if room.participants.pop(participant.id, None) is not None:
@@ -351,7 +353,7 @@ class RoomService:
             payload = self._participant_payload(room, participant)
             payload["duration"] = int(now - participant.joined_at)
             if self.config.participant_events:
-                self.event_log.emit("participant.left", payload)
+                self.event_log.emit(DailyType.PARTICIPANT_LEFT, payload)
             if self.config.presence_lag > 0:
                 room.departed = [(p, t) for p, t in room.departed if t > now - self.config.presence_lag]
                 room.departed.append((participant, now))
@@ -359,7 +361,7 @@ class RoomService:
         if not room.participants and room.session is not None:
             session, room.session = room.session, None
             self.event_log.emit(
-                "meeting.ended",
+                DailyType.MEETING_ENDED,
                 {
                     "start_ts": int(session.start_ts),
                     "end_ts": int(self.clock.now()),
@@ -385,7 +387,7 @@ class RoomService:
 
     def _emit_dialin_ready(self, room: Room, endpoint: str) -> None:
         self.event_log.emit(
-            "dialin.ready",
+            DailyType.DIALIN_READY,
             {
                 "timestamp": self.event_log.timestamp(),
                 "domain_id": self.domain_id,

@@ -7,6 +7,7 @@ a bad campaign fails with one error that lists each bad field and how to fix it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -27,9 +28,11 @@ from daily_sip.flows.campaign.targets import (  # re-exported: a campaign file s
     empty_to_none,
 )
 from daily_sip.tasks.models.validators import (
+    AudioCodec,
     AudioCodecList,
     DisplayName,
     RoomName,
+    VideoCodec,
     VideoCodecList,
 )
 
@@ -82,6 +85,12 @@ class AfterAnswer(_Form):
     )
 
 
+RedialOutcome = Literal["busy", "no_answer", "rejected", "unreachable", "ended_before_answer", "failed"]
+DEFAULT_REDIAL_OUTCOMES: tuple[RedialOutcome, ...] = ("busy", "no_answer", "failed")
+DEFAULT_AUDIO_CODECS: tuple[AudioCodec, ...] = ("OPUS", "G722", "PCMU", "PCMA")
+DEFAULT_VIDEO_CODECS: tuple[VideoCodec, ...] = ("H264", "VP8")
+
+
 class Redial(_Form):
     """When and how to try a target again."""
 
@@ -106,10 +115,8 @@ class Redial(_Form):
         title="Backoff multiplier",
         description="Each further wait is the previous one times this.",
     )
-    outcomes: list[
-        Literal["busy", "no_answer", "rejected", "unreachable", "ended_before_answer", "failed"]
-    ] = Field(
-        default_factory=lambda: ["busy", "no_answer", "failed"],
+    outcomes: list[RedialOutcome] = Field(
+        default_factory=lambda: list(DEFAULT_REDIAL_OUTCOMES),
         title="Redial on",
         description="Outcomes that earn another attempt.",
         json_schema_extra={"default": ["busy", "no_answer", "failed"]},  # the form shows it preselected
@@ -188,13 +195,13 @@ class Campaign(_Form):
     dial_in: DialIn = Field(default_factory=DialIn, title="SIP dial-in")
     video: bool = Field(default=False, title="Video", description="Send and receive video on the SIP legs.")
     audio_codecs: AudioCodecList = Field(
-        default_factory=lambda: ["OPUS", "G722", "PCMU", "PCMA"],
+        default_factory=lambda: list(DEFAULT_AUDIO_CODECS),
         title="Audio codecs",
         description="Audio codecs, preferred first (Daily transcodes from the first one if needed).",
-        json_schema_extra={"default": ["OPUS", "G722", "PCMU", "PCMA"]},  # the form shows it preselected
+        json_schema_extra={"default": list(DEFAULT_AUDIO_CODECS)},  # the form shows it preselected
     )
     video_codecs: VideoCodecList = Field(
-        default_factory=lambda: ["H264", "VP8"],
+        default_factory=lambda: list(DEFAULT_VIDEO_CODECS),
         title="Video codecs",
         description="Video codecs, preferred first; used when Video is on.",
         json_schema_extra={"default": ["H264", "VP8"]},  # the form shows it preselected
@@ -396,7 +403,7 @@ def _numbers_meant_as_text(exc: Exception, text: str) -> list[str]:
     return lines
 
 
-def _is_number_for_text(err: dict) -> bool:
+def _is_number_for_text(err: Mapping[str, object]) -> bool:
     return (
         err.get("type") == "string_type"
         and isinstance(err.get("input"), int | float)

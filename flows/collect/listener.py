@@ -33,6 +33,8 @@ from prefect.events.filters import (
 
 from daily_sip.flows.collect.verify import EventVerifier
 from daily_sip.flows.supervision.per_loop import per_loop
+from daily_sip.tasks.events import room_resource_id
+from daily_sip.tasks.retries import retry
 
 logger = logging.getLogger("daily_sip.listener")
 
@@ -43,10 +45,6 @@ STALL_SECONDS = 5.0
 MAX_READ_INTERVAL_SECONDS = 15.0
 # A live subscription that ended is opened again after this pause.
 RESUBSCRIBE_SECONDS = 1.0
-
-
-def room_resource_id(room: str) -> str:
-    return f"daily.room.{room}"
 
 
 @dataclass
@@ -254,6 +252,8 @@ class SharedStream:
 
     def _deliver(self, event: Any) -> None:
         resource = getattr(getattr(event, "resource", None), "id", None)
+        if not isinstance(resource, str):  # not a room's event: no listener has it
+            return
         for listener in tuple(self._rooms.get(resource, ())):
             listener.router.feed(event)
 
@@ -272,13 +272,13 @@ class SharedStream:
                     "live event stream for room %s ended (%s); subscribing again", listener.room, reason[:200]
                 )
             await _close(self._subscriber)
-            while True:
-                await asyncio.sleep(RESUBSCRIBE_SECONDS)
-                try:
-                    self._subscriber = await self._subscribe()
-                    break
-                except Exception as exc:
-                    logger.debug("re-subscribing failed: %s", exc)
+            await asyncio.sleep(RESUBSCRIBE_SECONDS)
+            self._subscriber = await retry(
+                self._subscribe,
+                when=lambda _error: True,  # for as long as the campaigns run
+                delay=lambda _n, _error: RESUBSCRIBE_SECONDS,
+                on_retry=lambda error, _n, _pause: logger.debug("re-subscribing failed: %s", error),
+            )
             for listener in self._listeners():
                 listener.resubscribed += 1
                 listener._next_read = 0.0
@@ -353,6 +353,7 @@ class RoomListener:
         except Exception as exc:  # the live stream still runs; try again at the next stall
             logger.debug("event history read failed: %s", exc)
             found = 0
+        # Not a retry backoff: reads that find nothing are spaced out (a poll of the history).
         self._interval = STALL_SECONDS if found else min(self._interval * 2, MAX_READ_INTERVAL_SECONDS)
         self._next_read = asyncio.get_running_loop().time() + self._interval
         self._reading = None

@@ -3,7 +3,7 @@
 The receiver verifies each delivery before emitting it, but anyone who can write to the Prefect
 API can post an event named ``daily.dialout.answered`` too. So the receiver carries Daily's
 ``X-Webhook-Timestamp``, ``X-Webhook-Signature`` and the raw body inside the event
-(``payload.proof``, see `daily_sip.receiver.events`), and the flow verifies the HMAC again with
+(``payload.proof``, see `daily_sip.tasks.signature.proof_of`), and the flow verifies the HMAC again with
 the webhook secret from its credentials block
 (https://docs.daily.co/reference/rest-api/webhooks#hmac). What the flow then uses is the
 envelope decoded from that signed body, never the rest of the Prefect event.
@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from daily_sip.receiver.signing import Verifier
+from daily_sip.tasks.signature import Verifier
 
 
 @dataclass

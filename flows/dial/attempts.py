@@ -25,9 +25,10 @@ from daily_sip.flows.cleanup import actions as cleanup
 from daily_sip.flows.collect.listener import DailyEvent
 from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError
 from daily_sip.tasks.dialout import astart_dial_out, astop_dial_out
+from daily_sip.tasks.events import DIALOUT_LEG_ENDED
 from daily_sip.tasks.models import StartDialOut
 from daily_sip.tasks.presence import aget_room_presence
-from daily_sip.tasks.retries import inline, persist
+from daily_sip.tasks.retries import doubling, inline, persist, retry, until
 
 # How long a start whose answer was lost is looked for: events come within seconds, presence
 # may lag up to ~15 s behind Daily's state.
@@ -37,7 +38,6 @@ PRESENCE_POLL_SECONDS = 1.0
 START_RETRY_SECONDS = 30.0
 # How long to wait for Daily's end event after a successful dialOut/stop before asking presence.
 END_CONFIRM_SECONDS = 10.0
-ENDED = ("dialout.stopped", "dialout.error")
 
 # The start task without its own retries: a retry of a start that may have taken effect is
 # exactly the double dial this module exists to prevent.
@@ -99,6 +99,7 @@ async def resolve_lost_start(
         ```
     """
     deadline = time.monotonic() + (RESOLVE_SECONDS if wait is None else wait)
+    # A poll, not a retry: both sources are read again until the leg shows up or time is out.
     while True:
         try:
             event = await asyncio.wait_for(queue.get(), PRESENCE_POLL_SECONDS)
@@ -137,31 +138,33 @@ async def start_once(
         session, recovered = await start_once("standup", request, router.queue(request.user_id), creds, log)
         ```
     """
-    give_up = time.monotonic() + START_RETRY_SECONDS
-    delay = 0.5
-    while True:
+
+    async def start() -> tuple[str, bool]:
         try:
             started = await inline(_start_no_retry, room, request, credentials=creds)
             return started.session_id, bool(getattr(started, "recovered", False))
         except DailyError as exc:
-            if getattr(exc, "maybe_applied", False) and request.user_id:
-                session = await resolve_lost_start(room, request.user_id, queue, creds)
-                if session:
-                    logger.warning(
-                        "start of %s answered %s, but its leg %s is up; following it, not dialling again",
-                        request.user_id,
-                        exc,
-                        session,
-                    )
-                    return session, True
-                raise StartOutcomeUnknown(
-                    f"start outcome unknown ({exc}); no leg with userId {request.user_id} found in "
-                    f"events or presence within {RESOLVE_SECONDS:.0f} s; not dialled again"
-                ) from None
-            if not exc.transient or time.monotonic() + delay > give_up:
-                raise
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 8.0)
+            if not (getattr(exc, "maybe_applied", False) and request.user_id):
+                raise  # surely not dialled: retried below if transient
+            session = await resolve_lost_start(room, request.user_id, queue, creds)
+            if session:
+                logger.warning(
+                    "start of %s answered %s, but its leg %s is up; following it, not dialling again",
+                    request.user_id,
+                    exc,
+                    session,
+                )
+                return session, True
+            raise StartOutcomeUnknown(
+                f"start outcome unknown ({exc}); no leg with userId {request.user_id} found in "
+                f"events or presence within {RESOLVE_SECONDS:.0f} s; not dialled again"
+            ) from None
+
+    return await retry(
+        start,
+        when=lambda e: isinstance(e, DailyError) and e.transient,  # StartOutcomeUnknown is not
+        delay=until(time.monotonic() + START_RETRY_SECONDS, doubling(0.5, 8.0)),
+    )
 
 
 async def _ended_event(queue: asyncio.Queue[DailyEvent], wait: float) -> DailyEvent | None:
@@ -171,7 +174,7 @@ async def _ended_event(queue: asyncio.Queue[DailyEvent], wait: float) -> DailyEv
             event = await asyncio.wait_for(queue.get(), left)
         except TimeoutError:
             return None
-        if event.type in ENDED:
+        if event.type in DIALOUT_LEG_ENDED:
             return event
     return None
 
@@ -196,6 +199,8 @@ async def hang_up_until_ended(
         ```
     """
     deadline = time.monotonic() + (cleanup.CLEANUP_BUDGET_SECONDS if budget is None else budget)
+    # Not a retry loop (`persist` retries the failing stop): a round is one stop, then up to
+    # END_CONFIRM_SECONDS of waiting for Daily to confirm the end, until it does or time is out.
     while True:
         try:
             ack = await persist(

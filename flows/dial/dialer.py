@@ -33,6 +33,7 @@ from daily_sip.flows.report.naming import bridge_label
 from daily_sip.flows.steps import dial_leg
 from daily_sip.tasks import DailyCredentials, DailyError, DailyRequestError
 from daily_sip.tasks.dialout import asend_dtmf
+from daily_sip.tasks.events import DIALOUT_LEG_ENDED as ENDED
 from daily_sip.tasks.models import DialOutCodecs, StartDialOut
 from daily_sip.tasks.presence import aget_room_presence
 from daily_sip.tasks.retries import inline
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 SESSION_LIMIT_RETRY_SECONDS = 2.0
 # How long after a leg ended Daily may still count it against the session limit (a guess).
 SESSION_COUNT_LAG_SECONDS = 10.0
-ENDED = ("dialout.stopped", "dialout.error")
 # How long a leg waits for an end event after a failed DTMF step (the leg may have ended under us).
 REORDER_GRACE_SECONDS = 1.5
 # Slack on top of a script's own time when the hold is stretched to cover it (pacing, HTTP).

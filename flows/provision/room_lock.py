@@ -163,6 +163,7 @@ async def _delete_by_id(client: Any, variable_id: Any) -> None:
 
 
 async def _keep_renewing(lock: RoomLock, client: Any, logger: Logger | LoggerAdapter[Any]) -> None:
+    # A period, not a retry: the lease is renewed every RENEW_SECONDS; a miss waits for the next.
     while True:
         await asyncio.sleep(RENEW_SECONDS)
         try:
@@ -201,6 +202,7 @@ async def room_lock(
     started = time.monotonic()
     warned = False
     async with get_client() as client:
+        # A poll, not a retry: the room is free when the other campaign is done with it.
         while True:
             try:
                 if await lock.try_acquire(client):

@@ -72,6 +72,7 @@ class CancelWatch:
         from prefect.client.schemas.objects import StateType
 
         async with get_client() as client:
+            # A poll, not a retry: a failed read is simply skipped until the next one.
             while self._runs:
                 await asyncio.sleep(POLL_SECONDS)
                 ids = list(self._runs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
+from ..events import DailyType
 from .base import DailyResponse
 
 
@@ -65,16 +66,16 @@ class MeetingPayload(EventPayload):
 
 
 PAYLOAD_MODELS: dict[str, type[EventPayload]] = {
-    "dialout.connected": DialOutPayload,
-    "dialout.answered": DialOutPayload,
-    "dialout.stopped": DialOutPayload,
-    "dialout.warning": DialOutPayload,
-    "dialout.error": DialOutErrorPayload,
-    "dialin.ready": DialInReadyPayload,
-    "dialin.connected": DialInPayload,
-    "dialin.stopped": DialInPayload,
-    "dialin.error": DialInPayload,
-    "dialin.warning": DialInPayload,
-    "meeting.started": MeetingPayload,
-    "meeting.ended": MeetingPayload,
+    DailyType.DIALOUT_CONNECTED: DialOutPayload,
+    DailyType.DIALOUT_ANSWERED: DialOutPayload,
+    DailyType.DIALOUT_STOPPED: DialOutPayload,
+    DailyType.DIALOUT_WARNING: DialOutPayload,
+    DailyType.DIALOUT_ERROR: DialOutErrorPayload,
+    DailyType.DIALIN_READY: DialInReadyPayload,
+    DailyType.DIALIN_CONNECTED: DialInPayload,
+    DailyType.DIALIN_STOPPED: DialInPayload,
+    DailyType.DIALIN_ERROR: DialInPayload,
+    DailyType.DIALIN_WARNING: DialInPayload,
+    DailyType.MEETING_STARTED: MeetingPayload,
+    DailyType.MEETING_ENDED: MeetingPayload,
 }

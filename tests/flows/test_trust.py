@@ -14,7 +14,7 @@ import pytest
 
 from daily_sip.flows.dial.silence import NO_EVENTS_ADVICE
 from daily_sip.receiver.events import proof_of, to_prefect_event
-from daily_sip.receiver.signing import sign
+from daily_sip.tasks.signature import sign
 
 from .conftest import start_stack, stop_stack
 from .test_dial_campaign import assert_nothing_left_behind, campaign, run

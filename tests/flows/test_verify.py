@@ -12,7 +12,7 @@ from daily_sip.flows.collect.listener import EventRouter
 from daily_sip.flows.collect.verify import EventVerifier
 from daily_sip.local_stack import new_webhook_secret
 from daily_sip.receiver.events import proof_of, to_prefect_event
-from daily_sip.receiver.signing import decode_secret, sign
+from daily_sip.tasks.signature import decode_secret, sign
 
 SECRET = new_webhook_secret()
 

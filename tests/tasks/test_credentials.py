@@ -120,7 +120,7 @@ async def test_stored_block_document_masks_the_secrets(prefect_server):
 def test_prefect_collections_entry_point_is_declared():
     entries = {e.name: e for e in importlib.metadata.entry_points(group="prefect.collections")}
     assert "daily_sip" in entries
-    assert entries["daily_sip"].value == "daily_sip.tasks"
+    assert entries["daily_sip"].value == "daily_sip.tasks.credentials"
 
 
 async def run_python(script: str, cwd, env: dict[str, str]) -> tuple[int, str, str]:

@@ -20,12 +20,12 @@ import pytest
 from prefect import flow
 
 from daily_sip.local_stack import free_port
-from daily_sip.pacer import PermitBook
 from daily_sip.tasks import ratelimit
 from daily_sip.tasks.client import DailyClient
 from daily_sip.tasks.credentials import DailyCredentials
 from daily_sip.tasks.dialout import astart_dial_out
 from daily_sip.tasks.ratelimit import DIALOUT_START, PacerUnavailableError
+from daily_sip.tasks.window import PermitBook
 from tests.conftest import stop_process
 
 DIAL_PROPS = {"enable_dialout": True, "dialout_config": {"allow_room_start": True}}

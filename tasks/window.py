@@ -1,5 +1,9 @@
 """Permit book: which calls of one rate class may still be counted by Daily, and when the next fits.
 
+Daily's sliding-window rule as arithmetic, with no I/O and no clock of its own: the in-process
+limiter (`daily_sip.tasks.ratelimit`) and the shared pacer (`daily_sip.pacer`) both keep their
+windows in one of these.
+
 Daily counts a request at some instant between the moment it was sent and the moment its answer
 came back; where exactly (its edge, its handler, after a queue) is not documented and varies
 with its load. So a permit is not a point in time but an interval: it opens when it is granted
