@@ -9,6 +9,7 @@ report on every way out) is `supervise` (`daily_sip.flows.supervision.run`).
 from __future__ import annotations
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from pydantic import Field
 
 from daily_sip.flows.campaign.model import Campaign
@@ -48,7 +49,7 @@ async def dial_campaign(
         "pointed at it first. Empty = leave the webhook as it is.",
         json_schema_extra={"title": "Webhook receiver URL"},
     ),
-) -> CampaignReport:
+) -> State[CampaignReport]:
     """Dial every target from one room, collect outcomes from Daily's webhooks, clean up.
 
     The run ends Completed when the campaign's success rule holds, Failed otherwise; either

@@ -15,8 +15,8 @@ Users who want a task run per Daily call use the library tasks in `daily_sip.tas
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
@@ -41,7 +41,7 @@ def step(
     name: str, task_run_name: str | None = None
 ) -> Callable[[Callable[P, Coroutine[Any, Any, R]]], Task[P, Coroutine[Any, Any, R]]]:
     """A campaign step: a task run named for what it does, never retried or cached as a whole."""
-    return task(  # type: ignore[return-value]
+    return task(
         name=name,
         task_run_name=task_run_name or name,
         retries=0,
@@ -160,7 +160,8 @@ async def clean_up(run: CampaignRun) -> None:
 
 async def _recorded_clean_up(run: CampaignRun) -> None:
     try:
-        await _clean_up_step(run, return_state=True)
+        # Prefect types `return_state=True` as a State; for an async task it is awaitable.
+        await cast(Awaitable[State], _clean_up_step(run, return_state=True))
     except Exception as exc:
         if run.cleanup_started:  # the work ran; only its record in Prefect failed
             run.logger.warning("the clean-up step could not be recorded in Prefect: %s", exc)

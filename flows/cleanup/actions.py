@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
 from pydantic import BaseModel, Field
 
@@ -81,7 +82,7 @@ async def clean_up(
     for session_id in sorted(to_stop):
         try:
             await persist(
-                lambda s=session_id: inline(astop_dial_out, ledger.room, s, credentials=creds),
+                partial(inline, astop_dial_out, ledger.room, session_id, credentials=creds),
                 legs_deadline,
                 f"hang up {session_id}",
             )

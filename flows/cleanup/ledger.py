@@ -158,10 +158,11 @@ async def save_ledger(ledger: Ledger) -> None:
 
 
 async def load_ledger(flow_run_id: str) -> Ledger | None:
-    from prefect.variables import Variable
+    from prefect.client.orchestration import get_client
 
-    value = await Variable.aget(ledger_variable(flow_run_id), default=None)
-    return Ledger.model_validate(value) if value else None
+    async with get_client() as client:
+        variable = await client.read_variable_by_name(ledger_variable(flow_run_id))
+    return Ledger.model_validate(variable.value) if variable and variable.value else None
 
 
 async def drop_ledger(flow_run_id: str) -> None:

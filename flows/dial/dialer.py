@@ -14,11 +14,12 @@ reported ``unknown`` (it may still ring), unless an ``answered`` event comes whi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from prefect import get_run_logger
+from prefect.client.schemas.objects import State
 
 from daily_sip.flows.campaign.dtmf import DtmfScript
 from daily_sip.flows.campaign.model import Campaign, Target
@@ -158,7 +159,10 @@ class Dialer:
             result.status, result.sip_code, result.error, result.detail = "unknown", None, None, None
             result.dtmf_steps, result.dtmf_sent, result.joined_at = [], None, None
             result.seconds_to_answer = result.seconds_to_joined = None
-            await dial_leg(self, index, attempt, bridge_label(result), return_state=True)
+            # Prefect types `return_state=True` as a State; for an async task it is awaitable.
+            await cast(
+                Awaitable[State], dial_leg(self, index, attempt, bridge_label(result), return_state=True)
+            )
             if result.status not in self.campaign.redial.outcomes or attempt == self.campaign.redial.attempts:
                 break
             self.show(result, board.REDIAL, f"{result.status.replace('_', ' ')}; next try in {backoff:.0f} s")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from daily_sip.flows.campaign.targets import Outcome
 from daily_sip.tasks import DailyCredentials, DailyError
 from daily_sip.tasks.presence import aget_room_presence
 from daily_sip.tasks.retries import inline
@@ -55,7 +56,7 @@ class SilenceCheck:
 
     async def verdict(
         self, session_id: str, user_id: str | None, accepted_events: int, waited: float
-    ) -> tuple[str, str]:
+    ) -> tuple[Outcome, str]:
         """("no_events", ...) when the whole run heard nothing; ("unknown", ...) when only this
         leg did. The detail says what presence showed, with its lag in mind."""
         present = await self._presence()

@@ -184,8 +184,12 @@ async def test_sigterm_stops_the_worker_after_its_campaigns_hung_up_and_reported
     run = await _final(run_id, worker, within=30)
     assert run.state.type.value == "CRASHED", (run.state, worker.tail())
     assert not _room_of(stack, run_id) and not _live_legs(stack, run_id), worker.tail()
-    async with get_client() as client:
-        artifacts = await client.read_artifacts()
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:  # this run's only: the shared server holds many more
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
     results = sorted(
         (a for a in artifacts if a.flow_run_id == run_id and (a.key or "").endswith("-results")),
         key=lambda a: a.created,
