@@ -100,7 +100,9 @@ def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
         typer.echo(f"Flow run ended {state.type.value}: {state.message or report}", err=True)
         return 1
     typer.echo("")
-    Console().print(results_table(report))
+    console = Console()
+    # A terminal gets its own width; a pipe or a file (CI logs) gets 120 columns, not rich's 80.
+    (console if console.is_terminal else Console(width=120)).print(results_table(report))
     typer.echo(f"{state.type.value}: {report.message}")
     typer.echo(f"Success rule: {report.rule}")
     typer.echo(f"Cleanup: {'; '.join(report.cleanup) or 'nothing to clean up'}")
