@@ -74,6 +74,10 @@ def _check_daily_or_exit(credentials_block: str | None) -> None:
         raise typer.Exit(2) from None
 
 
+# `daily-sip run`'s exit code when the run could not turn off everything it turned on (the
+# sweeper finishes it): distinct from a campaign whose bridges did not answer (1).
+CLEANUP_PENDING_EXIT = 3
+
 JsonOut = Annotated[Path | None, typer.Option(help="Also write the report as JSON to this file.")]
 
 
@@ -114,6 +118,8 @@ def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
         json_out.write_text(report.model_dump_json(indent=2))
         typer.echo(f"Report written to {json_out}")
         _timeline_file(report, json_out)
+    if report.cleanup_pending:
+        return CLEANUP_PENDING_EXIT
     return 0 if state.is_completed() else 1
 
 

@@ -136,3 +136,47 @@ def test_mistakes_about_daily_are_one_line_and_touch_nothing(
     assert_one_line(done, code, *words)
     assert key not in done.stderr or not key
     assert len(emulator.introspect("rooms")) == rooms_before  # nothing provisioned
+
+
+def test_a_webhook_secret_that_is_not_base64_is_one_line_before_any_call(prefect_server, emulator, files):
+    # Nothing is asked of Daily and no flow run is left behind: the secret is checked first.
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    async def flow_runs() -> int:
+        async with get_client() as client:
+            return len(await client.read_flow_runs(limit=200))
+
+    env = _no_server_env(files, PREFECT_API_URL=prefect_server.api_url)
+    env.update(DAILY_API_KEY=emulator.api_key, DAILY_API_URL=emulator.base_url)
+    env["DAILY_WEBHOOK_SECRET"] = "not base64 at all!"
+    calls_before = emulator.introspect("requests")["total"]
+    runs_before = asyncio.run(flow_runs())
+    done = daily_sip("run", "good.yaml", env=env, cwd=files)
+    assert_one_line(done, 2, "DAILY_WEBHOOK_SECRET", "not valid base64")
+    assert "not base64 at all" not in done.stderr + done.stdout  # the secret is never echoed
+    assert emulator.introspect("requests")["total"] == calls_before
+    assert asyncio.run(flow_runs()) == runs_before
+
+
+def test_run_exits_3_when_what_it_turned_on_is_still_on(capsys):
+    from datetime import UTC, datetime
+
+    from prefect.states import Failed
+
+    from daily_sip.cli import CLEANUP_PENDING_EXIT, _finish
+    from daily_sip.flows.report.model import CampaignReport, TargetResult
+
+    report = CampaignReport(
+        campaign="pending",
+        started_at=datetime.now(UTC),
+        targets=[TargetResult(index=0, sip_uri="sip:a@b.example.com", status="answered")],
+        required=1,
+        cleanup_pending=["delete room pending-1 (HTTP 500)"],
+    )
+    assert not report.success and "left for the sweeper: delete room pending-1" in report.message
+    assert (
+        _finish(Failed(message=report.message, data=report), report, None, None) == CLEANUP_PENDING_EXIT == 3
+    )
+    assert "Cleanup still pending" in capsys.readouterr().out

@@ -22,6 +22,7 @@ from daily_sip.tasks.errors import (
 )
 from daily_sip.tasks.ratelimit import DEFAULT
 from daily_sip.tasks.retries import paced_call
+from daily_sip.tasks.signature import decode_secret
 
 # A live API answers a list of one room well within this; a wrong host should not hold a run up.
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
@@ -83,7 +84,8 @@ async def preflight(creds: DailyCredentials) -> None:
 
 
 async def credentials_or_explain(block_name: str | None) -> DailyCredentials:
-    """The run's credentials: the named block, else the environment; `PreflightError` if neither.
+    """The run's credentials: the named block, else the environment; `PreflightError` if neither,
+    or if their webhook secret cannot be Daily's (not base64): checked before any Daily call.
 
     Example:
         ```python
@@ -92,16 +94,29 @@ async def credentials_or_explain(block_name: str | None) -> DailyCredentials:
     """
     if block_name:
         try:
-            return await DailyCredentials.aload(block_name)
+            creds = await DailyCredentials.aload(block_name)
         except ValueError:
             raise PreflightError(
                 f"no DailyCredentials block named {block_name!r} on this Prefect server; create it with "
                 f"`daily-sip setup --block-name {block_name} --api-key ...`"
             ) from None
+        return _with_usable_secret(creds, f"the webhook_secret of block {block_name!r}")
     try:
-        return DailyCredentials.from_env()
+        creds = DailyCredentials.from_env()
     except ValueError:
         raise PreflightError(
             "no Daily credentials: set DAILY_API_KEY (and DAILY_API_URL for the stand-in) or pass "
             "--credentials-block with a block saved by `daily-sip setup`"
         ) from None
+    return _with_usable_secret(creds, "DAILY_WEBHOOK_SECRET")
+
+
+def _with_usable_secret(creds: DailyCredentials, where: str) -> DailyCredentials:
+    if creds.webhook_secret is not None:
+        try:
+            decode_secret(creds.webhook_secret)
+        except ValueError as exc:  # the message never shows the secret
+            raise PreflightError(
+                f"{where}: {exc}; set it to the `hmac` secret of your Daily webhook (a base64 string)"
+            ) from None
+    return creds

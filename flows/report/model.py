@@ -245,7 +245,8 @@ class CampaignReport(BaseModel):
 
     @property
     def success(self) -> bool:
-        return self.error is None and self.succeeded >= self.required
+        # A run that could not turn off what it turned on never reads as a success.
+        return self.error is None and not self.cleanup_pending and self.succeeded >= self.required
 
     @property
     def counts(self) -> dict[str, int]:
@@ -274,6 +275,8 @@ class CampaignReport(BaseModel):
             text += f". Stopped early: {self.error}"
         for note in self.notes:
             text += f". {note}"
+        if self.cleanup_pending:
+            text += f". Cleanup not finished, left for the sweeper: {'; '.join(self.cleanup_pending)}"
         return text
 
     def table(self) -> str:

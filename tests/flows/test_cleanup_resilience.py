@@ -121,8 +121,11 @@ async def test_cleanup_that_cannot_finish_reports_what_is_pending_and_keeps_the_
     for route in CLEANUP_ROUTES:
         arm(stack, route, mode="error", seconds=300)
     try:
-        _state, report = await asyncio.wait_for(task, 120)
+        state, report = await asyncio.wait_for(task, 120)
         assert any(p.startswith(f"delete room {room}") for p in report.cleanup_pending), report
+        # Its bridge answered, but what it left on makes the run Failed, saying what and who finishes it.
+        assert state.is_failed() and "left for the sweeper: " in state.message, state
+        assert f"delete room {room}" in state.message.split("left for the sweeper: ")[1], state
         assert "STILL PENDING" in report.summary_markdown()
         ledger = await load_ledger(report.flow_run_id)
         assert ledger is not None and ledger.pending == report.cleanup_pending
