@@ -52,12 +52,14 @@ async def _wait_for_run(
     )
 
 
-async def _results_table(run_id: UUID) -> list[dict]:
+async def _results_table(run_id: UUID) -> list[dict] | None:
+    """The run's results table, or None while it is not published."""
     async with get_client() as client:
         artifacts = await client.read_artifacts(flow_run_filter=FlowRunFilter(id={"any_": [run_id]}))
-    table = next(a for a in artifacts if a.type == "table" and (a.key or "").endswith("-results"))
-    data = json.loads(table.data) if isinstance(table.data, str) else table.data
-    return data
+    table = next((a for a in artifacts if a.type == "table" and (a.key or "").endswith("-results")), None)
+    if table is None:
+        return None
+    return json.loads(table.data) if isinstance(table.data, str) else table.data
 
 
 def _assert_cleaned_up(deployed: Deployed, flow_run_id: UUID) -> None:
@@ -102,6 +104,7 @@ async def test_adhoc_run_with_param_completes_with_the_report(deployed):
     assert run.state.type.value == "COMPLETED", (run.state, deployed.worker_tail())
     assert run.state.message == "1/2 bridges joined; busy 1"
     rows = await _results_table(run_id)
+    assert rows is not None, "no results table"
     assert [(r["bridge"], r["status"]) for r in rows] == [
         ("Bridge A", "joined"),
         ("Busy line", "busy"),
@@ -142,6 +145,7 @@ async def test_event_triggers_a_campaign_from_its_payload(deployed):
     assert run.parameters["campaign"]["name"] == "e2e-requested"
     assert run.state.message == "1/1 bridges answered"
     rows = await _results_table(run.id)
+    assert rows is not None, "no results table"
     assert [(r["bridge"], r["status"]) for r in rows] == [
         (clip("sip:requested@e2e.example.com", 24), "answered")
     ]
@@ -244,11 +248,9 @@ async def test_a_deployed_run_killed_with_kill_9_is_cleaned_up_and_reported_by_i
             await asyncio.sleep(0.5)
     deployed.record("kill -9 of the flow-run process -> Crashed, cleaned up", time.monotonic() - t0)
     for _ in range(60):  # the hook publishes after its cleanup
-        try:
-            rows = await _results_table(run_id)
+        if (rows := await _results_table(run_id)) is not None:
             break
-        except StopIteration:
-            await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)
     else:
         pytest.fail(f"no results artifact for the killed run; worker log:\n{deployed.worker_tail()}")
     assert [(r["bridge"], r["status"]) for r in rows] == [
