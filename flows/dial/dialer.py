@@ -24,6 +24,7 @@ from prefect.client.schemas.objects import State
 from daily_sip.flows.campaign.dtmf import DtmfScript
 from daily_sip.flows.campaign.model import Campaign, Target
 from daily_sip.flows.collect.listener import DailyEvent, EventRouter
+from daily_sip.flows.collect.results import await_dialin_ready
 from daily_sip.flows.dial.attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
 from daily_sip.flows.dial.ring import Ring, after_ring_timeout
 from daily_sip.flows.dial.silence import SilenceCheck
@@ -503,12 +504,10 @@ async def dial_out(run: CampaignRun, room: str) -> None:
         await dial_out(run, room.name)
         ```
     """
-    from daily_sip.flows.collect.results import await_dialin_ready
-
     assert run.creds is not None, "prove_credentials() first"
     campaign, report = run.campaign, run.report
     run.dialer = dialer = Dialer(campaign, run.creds, room, run.tag, report, run.router)
-    run.board = dialer.board = await Board.open(report, run.logger)
+    dialer.board = await Board.open(report, run.logger)
     watcher = asyncio.create_task(dialer.watch_dialin())
     try:
         async with asyncio.timeout(campaign.deadline_seconds):

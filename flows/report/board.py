@@ -4,9 +4,9 @@ Each change of a leg (dialling, ringing, answered, DTMF sent, on call, ended + r
 scheduled) logs one human line naming the bridge, and the board table artifact
 (``<campaign>-board``) is updated in place with who is on the call now: one artifact per run, not
 a version per change. Updates are coalesced (at most one write per ``MIN_PUBLISH_INTERVAL``) so a
-burst of changes costs one Prefect API call; the last state is always written. The progress artifact counts
-bridges *settled*: those that answered (on the call or done) or finished, so a campaign whose
-bridges stay on the call reads 100 % once they are all up, not 0 %.
+burst of changes costs one Prefect API call; the last state is always written. The progress
+artifact counts bridges *settled*: those that answered (on the call or done) or finished, so a
+campaign whose bridges stay on the call reads 100 % once they are all up, not 0 %.
 
 Anyone in the same process can watch it too (`daily-sip run` draws it in the terminal):
 
@@ -27,8 +27,8 @@ from uuid import UUID
 from daily_sip.flows.report.model import ICONS, CampaignReport, LegEvent, TargetResult
 from daily_sip.flows.report.naming import artifact_key, bridge_label, clip
 
-# An operator glancing at the UI sees a change within this; each write is an artifact version
-# and its events on the Prefect server (at one a second they were a large share of its load).
+# An operator glancing at the UI sees a change within this; each write is an API call and an
+# event on the Prefect server (at one a second they were a large share of its load).
 MIN_PUBLISH_INTERVAL = 5.0
 
 # Phases a bridge goes through; a phase in ON_CALL means the bridge is in the room now.

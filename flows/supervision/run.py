@@ -29,6 +29,7 @@ from prefect.context import FlowRunContext
 from daily_sip.flows.campaign.model import Campaign
 from daily_sip.flows.cleanup.heartbeat import Heartbeat
 from daily_sip.flows.cleanup.ledger import Ledger, report_snapshot
+from daily_sip.flows.collect import results
 from daily_sip.flows.collect.listener import EventRouter
 from daily_sip.flows.collect.verify import EventVerifier
 from daily_sip.flows.dial.dialer import Dialer, now
@@ -38,6 +39,8 @@ from daily_sip.flows.provision.room_lock import room_lock
 from daily_sip.flows.report.board import Board
 from daily_sip.flows.report.model import CampaignReport, TargetResult
 from daily_sip.flows.report.naming import slug
+from daily_sip.flows.report.publish import close_out
+from daily_sip.flows.steps import clean_up
 from daily_sip.flows.supervision.cancel_watch import ASKED, cancel_watch
 from daily_sip.flows.sweeper import RoomLeftoversError
 from daily_sip.tasks import DailyCredentials, DailyError
@@ -101,13 +104,17 @@ class CampaignRun:
         self.router = EventRouter(EventVerifier(None), self.room_name)
         self.creds: DailyCredentials | None = None
         self.dialer: Dialer | None = None
-        self.board: Board | None = None
         self.cleanup: asyncio.Future[None] | None = None  # the clean-up step, once started
         self.cleanup_started = False
         self.cancel_asked = asyncio.Event()
         self.orphaned = asyncio.Event()
         self.worker_stopping = asyncio.Event()
         self.held = contextlib.AsyncExitStack()
+
+    @property
+    def board(self) -> Board | None:
+        """The live board, once dialling has begun."""
+        return self.dialer.board if self.dialer else None
 
     @property
     def live_sessions(self) -> set[str]:
@@ -197,10 +204,6 @@ def _stop_watches(run: CampaignRun, body: asyncio.Task[Any]) -> Any:
 @contextlib.asynccontextmanager
 async def supervise(run: CampaignRun) -> AsyncIterator[CampaignRun]:
     """Watches, heartbeat, and on every way out: clean up, close and publish the report (module doc)."""
-    from daily_sip.flows.collect import results
-    from daily_sip.flows.report.publish import close_out
-    from daily_sip.flows.steps import clean_up
-
     cpu_at_start = time.process_time()
     body = asyncio.current_task()
     assert body is not None
