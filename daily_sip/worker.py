@@ -176,6 +176,19 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
 async def _serve(
     pool: str, name: str | None, limit: int | None, stop: asyncio.Event, starts_per_second: float
 ) -> None:
+    from prefect.context import SyncClientContext
+
+    worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit, starts_per_second=starts_per_second)
+    # One Prefect client for the whole worker: every run's engine, task runs, artifacts and
+    # variables find it in the context (`get_client` reuses an entered client of the same loop)
+    # instead of opening their own, each with a TLS context and a connection pool of its own.
+    # The engine also asks for a synchronous client at each run start (its result store): the
+    # same holds for that one. A failing worker loop ends the task group too.
+    with SyncClientContext.get_or_create():
+        await _serve_with_clients(worker, stop)
+
+
+async def _serve_with_clients(worker: CampaignWorker, stop: asyncio.Event) -> None:
     from functools import partial
 
     from prefect.context import AsyncClientContext
@@ -183,12 +196,7 @@ async def _serve(
     from daily_sip.flows.supervision.cancel_watch import WORKER_STOPPING, cancel_watch
     from daily_sip.suspension_watch import shared_suspension_watch
 
-    worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit, starts_per_second=starts_per_second)
     say = lambda *a, **_: logger.info(" ".join(map(str, a)))  # noqa: E731
-    # One Prefect client for the whole worker: every run's engine, task runs, artifacts and
-    # variables find it in the context (`get_client` reuses an entered client of the same loop)
-    # instead of opening their own, each with a TLS context and a connection pool of its own.
-    # A failing worker loop ends the task group too.
     async with (
         AsyncClientContext.get_or_create(),
         shared_suspension_watch(),

@@ -36,6 +36,7 @@ from daily_sip.flows.cleanup.crash import publish_crash_report
 from daily_sip.flows.cleanup.heartbeat import HEARTBEAT_SECONDS, PROCESS_PREFIX
 from daily_sip.flows.cleanup.ledger import LEDGER_PREFIX, Ledger, credentials_for, settle_ledger
 from daily_sip.flows.provision.room_lock import LEASE_SECONDS, RoomLock
+from daily_sip.flows.supervision.storage import RESULT_STORAGE
 
 # A ledger not refreshed for this long belongs to a run that is gone (6 missed heartbeats).
 GRACE_SECONDS = 60.0
@@ -125,7 +126,12 @@ async def sweep_one(ledger: Ledger, logger: Any) -> list[str]:
     return result.pending
 
 
-@flow(name="sweep-ledgers", description="Finish the cleanup of campaign runs that died or gave up.")
+@flow(
+    name="sweep-ledgers",
+    description="Finish the cleanup of campaign runs that died or gave up.",
+    persist_result=False,
+    result_storage=RESULT_STORAGE,
+)
 async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
     """Find every orphaned cleanup ledger and finish its cleanup.
 
