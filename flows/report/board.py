@@ -79,6 +79,8 @@ class Board:
         report.timeline = [[] for _ in report.targets]
         self._dirty = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._shown_board: tuple[list[dict[str, str]], str] | None = None
+        self._shown_settled = 0  # the progress artifact is created at 0
 
     @classmethod
     async def open(cls, report: CampaignReport, logger: Any) -> Board:
@@ -215,24 +217,30 @@ class Board:
         from prefect.client.schemas.actions import ArtifactUpdate
 
         rows, headline = self.artifact_rows(), self.headline()
-        with contextlib.suppress(Exception):
-            if self.board_id is None:
-                self.board_id = await acreate_table_artifact(table=rows, key=self.key, description=headline)
-            else:
-                data = await TableArtifact(table=rows).aformat()
-                async with get_client() as client:
-                    await client.update_artifact(
-                        self.board_id, ArtifactUpdate(data=data, description=headline)
+        # What the UI already shows is not written again: each write is an API call and an event.
+        if (rows, headline) != self._shown_board:
+            with contextlib.suppress(Exception):
+                if self.board_id is None:
+                    self.board_id = await acreate_table_artifact(
+                        table=rows, key=self.key, description=headline
                     )
-        if self.progress_id:
-            c = self.counts()
+                else:
+                    data = await TableArtifact(table=rows).aformat()
+                    async with get_client() as client:
+                        await client.update_artifact(
+                            self.board_id, ArtifactUpdate(data=data, description=headline)
+                        )
+                self._shown_board = (rows, headline)
+        settled = self.counts()["settled"]
+        if self.progress_id and settled != self._shown_settled:
             with contextlib.suppress(Exception):
                 await aupdate_progress_artifact(
                     self.progress_id,
-                    100.0 * c["settled"] / max(1, len(self.lines)),
-                    description=f"{self.report.campaign}: {c['settled']}/{len(self.lines)} bridges "
-                    f"answered or finished; {headline}",
+                    100.0 * settled / max(1, len(self.lines)),
+                    description=f"{self.report.campaign}: {settled}/{len(self.lines)} bridges "
+                    "answered or finished",
                 )
+                self._shown_settled = settled
 
     async def close(self) -> None:
         """Stop the coalescing writer and write the final state once."""
