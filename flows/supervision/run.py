@@ -33,7 +33,7 @@ from daily_sip.flows.collect import results
 from daily_sip.flows.collect.listener import EventRouter
 from daily_sip.flows.collect.verify import EventVerifier
 from daily_sip.flows.dial.dialer import Dialer, now
-from daily_sip.flows.provision.preflight import credentials_or_explain, preflight
+from daily_sip.flows.provision.preflight import proven_credentials
 from daily_sip.flows.provision.room import NotReadyError
 from daily_sip.flows.provision.room_lock import room_lock
 from daily_sip.flows.report.board import Board
@@ -122,8 +122,7 @@ class CampaignRun:
 
     async def prove_credentials(self) -> DailyCredentials:
         """Load the credentials and prove key and URL with one cheap call, before anything is touched."""
-        creds = await credentials_or_explain(self.credentials_block)
-        await preflight(creds)
+        creds = await proven_credentials(self.credentials_block)
         self.creds = creds
         self.router.verifier = EventVerifier(creds.webhook_secret)
         if not self.router.verifier.can_verify:
