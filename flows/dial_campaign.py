@@ -67,6 +67,7 @@ async def dial_campaign(
     """
     run = CampaignRun(campaign, credentials_block)  # report, ledger, event router: nothing touched yet
     async with supervise(run):  # on every way out: clean up, close and publish the report
+        run.check_start_window()  # started past the campaign's start window: dial nothing
         creds = await run.prove_credentials()  # one cheap call proves the key and the URL
         await run.lock_room()  # a borrowed room: one campaign at a time
         if webhook_url:

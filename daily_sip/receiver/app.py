@@ -7,7 +7,8 @@ every verified delivery with `daily_sip.receiver.events.to_prefect_event` (the e
 Request handling, in order:
 
 1. Body capped at ``max_body_bytes`` (413 above it, so an event is never silently dropped by
-   Prefect's own event-size limit after we answered 200).
+   Prefect's own event-size limit after we answered 200). A client that disconnects before the
+   whole body arrived is logged in one line and counted as ``aborted``.
 2. Daily's verification ping (body ``{"test": "test"}``): 200, nothing emitted. When it carries a
    signature (either header present) it is verified and a bad one gets 401. An **unsigned** ping
    is answered 200 as well: Daily pings the URL before the create/update call returns, i.e.
@@ -20,7 +21,8 @@ Request handling, in order:
    1e11 are taken as milliseconds, others as seconds.
    Without a configured secret every non-ping delivery is answered 503 (nothing unverified ever
    reaches Prefect; Daily retries, so events arrive once the receiver restarts with the secret).
-4. Envelope must be a JSON object with ``type`` and ``id`` (else 400).
+4. Envelope must be strict JSON (`daily_sip.strict_json`: no NaN/Infinity, at most 64 levels
+   deep, integers of at most 64 digits) and an object with ``type`` and ``id`` (else 400).
 5. Duplicate Daily event ids (bounded LRU with TTL, in memory) -> 200, nothing emitted. A delivery
    whose id is currently being emitted waits for that emit and shares its outcome.
 6. One emit, awaited before answering. 200 only after the emitter returned; any emitter failure
@@ -54,7 +56,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -62,6 +63,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daily_sip import strict_json
 from daily_sip.tasks.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier, proof_of
 
 from .emitter import PrefectEventsEmitter
@@ -137,7 +139,14 @@ class WebhookReceiver:
         self.seen = _SeenIds(dedupe_size, dedupe_ttl_seconds)
         self._inflight: dict[str, asyncio.Future[bool]] = {}
         self.spool = spool
-        self.stats = {"accepted": 0, "duplicates": 0, "pings": 0, "rejected": 0, "emit_failures": 0}
+        self.stats = {
+            "accepted": 0,
+            "duplicates": 0,
+            "pings": 0,
+            "rejected": 0,
+            "emit_failures": 0,
+            "aborted": 0,
+        }
 
     def __repr__(self) -> str:
         return f"<WebhookReceiver verifier={self._verifier!r} emitter={self.emitter!r} stats={self.stats}>"
@@ -195,7 +204,18 @@ class WebhookReceiver:
             self.stats["rejected"] += 1
             return JSONResponse({"ok": False, "error": error}, status_code=status)
 
-        body = await self._read_body(request)
+        from starlette.requests import ClientDisconnect
+
+        try:
+            body = await self._read_body(request)
+        except ClientDisconnect:
+            # Nothing was verified or emitted; Daily redelivers what it did not get an answer for.
+            self.stats["aborted"] += 1
+            logger.warning(
+                "delivery aborted: the client disconnected before sending the whole body (Content-Length %s)",
+                request.headers.get("content-length", "absent"),
+            )
+            return JSONResponse({"ok": False, "error": "incomplete body"}, status_code=400)
         if body is None:
             logger.warning("delivery refused: body larger than %d bytes", self.max_body_bytes)
             return reject(413, "body too large")
@@ -219,7 +239,11 @@ class WebhookReceiver:
             logger.warning("delivery refused: %s", reason)
             return reject(401, reason)
 
-        document = _loads(body)
+        try:
+            document = strict_json.loads(body)
+        except strict_json.InvalidJSON as exc:
+            logger.warning("delivery refused: signed body is not usable JSON: %s", exc)
+            return reject(400, f"body is not usable JSON: {exc}")
         if not isinstance(document, dict):
             return reject(400, "body is not a JSON object")
         try:
@@ -259,8 +283,8 @@ class WebhookReceiver:
 
 def _loads(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except ValueError:  # includes UnicodeDecodeError
+        return strict_json.loads(body)
+    except strict_json.InvalidJSON:
         return None
 
 

@@ -10,6 +10,7 @@ for their JSON type.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -45,8 +46,8 @@ def check_int(path: str, v: Any, lo: int | None = None, hi: int | None = None) -
 
 
 def check_number(path: str, v: Any, lo: float | None = None) -> None:
-    if not _is_number(v):
-        raise invalid(f"'{path}' must be a number")
+    if not _is_number(v) or not math.isfinite(v):
+        raise invalid(f"'{path}' must be a finite number")
     if lo is not None and v < lo:
         raise invalid(f"'{path}' must be >= {lo}, got {v}")
 

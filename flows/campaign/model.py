@@ -245,7 +245,20 @@ class Campaign(_Form):
         description="Hard stop for the whole campaign; legs still up are hung up.",
     )
 
-    _empty_is_none = field_validator("room", "max_concurrent_legs", mode="before")(empty_to_none)
+    start_window_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=7 * 86400,
+        title="Start window (s)",
+        json_schema_extra=empty_means_none,
+        description="A run that starts more than this many seconds after it was due (its scheduled "
+        "time) dials nothing and ends Failed, saying when it was due and when it started. Empty (the "
+        "default) = 300 s for runs a deployment's schedule created, no limit for any other run.",
+    )
+
+    _empty_is_none = field_validator("room", "max_concurrent_legs", "start_window_seconds", mode="before")(
+        empty_to_none
+    )
 
     @model_validator(mode="after")
     def _fits_together(self) -> Campaign:

@@ -42,6 +42,7 @@ from daily_sip.flows.report.naming import slug
 from daily_sip.flows.report.publish import close_out
 from daily_sip.flows.steps import clean_up
 from daily_sip.flows.supervision.cancel_watch import ASKED, cancel_watch
+from daily_sip.flows.supervision.start_window import TooLateError, too_late, window_of
 from daily_sip.flows.sweeper import RoomLeftoversError
 from daily_sip.tasks import DailyCredentials, DailyError
 
@@ -50,7 +51,7 @@ from daily_sip.tasks import DailyCredentials, DailyError
 ORPHAN_CHECK_SECONDS = 1.0
 
 # What stops a campaign but is the campaign's verdict, not a crash: recorded in its report.
-STOPS = (DailyError, TimeoutError, NotReadyError, RoomLeftoversError)
+STOPS = (DailyError, TimeoutError, NotReadyError, RoomLeftoversError, TooLateError)
 
 
 class CampaignRun:
@@ -92,6 +93,11 @@ class CampaignRun:
             required=campaign.success.required(len(campaign.targets)),
             success_counts=campaign.success.counts,
         )
+        flow_run = context.flow_run if context else None
+        self.due = flow_run.expected_start_time if flow_run else None
+        self.start_window = window_of(
+            campaign.start_window_seconds, bool(flow_run and flow_run.auto_scheduled)
+        )
         self.ledger = Ledger(
             flow_run_id=self.flow_run_id,
             room=self.room_name,
@@ -119,6 +125,14 @@ class CampaignRun:
     @property
     def live_sessions(self) -> set[str]:
         return self.dialer.live if self.dialer else set()
+
+    def check_start_window(self) -> None:
+        """Stop before anything is touched when the run starts past its start window."""
+        reason = too_late(self.due, now(), self.start_window)
+        if reason is not None:
+            for target in self.report.targets:
+                target.detail = "not dialled: the run started past its start window"
+            raise TooLateError(reason)
 
     async def prove_credentials(self) -> DailyCredentials:
         """Load the credentials and prove key and URL with one cheap call, before anything is touched."""
