@@ -117,7 +117,7 @@ class EventRouter:
         """Tie a session to its userId; events that came first (by session only) catch up."""
         self._session_user[session_id] = user_id
         for event in self._orphans.pop(session_id, []):
-            self.queue(user_id).put_nowait(event)
+            self._take(event, self.queue(user_id))
 
     def user_of(self, session_id: str) -> str | None:
         return self._session_user.get(session_id)
@@ -148,21 +148,25 @@ class EventRouter:
             return False
         self._seen.add(daily_id)
         item = DailyEvent(verified.type, body, daily_id, _float(verified.event_ts))
-        self.accepted += 1
-        if item.latency is not None:
-            self.latencies.append(item.latency)
         session = body.get("session_id") or ""
         user = body.get("user_id") or self._session_user.get(session)
         if user:
             if user in self._queues:
-                self._queues[user].put_nowait(item)
+                self._take(item, self._queues[user])
             else:
                 self.foreign += 1  # a signed event for a leg another run (or a person) started
         elif session and verified.type.startswith("dialout."):
-            self._orphans[session].append(item)
+            self._orphans[session].append(item)  # counted once `bind` shows it is this run's
         else:
-            self.room_events.put_nowait(item)
+            self._take(item, self.room_events)
         return True
+
+    def _take(self, item: DailyEvent, queue: asyncio.Queue[DailyEvent]) -> None:
+        """Hand an event to this run: only these count in ``accepted`` and the latencies."""
+        self.accepted += 1
+        if item.latency is not None:
+            self.latencies.append(item.latency)
+        queue.put_nowait(item)
 
 
 def _run_logger() -> Any:
