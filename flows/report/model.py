@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
 from daily_sip.flows.campaign.model import ANSWERED, Outcome
+from daily_sip.flows.report.escape import code, md, plain
 from daily_sip.flows.report.naming import clip
 
 # Daily does not document how a failed call appears in `dialout.error.error_msg`: it is free
@@ -175,16 +176,17 @@ class TargetResult(BaseModel):
 
     def table_row(self) -> dict[str, str]:
         """One row of the results table artifact: what fits the Prefect UI's artifact column at
-        1,400 px (the full row is in the summary artifact and in the run's result)."""
+        1,400 px (the full row is in the summary artifact and in the run's result). The Prefect UI
+        renders each cell as markdown, so text cells are escaped (`escape.md`)."""
         return {
             "#": str(self.index + 1),
-            "bridge": clip(self.display_name or self.sip_uri, 24),
+            "bridge": md(clip(plain(self.display_name or self.sip_uri), 24)),
             "status": self.status,
             "SIP": "" if self.sip_code is None else str(self.sip_code),
             "try": str(self.attempts),
             "on call": _secs(self.seconds_on_call),
-            "dtmf": clip(self.dtmf_sent or "", 10),
-            "detail": clip(self.error or self.detail or "", 22),
+            "dtmf": md(clip(plain(self.dtmf_sent or ""), 10)),
+            "detail": md(clip(plain(self.error or self.detail or ""), 22)),
         }
 
 
@@ -325,13 +327,17 @@ class CampaignReport(BaseModel):
         from prefect.states import Cancelled, Completed, Failed
 
         if cancelled:
-            return Cancelled(message=f"cancelled on request; {self.message}", data=self)
+            return Cancelled(message=f"cancelled on request; {plain(self.message)}", data=self)
         if self.success:
-            return Completed(message=self.message, data=self)
-        return Failed(message=self.message, data=self)
+            return Completed(message=plain(self.message), data=self)
+        return Failed(message=plain(self.message), data=self)
 
     def summary_markdown(self) -> str:
-        """The run at a glance: verdict, the rule that decided it, every bridge with its times."""
+        """The run at a glance: verdict, the rule that decided it, every bridge with its times.
+
+        Every piece of user or Daily text is escaped (`escape.md`): a name cannot add a heading,
+        a link or a table cell, so the verdict line is always the first line.
+        """
         verdict = "✅ succeeded" if self.success else "❌ did not succeed"
         duration = (
             f" in {(self.finished_at - self.started_at).total_seconds():.0f} s" if self.finished_at else ""
@@ -340,11 +346,11 @@ class CampaignReport(BaseModel):
         if self.cleanup_pending:
             cleanup += "; STILL PENDING (left to the sweeper): " + "; ".join(self.cleanup_pending)
         lines = [
-            f"## {self.campaign} {verdict}{duration}: {self.message}",
+            f"## {md(self.campaign)} {verdict}{duration}: {md(self.message)}",
             "",
-            f"**Success rule:** {self.rule}.",
+            f"**Success rule:** {md(self.rule)}.",
             "",
-            f"Started {self.started_at:%Y-%m-%d %H:%M:%S} UTC. Room `{self.room}`"
+            f"Started {self.started_at:%Y-%m-%d %H:%M:%S} UTC. Room `{code(self.room)}`"
             f"{' (created for this run)' if self.room_created else ''}; "
             f"dial-in endpoints ready {len(self.dialin_ready)}/{len(self.dialin_endpoints)}.",
             "",
@@ -365,8 +371,8 @@ class CampaignReport(BaseModel):
                 _secs(t.seconds_on_call),
                 t.error or t.detail or "",
             ]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        lines += ["", f"Afterwards: {cleanup}."]
+            lines.append("| " + " | ".join(md(c) for c in cells) + " |")
+        lines += ["", f"Afterwards: {md(cleanup)}."]
         if self.forged_events:
             lines += ["", f"⚠️ {self.forged_events} event(s) not signed by Daily were ignored."]
         return "\n".join(lines) + self._steps_markdown()
@@ -378,12 +384,12 @@ class CampaignReport(BaseModel):
             if not t.dtmf_script:
                 continue
             lines = [
-                f"\n\n**{t.display_name or t.sip_uri}**: `{t.status}`, script `{t.dtmf_script}`"
+                f"\n\n**{md(t.display_name or t.sip_uri)}**: `{t.status}`, script `{code(t.dtmf_script)}`"
                 + (f", answered after {t.seconds_to_answer:.1f} s" if t.seconds_to_answer is not None else "")
                 + (f", joined after {t.seconds_to_joined:.1f} s" if t.seconds_to_joined is not None else "")
             ]
             lines += [
-                f"- `{s.tones}` at {s.sent_at.isoformat(timespec='milliseconds')} "
+                f"- `{code(s.tones)}` at {s.sent_at.isoformat(timespec='milliseconds')} "
                 f"(answer + {s.after_answer_s:.1f} s)"
                 for s in t.dtmf_steps
             ]
