@@ -45,6 +45,10 @@ def hostile_report() -> CampaignReport:
     ]
     report = CampaignReport(campaign=HEADING + TITLE, started_at=start, targets=targets, required=3, room="r")
     report.finished_at = start + timedelta(seconds=30)
+    # Text from Daily and from cleanup, in the verdict line itself.
+    report.error = f"{LINK}\n# forged {TITLE}"
+    report.notes = [f"<img src=x onerror=alert(1)> {C1}"]
+    report.cleanup_pending = [f"hang up s1 (a | b {BIDI})"]
     report.timeline = [[] for _ in targets]
     return report
 
@@ -66,7 +70,7 @@ def test_table_cells_and_descriptions_render_as_the_text_they_hold():
     board = Board(report, logger=SimpleNamespace(info=lambda *a: None))
     cells = [c for t in report.targets for c in t.table_row().values()]
     cells += [c for row in board.artifact_rows() for c in row.values()]
-    cells += [md(board.headline()), md(report.message)]
+    cells += [board.headline(md), report.message_as(md), report.rule_as(md)]
     for cell in cells:
         out = RENDER.render(cell)
         assert "<a " not in out and "<img" not in out and "<h" not in out and "<ul>" not in out, (cell, out)
@@ -118,7 +122,7 @@ def test_report_command_shows_names_as_written_and_no_control_characters(monkeyp
     rows = [t.table_row() for t in report.targets]
     artifacts = [
         SimpleNamespace(
-            key="ops-results", type="table", data=json.dumps(rows), description=md(report.message)
+            key="ops-results", type="table", data=json.dumps(rows), description=report.message_as(md)
         ),
         SimpleNamespace(key="ops-summary", type="markdown", data=report.summary_markdown(), description=""),
         # An artifact not written by this version: raw control characters in markdown.

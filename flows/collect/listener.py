@@ -32,6 +32,7 @@ from prefect.events.filters import (
 )
 
 from daily_sip.flows.collect.verify import EventVerifier
+from daily_sip.flows.report.escape import plain
 from daily_sip.flows.supervision.per_loop import per_loop
 from daily_sip.tasks.events import room_resource_id
 from daily_sip.tasks.retries import retry
@@ -134,8 +135,8 @@ class EventRouter:
             self.log.warning(
                 "ignored event %s (%s) claiming to be from Daily: %s",
                 prefect_id,
-                getattr(event, "event", "?"),
-                reason,
+                plain(getattr(event, "event", "?")),  # written by whoever forged it
+                plain(reason),
             )
             return False
         body = verified.payload

@@ -146,9 +146,11 @@ class Board:
             ),
         }
 
-    def headline(self) -> str:
+    def headline(self, shown: Callable[[str], str] = str) -> str:
+        """Who is on the call and how many are where; ``shown`` renders each name (`escape.md`
+        for a markdown description)."""
         c = self.counts()
-        who = ", ".join(self.on_call) or "nobody"
+        who = ", ".join(shown(name) for name in self.on_call) or "nobody"
         return (
             f"{c['on the call']} on the call ({who}); {c['ringing']} dialling/ringing, "
             f"{c['waiting']} waiting, {c['done']} done of {len(self.lines)}"
@@ -219,7 +221,7 @@ class Board:
         from prefect.client.schemas.actions import ArtifactUpdate
 
         # An artifact's description is markdown too.
-        rows, headline = self.artifact_rows(), md(self.headline())
+        rows, headline = self.artifact_rows(), self.headline(md)
         with contextlib.suppress(Exception):
             if self.board_id is None:
                 self.board_id = await acreate_table_artifact(table=rows, key=self.key, description=headline)

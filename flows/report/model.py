@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -214,7 +215,7 @@ class CampaignReport(BaseModel):
         default_factory=list, description="What cleanup could not finish; left to the sweeper."
     )
     error: str | None = None
-    events_received: int = 0
+    events_received: int = Field(default=0, description="Signed events for this run's legs and room.")
     duplicate_events: int = 0
     event_latency_p50: float | None = Field(default=None, description="Daily send -> flow, seconds")
     event_latency_p95: float | None = None
@@ -256,6 +257,12 @@ class CampaignReport(BaseModel):
 
     @property
     def message(self) -> str:
+        """The verdict in one line: counts by status, then why it stopped, notes, what is left."""
+        return self.message_as(str)
+
+    def message_as(self, shown: Callable[[str], str]) -> str:
+        """`message` with ``shown`` applied to the text that comes from outside (Daily's errors,
+        what cleanup could not do): `escape.md` for markdown."""
         good = Counter(t.status for t in self.targets if self.counts_toward_success(t))
         others = Counter(t.status for t in self.targets if not self.counts_toward_success(t))
         tail = ", ".join(f"{status.replace('_', ' ')} {n}" for status, n in sorted(others.items()))
@@ -274,11 +281,11 @@ class CampaignReport(BaseModel):
         if tail:
             text += f"; {tail}"
         if self.error:
-            text += f". Stopped early: {self.error}"
+            text += f". Stopped early: {shown(self.error)}"
         for note in self.notes:
-            text += f". {note}"
+            text += f". {shown(note)}"
         if self.cleanup_pending:
-            text += f". Cleanup not finished, left for the sweeper: {'; '.join(self.cleanup_pending)}"
+            text += f". Cleanup not finished, left for the sweeper: {shown('; '.join(self.cleanup_pending))}"
         return text
 
     def table(self) -> str:
@@ -307,11 +314,15 @@ class CampaignReport(BaseModel):
     @property
     def rule(self) -> str:
         """The success rule in words, with whether it held."""
+        return self.rule_as(str)
+
+    def rule_as(self, shown: Callable[[str], str]) -> str:
+        """`rule` with ``shown`` applied to Daily's text in it (`escape.md` for markdown)."""
         n = len(self.targets)
         verb = "answer" if self.success_counts == "answered" else "join (answer, for bridges without DTMF)"
         need = f"at least {self.required} of {n} bridges must {verb}"
         if self.error:
-            return f"{need}; not applied: the campaign stopped early ({self.error})"
+            return f"{need}; not applied: the campaign stopped early ({shown(self.error)})"
         held = "met" if self.succeeded >= self.required else "not met"
         return f"{need}; {held} with {self.succeeded}"
 
@@ -346,9 +357,9 @@ class CampaignReport(BaseModel):
         if self.cleanup_pending:
             cleanup += "; STILL PENDING (left to the sweeper): " + "; ".join(self.cleanup_pending)
         lines = [
-            f"## {md(self.campaign)} {verdict}{duration}: {md(self.message)}",
+            f"## {md(self.campaign)} {verdict}{duration}: {self.message_as(md)}",
             "",
-            f"**Success rule:** {md(self.rule)}.",
+            f"**Success rule:** {self.rule_as(md)}.",
             "",
             f"Started {self.started_at:%Y-%m-%d %H:%M:%S} UTC. Room `{code(self.room)}`"
             f"{' (created for this run)' if self.room_created else ''}; "

@@ -27,12 +27,12 @@ async def publish(report: CampaignReport) -> None:
         await acreate_table_artifact(
             table=[t.table_row() for t in report.targets],
             key=artifact_key(report.campaign, "results"),
-            description=md(report.message),  # descriptions are markdown too
+            description=report.message_as(md),  # descriptions are markdown too
         )
         await acreate_markdown_artifact(
             markdown=report.summary_markdown(),
             key=artifact_key(report.campaign, "summary"),
-            description=f"{md(report.campaign)}: {md(report.message)}",
+            description=f"{md(report.campaign)}: {report.message_as(md)}",
         )
         if any(report.timeline):
             await acreate_markdown_artifact(
@@ -94,7 +94,7 @@ async def publish_for_run(report: CampaignReport, flow_run_id: str) -> None:
                     key=artifact_key(report.campaign, "results"),
                     type="table",
                     data=json.dumps([t.table_row() for t in report.targets]),
-                    description=md(report.message),
+                    description=report.message_as(md),
                     flow_run_id=run_id,
                 )
             )
@@ -103,7 +103,7 @@ async def publish_for_run(report: CampaignReport, flow_run_id: str) -> None:
                     key=artifact_key(report.campaign, "summary"),
                     type="markdown",
                     data=report.summary_markdown(),
-                    description=f"{md(report.campaign)}: {md(report.message)}",
+                    description=f"{md(report.campaign)}: {report.message_as(md)}",
                     flow_run_id=run_id,
                 )
             )
