@@ -97,21 +97,24 @@ async def _run_flow(campaign, credentials_block: str | None, webhook_url: str | 
 def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
     from rich.console import Console
 
+    from daily_sip.flows.report.escape import plain
     from daily_sip.flows.report.model import CampaignReport
     from daily_sip.terminal import results_table
 
     if not isinstance(report, CampaignReport):
-        typer.echo(f"Flow run ended {state.type.value}: {state.message or report}", err=True)
+        typer.echo(plain(f"Flow run ended {state.type.value}: {state.message or report}"), err=True)
         return 1
     typer.echo("")
     console = Console()
     # A terminal gets its own width; a pipe or a file (CI logs) gets 120 columns, not rich's 80.
     (console if console.is_terminal else Console(width=120)).print(results_table(report))
-    typer.echo(f"{state.type.value}: {report.message}")
-    typer.echo(f"Success rule: {report.rule}")
-    typer.echo(f"Cleanup: {'; '.join(report.cleanup) or 'nothing to clean up'}")
+    # Daily's error texts are in the message: no control characters reach the terminal.
+    typer.echo(plain(f"{state.type.value}: {report.message}"))
+    typer.echo(plain(f"Success rule: {report.rule}"))
+    typer.echo(plain(f"Cleanup: {'; '.join(report.cleanup) or 'nothing to clean up'}"))
     if report.cleanup_pending:
-        typer.echo(f"Cleanup still pending (the sweeper will finish it): {'; '.join(report.cleanup_pending)}")
+        pending = "; ".join(report.cleanup_pending)
+        typer.echo(plain(f"Cleanup still pending (the sweeper will finish it): {pending}"))
     if ui_url and report.flow_run_id:
         typer.echo(f"Prefect UI: {ui_url}/runs/flow-run/{report.flow_run_id}")
     if json_out:

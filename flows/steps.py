@@ -27,6 +27,7 @@ from daily_sip.flows.cleanup.actions import CleanupResult
 from daily_sip.flows.cleanup.actions import clean_up as clean_up_legs_and_room
 from daily_sip.flows.cleanup.ledger import settle_ledger
 from daily_sip.flows.provision import room as provisioning
+from daily_sip.flows.report.escape import plain
 
 if TYPE_CHECKING:
     from daily_sip.flows.dial.dialer import Dialer
@@ -103,7 +104,7 @@ async def dial_leg(dialer: Dialer, index: int, attempt: int, bridge: str) -> Sta
         return Cancelled(message=f"{bridge}: the campaign stopped during this attempt")
     outcome = result.status.replace("_", " ")
     why = result.error or result.detail
-    message = f"{outcome}: {why}" if why else outcome
+    message = plain(f"{outcome}: {why}" if why else outcome)  # Daily's text: no control characters
     if result.status in ("joined", "answered"):
         return Completed(message=message)
     return Failed(message=message)

@@ -156,12 +156,15 @@ class Campaign(_Form):
 
     model_config = ConfigDict(extra="forbid", title="Campaign")
 
-    name: str = Field(
+    # One line of text: a name is shown in headings, run names and terminals, where a newline,
+    # an ESC sequence or a bidi override would forge what is around it (`report.escape`).
+    name: DisplayName = Field(
         default="campaign",
         min_length=1,
         max_length=80,
         title="Campaign name",
-        description="Shown in the run's report and in the names of rooms it creates.",
+        description="Shown in the run's report and in the names of rooms it creates; one line, "
+        "no control characters.",
     )
     targets: list[Target] = Field(
         min_length=1,

@@ -32,6 +32,7 @@ from prefect.events.filters import (
 )
 
 from daily_sip.flows.collect.verify import EventVerifier
+from daily_sip.flows.report.escape import plain
 from daily_sip.flows.supervision.per_loop import per_loop
 from daily_sip.tasks.events import room_resource_id
 from daily_sip.tasks.retries import retry
@@ -117,7 +118,7 @@ class EventRouter:
         """Tie a session to its userId; events that came first (by session only) catch up."""
         self._session_user[session_id] = user_id
         for event in self._orphans.pop(session_id, []):
-            self.queue(user_id).put_nowait(event)
+            self._take(event, self.queue(user_id))
 
     def user_of(self, session_id: str) -> str | None:
         return self._session_user.get(session_id)
@@ -134,8 +135,8 @@ class EventRouter:
             self.log.warning(
                 "ignored event %s (%s) claiming to be from Daily: %s",
                 prefect_id,
-                getattr(event, "event", "?"),
-                reason,
+                plain(getattr(event, "event", "?")),  # written by whoever forged it
+                plain(reason),
             )
             return False
         body = verified.payload
@@ -148,21 +149,25 @@ class EventRouter:
             return False
         self._seen.add(daily_id)
         item = DailyEvent(verified.type, body, daily_id, _float(verified.event_ts))
-        self.accepted += 1
-        if item.latency is not None:
-            self.latencies.append(item.latency)
         session = body.get("session_id") or ""
         user = body.get("user_id") or self._session_user.get(session)
         if user:
             if user in self._queues:
-                self._queues[user].put_nowait(item)
+                self._take(item, self._queues[user])
             else:
                 self.foreign += 1  # a signed event for a leg another run (or a person) started
         elif session and verified.type.startswith("dialout."):
-            self._orphans[session].append(item)
+            self._orphans[session].append(item)  # counted once `bind` shows it is this run's
         else:
-            self.room_events.put_nowait(item)
+            self._take(item, self.room_events)
         return True
+
+    def _take(self, item: DailyEvent, queue: asyncio.Queue[DailyEvent]) -> None:
+        """Hand an event to this run: only these count in ``accepted`` and the latencies."""
+        self.accepted += 1
+        if item.latency is not None:
+            self.latencies.append(item.latency)
+        queue.put_nowait(item)
 
 
 def _run_logger() -> Any:

@@ -30,6 +30,7 @@ from daily_sip.flows.dial.ring import Ring, after_ring_timeout
 from daily_sip.flows.dial.silence import SilenceCheck
 from daily_sip.flows.report import board
 from daily_sip.flows.report.board import Board
+from daily_sip.flows.report.escape import plain
 from daily_sip.flows.report.model import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
 from daily_sip.flows.report.naming import bridge_label
 from daily_sip.flows.steps import dial_leg
@@ -292,7 +293,7 @@ class Dialer:
                 result.detail = "Daily reported the call stopped before it was answered (dialout.stopped)"
                 return True
             elif event.type == "dialout.warning":
-                self.logger.warning("%s: %s", target.uri, event.payload.get("error_msg") or "warning")
+                self.logger.warning("%s: %s", target.uri, plain(event.payload.get("error_msg") or "warning"))
         hold = self.campaign.after_answer
         script = target.script
         if hold.mode == "hang_up_after":

@@ -89,9 +89,11 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
         "dialin_config",
     )
     prior_sip = before.config.sip
+    # Exactly what was there: a property the room did not have is put back as null, i.e. removed
+    # (`cleanup.actions` falls back to Daily's defaults if Daily refuses that null).
     ledger.restore = {
-        "enable_dialout": bool(before.config.enable_dialout),
-        "dialout_config": before.config.dialout_config or {"allow_room_start": False},
+        "enable_dialout": before.config.enable_dialout,
+        "dialout_config": before.config.dialout_config,
     }
     if campaign.dial_in.enabled:
         ledger.restore["sip"] = {k: v for k, v in prior_sip.items() if k in known_sip} if prior_sip else None

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from daily_sip.flows.report.escape import md, plain
 from daily_sip.flows.report.model import ICONS, CampaignReport, LegEvent, TargetResult
 from daily_sip.flows.report.naming import artifact_key, bridge_label, clip
 
@@ -95,7 +96,7 @@ class Board:
             progress_id = await acreate_progress_artifact(
                 0.0,
                 key=artifact_key(report.campaign, "progress"),
-                description=f"{report.campaign}: bridges answered or finished",
+                description=f"{md(report.campaign)}: bridges answered or finished",
             )
         board = cls(report, logger, progress_id)
         await board.publish()
@@ -111,7 +112,9 @@ class Board:
         self.report.timeline[result.index].append(LegEvent(at=line.since, phase=phase, note=shown_note))
         attempt = f" (attempt {result.attempts})" if result.attempts > 1 else ""
         shown = phase if phase != ENDED else f"ended: {self._outcome(result)}"
-        self.logger.info("%s: %s%s%s", bridge_label(result), shown, f", {note}" if note else "", attempt)
+        self.logger.info(
+            "%s: %s%s%s", bridge_label(result), plain(shown), f", {plain(note)}" if note else "", attempt
+        )
         self._changed()
 
     @staticmethod
@@ -145,9 +148,11 @@ class Board:
             ),
         }
 
-    def headline(self) -> str:
+    def headline(self, shown: Callable[[str], str] = str) -> str:
+        """Who is on the call and how many are where; ``shown`` renders each name (`escape.md`
+        for a markdown description)."""
         c = self.counts()
-        who = ", ".join(self.on_call) or "nobody"
+        who = ", ".join(shown(name) for name in self.on_call) or "nobody"
         return (
             f"{c['on the call']} on the call ({who}); {c['ringing']} dialling/ringing, "
             f"{c['waiting']} waiting, {c['done']} done of {len(self.lines)}"
@@ -175,15 +180,16 @@ class Board:
 
     def artifact_rows(self) -> list[dict[str, str]]:
         """`rows` as the board artifact shows them: cut to fit the Prefect UI's artifact column at
-        1,400 px ("on call" is in "now"; long names and notes end in "…")."""
+        1,400 px ("on call" is in "now"; long names and notes end in "…"). The Prefect UI renders
+        each cell as markdown: names and notes are escaped (`escape.md`)."""
         return [
             {
                 "#": r["#"],
-                "bridge": clip(r["bridge"], 24),
+                "bridge": md(clip(plain(r["bridge"]), 24)),
                 "now": r["now"],
                 "since": r["since"],
                 "try": r["attempt"],
-                "note": clip(r["note"], 30),
+                "note": md(clip(plain(r["note"]), 30)),
             }
             for r in self.rows()
         ]
@@ -216,8 +222,9 @@ class Board:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.actions import ArtifactUpdate
 
-        rows, headline = self.artifact_rows(), self.headline()
-        # What the UI already shows is not written again: each write is an API call and an event.
+        # An artifact's description is markdown too. What the UI already shows is not written
+        # again: each write is an API call and an event.
+        rows, headline = self.artifact_rows(), self.headline(md)
         if (rows, headline) != self._shown_board:
             with contextlib.suppress(Exception):
                 if self.board_id is None:
@@ -237,7 +244,7 @@ class Board:
                 await aupdate_progress_artifact(
                     self.progress_id,
                     100.0 * settled / max(1, len(self.lines)),
-                    description=f"{self.report.campaign}: {settled}/{len(self.lines)} bridges "
+                    description=f"{md(self.report.campaign)}: {settled}/{len(self.lines)} bridges "
                     "answered or finished",
                 )
                 self._shown_settled = settled

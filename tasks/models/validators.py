@@ -85,7 +85,10 @@ def check_display_name(value: str) -> str:
     if len(value) > MAX_DISPLAY_NAME_LENGTH:
         raise ValueError(f"is {len(value)} characters long; at most {MAX_DISPLAY_NAME_LENGTH}")
     if _has_control(value, _TEXT_JOINERS):
-        raise ValueError("contains control characters (newline, tab, ...); remove them")
+        raise ValueError(
+            "contains control characters (newline, tab, ESC, bidi override, ...); "
+            "write it on one line without them"
+        )
     return value
 
 
