@@ -1,7 +1,8 @@
 """The live board: where every bridge is right now, as a log line per change and a table artifact.
 
 Each change of a leg (dialling, ringing, answered, DTMF sent, on call, ended + reason, redial
-scheduled) logs one human line naming the bridge, and the board table artifact
+scheduled) logs one human line naming the bridge (ringing, on call and hanging up at DEBUG),
+and the board table artifact
 (``<campaign>-board``) is updated in place with who is on the call now: one artifact per run, not
 a version per change. Updates are coalesced (at most one write per ``MIN_PUBLISH_INTERVAL``) so a
 burst of changes costs one Prefect API call; the last state is always written. The progress
@@ -45,6 +46,10 @@ WAITING, DIALLING, RINGING, ANSWERED, DTMF_SENT, ON_CALL, HANGING_UP, ENDED, RED
     "redial scheduled",
 )
 ON_CALL_PHASES = (ANSWERED, DTMF_SENT, ON_CALL, HANGING_UP)
+# Phases the board, the timeline and the dial step's own state show: their log lines are DEBUG
+# (each INFO line is a row the Prefect server stores; a campaign's log keeps dialling, answered,
+# DTMF sent, redial and ended per bridge).
+QUIET_PHASES = (RINGING, ON_CALL, HANGING_UP)
 PHASE_ICONS = {
     WAITING: "⏳",
     DIALLING: "📞",
@@ -112,9 +117,8 @@ class Board:
         self.report.timeline[result.index].append(LegEvent(at=line.since, phase=phase, note=shown_note))
         attempt = f" (attempt {result.attempts})" if result.attempts > 1 else ""
         shown = phase if phase != ENDED else f"ended: {self._outcome(result)}"
-        self.logger.info(
-            "%s: %s%s%s", bridge_label(result), plain(shown), f", {plain(note)}" if note else "", attempt
-        )
+        log = self.logger.debug if phase in QUIET_PHASES else self.logger.info
+        log("%s: %s%s%s", bridge_label(result), plain(shown), f", {plain(note)}" if note else "", attempt)
         self._changed()
 
     @staticmethod
