@@ -28,7 +28,7 @@ from prefect.context import FlowRunContext
 
 from daily_sip.flows.campaign.model import Campaign
 from daily_sip.flows.cleanup.heartbeat import Heartbeat
-from daily_sip.flows.cleanup.ledger import Ledger, report_snapshot
+from daily_sip.flows.cleanup.ledger import CrashReportSnapshot, Ledger
 from daily_sip.flows.collect import results
 from daily_sip.flows.collect.listener import EventRouter
 from daily_sip.flows.collect.verify import EventVerifier
@@ -222,7 +222,7 @@ async def supervise(run: CampaignRun) -> AsyncIterator[CampaignRun]:
     assert body is not None
     watches = contextlib.ExitStack()
     watches.enter_context(_stop_watches(run, body))
-    await run.hold(Heartbeat(run.ledger, snapshot=lambda: report_snapshot(run.report)))
+    await run.hold(Heartbeat(run.ledger, snapshot=CrashReportSnapshot(run.report)))
     try:
         yield run
     except STOPS as exc:
