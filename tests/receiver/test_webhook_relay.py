@@ -172,6 +172,17 @@ def test_a_webhook_in_use_is_relayed_to_its_application_across_a_kill_9(
     ).json()
     assert blocks == []
 
+    # A campaign told to use the receiver stops the same way, before any room exists.
+    campaign = tmp_path / "one.yaml"
+    campaign.write_text("name: relay-test\ntargets:\n  - sip_uri: sip:hangup-1@pbx.example.com\n")
+    run = daily_sip("run", str(campaign), "--webhook-url", receiver_url, env=env)
+    assert run.returncode == 2, run.stderr
+    assert [x for x in run.stderr.splitlines() if "points at" in x] == [
+        x for x in run.stderr.splitlines() if "WARNING" not in x
+    ]
+    assert f"points at {user_app.url}" in run.stderr
+    assert emu.introspect("rooms") == [] and the_webhook(emu)["url"] == user_app.url
+
     # Relay chosen but no receiver relaying yet: the target is saved, nothing repointed.
     first = daily_sip(*setup, "--take-over-webhook", "--relay-to-previous", env=env)
     assert first.returncode == 0, first.stderr
