@@ -69,6 +69,8 @@ async def _save_relay_block(name: str, hook: Webhook) -> None:
             param_hint="--relay-to-previous",
         )
     value = {"url": hook.url, "hmac": hook.hmac.get_secret_value(), "eventTypes": hook.event_types or []}
+    if hook.basic_auth is not None:
+        value["basicAuth"] = hook.basic_auth.get_secret_value()
     await Secret(value=value).save(name, overwrite=True)
 
 

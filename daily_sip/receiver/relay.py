@@ -93,9 +93,15 @@ class RelayTarget:
     Raises ValueError for a URL that is not http(s) or a secret that is not base64.
     """
 
-    __slots__ = ("_key", "event_types", "url")
+    __slots__ = ("_basic_auth", "_key", "event_types", "url")
 
-    def __init__(self, url: str, secret: SecretStr, event_types: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: SecretStr,
+        event_types: list[str] | None = None,
+        basic_auth: SecretStr | None = None,
+    ) -> None:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise ValueError("the relay URL must be an http(s) URL (--relay-to)")
         try:
@@ -104,6 +110,7 @@ class RelayTarget:
             raise ValueError(f"relay secret ({RELAY_SECRET_ENVVAR}): {exc}") from None
         self.url = url
         self.event_types = frozenset(event_types) if event_types else None
+        self._basic_auth = basic_auth  # Daily sends it as ``Authorization: Basic <value>``
 
     def __repr__(self) -> str:
         return f"<RelayTarget url={shown_url(self.url)!r} secret=********** types={self.event_types}>"
@@ -119,11 +126,14 @@ class RelayTarget:
     def headers(self, body: bytes, now: float) -> dict[str, str]:
         """Daily's delivery headers for ``body``, signed with this target's secret."""
         timestamp = str(int(now))
-        return {
+        headers = {
             "Content-Type": "application/json",
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self._key, timestamp, body),
         }
+        if self._basic_auth is not None:
+            headers["Authorization"] = f"Basic {self._basic_auth.get_secret_value()}"
+        return headers
 
 
 class Relay:
@@ -316,8 +326,8 @@ class Relay:
             os.close(self._fd)
 
 
-def load_relay_block(name: str) -> tuple[str, SecretStr, list[str] | None]:
-    """(url, secret, event types) from the Prefect Secret block ``daily-sip setup`` saved.
+def load_relay_block(name: str) -> RelayTarget:
+    """The relay target in the Prefect Secret block ``daily-sip setup`` saved.
 
     Raises ValueError naming the block and the fix when it is missing or malformed.
     """
@@ -334,4 +344,10 @@ def load_relay_block(name: str) -> tuple[str, SecretStr, list[str] | None]:
     if not isinstance(value, dict) or not value.get("url") or not value.get("hmac"):
         raise ValueError(f"Prefect Secret block {name!r} is not a relay target (needs url and hmac)")
     types = value.get("eventTypes") or None
-    return str(value["url"]), SecretStr(str(value["hmac"])), list(types) if types else None
+    basic = value.get("basicAuth")
+    return RelayTarget(
+        str(value["url"]),
+        SecretStr(str(value["hmac"])),
+        list(types) if types else None,
+        SecretStr(str(basic)) if basic else None,
+    )

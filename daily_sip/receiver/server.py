@@ -159,8 +159,7 @@ def _relay_target(url: str | None, event_types: str | None, block: str | None) -
     if block:
         if url:
             raise ValueError("give --relay-block or --relay-to, not both")
-        block_url, block_secret, types = load_relay_block(block)
-        return RelayTarget(block_url, block_secret, types)
+        return load_relay_block(block)
     if not url:
         return None
     relay_secret = os.environ.get(RELAY_SECRET_ENVVAR, "").strip()
