@@ -85,7 +85,10 @@ async def take_over(
     previous = await afind_foreign_webhook(webhook_url, credentials=creds)
     if previous is None:
         hook = await aensure_webhook.fn(webhook_url, credentials=creds)
-        return [f"webhook {hook.uuid}: points at {shown_url(webhook_url)} (it fed no other endpoint)"]
+        return [
+            f"webhook {hook.uuid}: points at {shown_url(webhook_url)}; "
+            "it feeds no other endpoint, nothing taken over"
+        ]
     was = f"webhook {previous.uuid}: pointed at {shown_url(previous.url)} ({_types(previous)})"
     if relay_block:
         await _save_relay_block(relay_block, previous)

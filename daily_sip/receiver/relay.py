@@ -271,12 +271,13 @@ class Relay:
                     self.stats["relayed"] += 1
                 else:
                     self.stats["dropped"] += 1
-                self._done(key)
+                try:
+                    self._done(key)
+                except OSError as exc:  # at worst it is sent again after a restart (at least once)
+                    logger.error("relay: journal %s not updated: %s", self.path, describe(exc, 200))
 
     async def _deliver(self, http: httpx.AsyncClient, key: str, body: bytes) -> bool:
         """True once a 2xx came back; False when the application refused it for good."""
-        import httpx
-
         pause = RETRY_FIRST_SECONDS
         refusals = 0
         failures = 0
@@ -287,7 +288,7 @@ class Relay:
                 )
                 problem = None if answer.is_success else f"HTTP {answer.status_code}"
                 permanent = 400 <= answer.status_code < 500 and answer.status_code not in (408, 429)
-            except httpx.HTTPError as exc:
+            except Exception as exc:  # httpx.HTTPError and anything else: the sender must live on
                 problem, permanent = describe(exc, 200), False
             if problem is None:
                 if failures:

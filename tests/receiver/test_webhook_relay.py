@@ -207,6 +207,10 @@ def test_a_webhook_in_use_is_relayed_to_its_application_across_a_kill_9(
         hook = the_webhook(emu)
         assert hook["url"] == receiver_url and set(USER_TYPES) < set(hook["eventTypes"])
 
+        again = daily_sip(*setup, "--take-over-webhook", "--relay-to-previous", env=env)  # idempotent
+        assert again.returncode == 0 and "nothing taken over" in again.stdout, again.stdout + again.stderr
+        assert the_webhook(emu)["url"] == receiver_url
+
         # Phase 1: everything flows. A busy bridge's dialout.error is not a type the app asked for.
         dial(emu, ["hangup", "hangup", "busy"])
         wait_until(lambda: len(delivered_ok(emu, receiver_url)) >= 7, 30, "phase 1 delivered to the receiver")
