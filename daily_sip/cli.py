@@ -60,17 +60,25 @@ def _load_or_exit(campaign_file: Path):
         raise typer.Exit(2) from None
 
 
-def _check_daily_or_exit(credentials_block: str | None) -> None:
-    """Credentials found and accepted by one cheap call, or one line and exit 2."""
+def _check_daily_or_exit(credentials_block: str | None, webhook_url: str | None = None) -> None:
+    """Credentials found and accepted by one cheap call, and the webhook not someone else's,
+    or one line and exit 2."""
     from daily_sip.flows.provision.preflight import PreflightError, credentials_or_explain, preflight
+    from daily_sip.tasks.webhooks import WebhookOwnedElsewhere, afind_foreign_webhook
 
     async def check() -> None:
-        await preflight(await credentials_or_explain(credentials_block))
+        creds = await credentials_or_explain(credentials_block)
+        await preflight(creds)
+        if webhook_url and (hook := await afind_foreign_webhook(webhook_url, credentials=creds)):
+            raise WebhookOwnedElsewhere(hook, webhook_url)
 
     try:
         asyncio.run(check())
     except PreflightError as exc:
         typer.echo(f"Daily API check failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except WebhookOwnedElsewhere as exc:
+        typer.echo(f"daily-sip: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -175,7 +183,7 @@ def run(
         "Prefect server (ephemeral mode cannot carry them between processes)",
         ", or try `daily-sip demo`",
     )
-    _check_daily_or_exit(credentials_block)
+    _check_daily_or_exit(credentials_block, webhook_url)
     from rich.console import Console
 
     from daily_sip.terminal import live_board

@@ -69,9 +69,9 @@ async def dial_campaign(
     async with supervise(run):  # on every way out: clean up, close and publish the report
         run.check_start_window()  # started past the campaign's start window: dial nothing
         creds = await run.prove_credentials()  # one cheap call proves the key and the URL
-        await run.lock_room()  # a borrowed room: one campaign at a time
-        if webhook_url:
+        if webhook_url:  # refuses, changing nothing, a webhook that feeds another application
             await ensure_webhook_shared(webhook_url, creds)  # checked once a minute per process
+        await run.lock_room()  # a borrowed room: one campaign at a time
         async with RoomListener(run.room_name, run.router):  # Daily's events, from before the first call
             room = await provision_room(run)
             await await_ready(run, room.name)

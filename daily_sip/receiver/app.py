@@ -68,6 +68,7 @@ from daily_sip.tasks.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifi
 
 from .emitter import PrefectEventsEmitter
 from .emitter import describe as _describe
+from .relay import Relay, RelayTarget
 from .spool import Spool, batch_emitter
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ class WebhookReceiver:
         dedupe_size: int = 10_000,
         dedupe_ttl_seconds: float = 24 * 3600,
         spool: Spool | None = None,
+        relay: Relay | None = None,
     ) -> None:
         # Import the event contract (and Prefect) now, not on the first request.
         from daily_sip.receiver.events import to_prefect_event
@@ -139,6 +141,7 @@ class WebhookReceiver:
         self.seen = _SeenIds(dedupe_size, dedupe_ttl_seconds)
         self._inflight: dict[str, asyncio.Future[bool]] = {}
         self.spool = spool
+        self.relay = relay  # forwards verified deliveries to the webhook this one took over
         self.stats = {
             "accepted": 0,
             "duplicates": 0,
@@ -158,6 +161,8 @@ class WebhookReceiver:
     async def aclose(self) -> None:
         if self.spool is not None:
             self.spool.close()
+        if self.relay is not None:
+            self.relay.close()
         close = getattr(self.emitter, "aclose", None)
         if close is not None:
             await close()
@@ -256,6 +261,18 @@ class WebhookReceiver:
         if key in self.seen:
             self.stats["duplicates"] += 1
             return JSONResponse({"ok": True, "duplicate": True, "event_id": str(event.id)})
+        if self.relay is not None:
+            try:  # durable before Daily's 200; a redelivery is not queued twice
+                self.relay.put(key, str(document["type"]), body)
+            except OSError as exc:
+                logger.warning(
+                    "queueing Daily event %s for the relay failed, answering 503: %s", key, _describe(exc)
+                )
+                return JSONResponse(
+                    {"ok": False, "error": "could not store the event"},
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                )
         if self.spool is not None:
             try:
                 self.spool.put(event)  # synchronous: no other delivery runs between check and add
@@ -310,6 +327,7 @@ def create_app(
     dedupe_size: int = 10_000,
     dedupe_ttl_seconds: float = 24 * 3600,
     spool_dir: Path | str | None = None,
+    relay_to: RelayTarget | None = None,
 ) -> Starlette:
     """The receiver as a Starlette app (mountable in another ASGI app).
 
@@ -318,6 +336,8 @@ def create_app(
     the current Prefect settings (``PREFECT_API_URL`` must be set). ``max_age_seconds=None``
     disables the timestamp freshness check. ``spool_dir``: answer Daily once the event is synced
     to a journal there and hand it to Prefect in the background (`daily_sip.receiver.spool`).
+    ``relay_to``: also forward every verified delivery there, re-signed with its own secret, from
+    a second journal in ``spool_dir`` (`daily_sip.receiver.relay`; needs ``spool_dir``).
     Raises ValueError for a secret that is not base64 and RuntimeError when no Prefect API URL
     is configured and no emitter was given.
     """
@@ -327,6 +347,8 @@ def create_app(
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    if relay_to is not None and not spool_dir:
+        raise ValueError("relaying needs --spool-dir: the relay's queue is a journal there")
     handler = WebhookReceiver(
         _as_secret(secret),
         max_age_seconds=max_age_seconds,
@@ -335,6 +357,7 @@ def create_app(
         dedupe_size=dedupe_size,
         dedupe_ttl_seconds=dedupe_ttl_seconds,
         spool=Spool(Path(spool_dir)) if spool_dir else None,
+        relay=Relay(Path(spool_dir), relay_to) if relay_to is not None and spool_dir else None,
     )
 
     async def healthz(request: Request) -> Response:
@@ -345,6 +368,8 @@ def create_app(
                 "pending": handler.spool.pending,
                 "recovered": handler.spool.recovered,
             }
+        if handler.relay is not None:
+            body["relay"] = handler.relay.health()
         return JSONResponse(body)
 
     @asynccontextmanager
@@ -359,9 +384,18 @@ def create_app(
         spool = handler.spool
         if spool is not None:
             sender = asyncio.create_task(spool.run(batch_emitter(handler.emitter)), name="spool-sender")
+        relay = handler.relay
+        relayer = asyncio.create_task(relay.run(), name="relay-sender") if relay is not None else None
         try:
             yield
         finally:
+            if relay is not None and relayer is not None:  # the rest waits in the relay journal
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(3):
+                        await relay.drained()
+                relayer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await relayer
             if spool is not None and sender is not None:
                 # A graceful stop hands over what it can; the rest waits in the journal.
                 with contextlib.suppress(TimeoutError):
