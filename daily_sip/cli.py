@@ -289,6 +289,95 @@ def sweep(
 
 
 @app.command()
+def doctor(
+    credentials_block: Annotated[
+        str | None, typer.Option(help="Saved DailyCredentials block; default: DAILY_API_KEY / DAILY_API_URL.")
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The receiver's public URL to check (default: the domain webhook's URL); "
+            "with --dial: where Daily should send the events (default: the listener's own URL)."
+        ),
+    ] = None,
+    dial: Annotated[
+        str | None, typer.Option(help="Place ONE real dial-out to this SIP URI (one you own) and record it.")
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="What the far end of --dial will do: busy, no-answer, answer-hangup.")
+    ] = None,
+    fingerprint_out: Annotated[
+        Path, typer.Option(help="Where --dial writes its fingerprint (a telephony profile, redacted).")
+    ] = Path("daily-fingerprint.json"),
+    listen_port: Annotated[
+        int, typer.Option(help="Port of --dial's webhook listener (0: any free one).")
+    ] = 0,
+    take_over_webhook: Annotated[
+        bool,
+        typer.Option(help="Let --dial repoint a webhook that points elsewhere (it is pointed back after)."),
+    ] = False,
+    max_seconds: Annotated[float, typer.Option(help="--dial stops the call after this long.", min=1)] = 90.0,
+    hold_seconds: Annotated[
+        float, typer.Option(help="--dial hangs up this long after an answer.", min=0)
+    ] = 10.0,
+    presence_interval: Annotated[float, typer.Option(help="Seconds between presence polls.", min=0.2)] = 2.0,
+) -> None:
+    """Check a Daily account (key, domain, dial-out, SIP, webhook, receiver, rate limits); dials nothing
+    unless --dial is given. Exit code 1 when any check is red, 2 for bad input."""
+    from rich.console import Console
+
+    from daily_sip.doctor.checks import diagnose
+    from daily_sip.doctor.dial import SCENARIOS
+    from daily_sip.doctor.report import print_checks
+    from daily_sip.doctor.wire import WireLog
+    from daily_sip.flows.provision.preflight import PreflightError, credentials_or_explain
+
+    if scenario is not None and scenario not in SCENARIOS:
+        typer.echo(f"--scenario: {scenario!r} is not one of {', '.join(SCENARIOS)}", err=True)
+        raise typer.Exit(2)
+    if dial is not None and not dial.startswith("sip:"):
+        typer.echo(
+            f"--dial: {dial!r} is not a SIP URI; give one you own, e.g. sip:me@pbx.example.com", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        creds = asyncio.run(credentials_or_explain(credentials_block))
+    except PreflightError as exc:
+        typer.echo(f"daily-sip doctor: {exc}", err=True)
+        raise typer.Exit(2) from None
+    console = Console(highlight=False, soft_wrap=True)
+    log = WireLog()
+    findings = asyncio.run(diagnose(creds, webhook_url, log))
+    print_checks(console, findings.checks)
+    if dial is None:
+        if scenario:
+            console.print(f"--scenario {scenario}: {SCENARIOS[scenario]} (only with --dial)")
+        raise typer.Exit(0 if findings.ok else 1)
+    if not all(c.ok for c in findings.checks if c.name in ("key and URL", "dial-out")):
+        typer.echo("daily-sip doctor: --dial skipped: fix the red checks above first", err=True)
+        raise typer.Exit(1)
+    from daily_sip.doctor.command import dial_and_record
+
+    checks = dial_and_record(
+        console,
+        creds,
+        dial,
+        scenario,
+        webhook_url,
+        take_over_webhook,
+        fingerprint_out,
+        listen_port,
+        max_seconds,
+        hold_seconds,
+        presence_interval,
+        log,
+    )
+    print_checks(console, checks)
+    ok = findings.ok and all(c.ok for c in checks)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
 def worker(
     pool: Annotated[
         str, typer.Option("--pool", "-p", help="Work pool to take runs from (created if missing).")

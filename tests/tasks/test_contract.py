@@ -50,6 +50,7 @@ async def drive_every_operation(daily: DailyClient, emu, poll, name: str, sink_u
         assert 200 <= last["status"] < 300, (op, last)
         return result
 
+    await call("get_domain_config")
     await call(
         "create_room",
         name,
