@@ -42,6 +42,18 @@ SCENARIOS = {
     "then dial again and hang up yourself first to see the far end's hang-up",
 }
 TERMINAL = ("dialout.stopped", "dialout.error")
+#: What a dial records (https://docs.daily.co/reference/rest-api/webhooks/events).
+DIAL_EVENTS = (
+    "meeting.started",
+    "meeting.ended",
+    "participant.joined",
+    "participant.left",
+    "dialout.connected",
+    "dialout.answered",
+    "dialout.stopped",
+    "dialout.error",
+    "dialout.warning",
+)
 
 
 class DialSetupError(Exception):
@@ -114,6 +126,8 @@ class _Webhook:
                 "retry type), or run it on a domain whose webhook is free"
             )
         self.previous = hook
+        # Its event types may leave out what the dial must see; they are restored afterwards.
+        settings = WebhookSettings(url=self.url, hmac=self.secret, event_types=list(DIAL_EVENTS))
         await self.daily.update_webhook(hook.uuid, settings)
         self.rec.cleanup.append(f"took over the webhook (was {hook.url})")
         return self.secret

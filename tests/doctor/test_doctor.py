@@ -183,3 +183,48 @@ def test_a_fingerprint_recorded_from_the_stand_in_replays_the_same_event_sequenc
     default = start_emulator(**FAST)  # the built-in sip-code profile: busy is one dialout.error
     other = dial(default, tmp_path, "default", "sip:busy@pbx.example.com", "busy")
     assert other["observation"]["event_sequence"] != sequence
+
+
+def test_dial_leaves_a_webhook_that_points_elsewhere_alone_unless_told_then_points_it_back(
+    start_emulator, sink
+):
+    emu = start_emulator(**FAST)
+    secret = "c2VjcmV0LW9mLXRoZS11c2Vycy1hcHA="
+    r = httpx.post(
+        f"{emu.base_url}/webhooks",
+        json={
+            "url": sink.url,
+            "hmac": secret,
+            "eventTypes": ["recording.ready-to-download", "dialout.answered"],
+        },
+        headers=emu.headers(),
+    )
+    r.raise_for_status()
+    before = r.json()
+
+    refused = doctor(emu, "--dial", "sip:hangup@pbx.example.com", "--max-seconds", "5")
+    assert refused.returncode == 2
+    assert f"the domain's webhook points at {sink.url}" in refused.stderr
+    assert "--take-over-webhook" in refused.stderr
+    assert [r["route"] for r in emu.introspect("requests")["recent"]].count("POST /webhooks/{uuid}") == 0
+
+    took = doctor(
+        emu,
+        "--dial",
+        "sip:hangup@pbx.example.com",
+        "--take-over-webhook",
+        "--hold-seconds",
+        "0.5",
+        "--presence-interval",
+        "0.3",
+        "--max-seconds",
+        "10",
+        "--fingerprint-out",
+        "/dev/null",
+    )
+    assert "pointed the webhook back at " + sink.url in took.stdout, took.stdout + took.stderr
+    after = httpx.get(f"{emu.base_url}/webhooks", headers=emu.headers()).json()
+    assert [(h["uuid"], h["url"], h["hmac"], h["eventTypes"], h["state"]) for h in after] == [
+        (before["uuid"], sink.url, secret, before["eventTypes"], "ACTIVE")
+    ]
+    assert emu.introspect("rooms") == []
