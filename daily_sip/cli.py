@@ -324,57 +324,21 @@ def doctor(
 ) -> None:
     """Check a Daily account (key, domain, dial-out, SIP, webhook, receiver, rate limits); dials nothing
     unless --dial is given. Exit code 1 when any check is red, 2 for bad input."""
-    from rich.console import Console
+    from daily_sip.doctor.command import run_doctor
 
-    from daily_sip.doctor.checks import diagnose
-    from daily_sip.doctor.dial import SCENARIOS
-    from daily_sip.doctor.report import print_checks
-    from daily_sip.doctor.wire import WireLog
-    from daily_sip.flows.provision.preflight import PreflightError, credentials_or_explain
-
-    if scenario is not None and scenario not in SCENARIOS:
-        typer.echo(f"--scenario: {scenario!r} is not one of {', '.join(SCENARIOS)}", err=True)
-        raise typer.Exit(2)
-    if dial is not None and not dial.startswith("sip:"):
-        typer.echo(
-            f"--dial: {dial!r} is not a SIP URI; give one you own, e.g. sip:me@pbx.example.com", err=True
-        )
-        raise typer.Exit(2)
-    try:
-        creds = asyncio.run(credentials_or_explain(credentials_block))
-    except PreflightError as exc:
-        typer.echo(f"daily-sip doctor: {exc}", err=True)
-        raise typer.Exit(2) from None
-    console = Console(highlight=False, soft_wrap=True)
-    log = WireLog()
-    findings = asyncio.run(diagnose(creds, webhook_url, log))
-    print_checks(console, findings.checks)
-    if dial is None:
-        if scenario:
-            console.print(f"--scenario {scenario}: {SCENARIOS[scenario]} (only with --dial)")
-        raise typer.Exit(0 if findings.ok else 1)
-    if not all(c.ok for c in findings.checks if c.name in ("key and URL", "dial-out")):
-        typer.echo("daily-sip doctor: --dial skipped: fix the red checks above first", err=True)
-        raise typer.Exit(1)
-    from daily_sip.doctor.command import dial_and_record
-
-    checks = dial_and_record(
-        console,
-        creds,
-        dial,
-        scenario,
-        webhook_url,
-        take_over_webhook,
-        fingerprint_out,
-        listen_port,
-        max_seconds,
-        hold_seconds,
-        presence_interval,
-        log,
+    code = run_doctor(
+        credentials_block,
+        webhook_url=webhook_url,
+        dial=dial,
+        scenario=scenario,
+        fingerprint_out=fingerprint_out,
+        listen_port=listen_port,
+        take_over_webhook=take_over_webhook,
+        max_seconds=max_seconds,
+        hold_seconds=hold_seconds,
+        presence_interval=presence_interval,
     )
-    print_checks(console, checks)
-    ok = findings.ok and all(c.ok for c in checks)
-    raise typer.Exit(0 if ok else 1)
+    raise typer.Exit(code)
 
 
 @app.command()

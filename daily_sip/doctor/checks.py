@@ -61,7 +61,7 @@ class Findings:
         return all(c.ok for c in self.checks)
 
 
-def _is_private(url: str) -> bool:
+def is_private(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost" or host.endswith(".localhost") or host.endswith(".local"):
         return True
@@ -245,7 +245,7 @@ async def check_receiver(receiver_url: str | None, api_url: str, hook: Webhook |
             "no receiver URL to check (no --webhook-url and no webhook on the domain)",
             "give `--webhook-url https://<public address of the receiver>/webhook`",
         )
-    if _is_private(receiver_url) and not _is_private(api_url):
+    if is_private(receiver_url) and not is_private(api_url):
         return Check(
             "receiver",
             False,

@@ -18,6 +18,7 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,11 +114,14 @@ class _Webhook:
         hook = hooks[0] if hooks else None
         settings = WebhookSettings(url=self.url, hmac=self.secret)
         if hook is None:
-            self.created = (await self.daily.create_webhook(settings)).uuid
+            self.created = (await self._refused_is_setup_error(self.daily.create_webhook(settings))).uuid
             self.rec.cleanup.append("created a temporary webhook")
             return self.secret
         if hook.url == self.url and hook.hmac is not None:
-            await self.daily.update_webhook(hook.uuid, WebhookSettings(url=self.url))  # re-activates
+            # The same URL again re-activates a FAILED webhook.
+            await self._refused_is_setup_error(
+                self.daily.update_webhook(hook.uuid, WebhookSettings(url=self.url))
+            )
             return hook.hmac
         if not self.take_over:
             raise DialSetupError(
@@ -128,9 +132,18 @@ class _Webhook:
         self.previous = hook
         # Its event types may leave out what the dial must see; they are restored afterwards.
         settings = WebhookSettings(url=self.url, hmac=self.secret, event_types=list(DIAL_EVENTS))
-        await self.daily.update_webhook(hook.uuid, settings)
+        await self._refused_is_setup_error(self.daily.update_webhook(hook.uuid, settings))
         self.rec.cleanup.append(f"took over the webhook (was {hook.url})")
         return self.secret
+
+    async def _refused_is_setup_error(self, call: Awaitable[Webhook]) -> Webhook:
+        try:
+            return await call
+        except DailyError as exc:
+            raise DialSetupError(
+                f"Daily refused the webhook at {self.url} ({exc}); Daily pings that URL first and wants "
+                "200 within seconds: give --webhook-url a public URL that forwards to --listen-port"
+            ) from None
 
     async def __aexit__(self, *exc: object) -> None:
         try:
@@ -236,7 +249,10 @@ async def dial(
                 "exp": int(time.time()) + lifetime + 600,
                 "eject_at_room_exp": True,
             }
-            await daily.create_room(rec.room, properties=props)
+            try:
+                await daily.create_room(rec.room, properties=props)
+            except DailyError as exc:
+                raise DialSetupError(f"the dial's room could not be created: {exc}") from None
             rec.cleanup.append(f"created room {rec.room}")
             try:
                 await _call(

@@ -173,6 +173,9 @@ def test_a_fingerprint_recorded_from_the_stand_in_replays_the_same_event_sequenc
 
     text = (tmp_path / "first.json").read_text()
     assert recorded_on.api_key not in text and "daily-sip-doctor-dial-" not in text  # room names redacted
+    legs = [leg["id"] for leg in recorded_on.introspect("legs")]
+    assert legs and not any(leg in text for leg in legs)  # session ids too
+    assert recorded_on.introspect("state")["domain_id"] not in text
     assert first["observation"]["presence"]["leg_listed"] is True
 
     replayed_on = start_emulator(telephony_profile=str(tmp_path / "first.json"), **FAST)
@@ -228,3 +231,18 @@ def test_dial_leaves_a_webhook_that_points_elsewhere_alone_unless_told_then_poin
         (before["uuid"], sink.url, secret, before["eventTypes"], "ACTIVE")
     ]
     assert emu.introspect("rooms") == []
+
+
+def test_dial_against_daily_without_a_public_webhook_url_is_one_line_before_anything(tmp_path):
+    env = {**os.environ, "DAILY_API_KEY": "any-key", "DAILY_API_URL": "https://api.daily.co/v1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "daily_sip.cli", "doctor", "--dial", "sip:me@pbx.example.com"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("--dial: https://api.daily.co/v1 cannot send webhooks to this machine")
+    assert "give --webhook-url https://<public URL>/webhook" in result.stderr
