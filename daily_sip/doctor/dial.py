@@ -21,11 +21,12 @@ import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import SecretStr
 
 from daily_sip.tasks import DailyCredentials
-from daily_sip.tasks.client import DailyClient, _path
+from daily_sip.tasks.client import DailyClient
 from daily_sip.tasks.errors import DailyAPIError, DailyError
 from daily_sip.tasks.models import StartDialOut, StopDialOut, Webhook, WebhookSettings
 from daily_sip.tasks.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier
@@ -55,6 +56,10 @@ DIAL_EVENTS = (
     "dialout.error",
     "dialout.warning",
 )
+
+
+def _path(*parts: str) -> str:
+    return "/" + "/".join(quote(p, safe="") for p in parts)
 
 
 class DialSetupError(Exception):
@@ -335,11 +340,11 @@ def _gone(rec: Recording, ended: bool) -> bool:
         return False
     last = rec.presence[-1]
     return last["after_s"] > (rec.first("dialout.stopped") or rec.first("dialout.error") or 0) and not any(
-        _is_leg(p, rec) for p in last["data"]
+        is_leg(p, rec) for p in last["data"]
     )
 
 
-def _is_leg(person: dict[str, Any], rec: Recording) -> bool:
+def is_leg(person: dict[str, Any], rec: Recording) -> bool:
     return (
         person.get("id") == rec.session_id
         or rec.user_id in (person.get("userId"), person.get("user_id"))

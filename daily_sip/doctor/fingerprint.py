@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from daily_sip.standin.telephony import DEFAULT_SIP_CODES, FORMAT, SEQUENCES
 
-from .dial import TERMINAL, Recording, _is_leg
+from .dial import TERMINAL, Recording, is_leg
 
 #: The stand-in outcome each scenario's recording stands for (answer-hangup answers: no script).
 SCENARIO_OUTCOME = {"busy": "busy", "no-answer": "noanswer"}
@@ -106,9 +106,9 @@ def _redactor(rec: Recording) -> Redactor:
 
 
 def _presence(rec: Recording) -> dict[str, Any]:
-    listed = [s for s in rec.presence if any(_is_leg(p, rec) for p in s["data"])]
+    listed = [s for s in rec.presence if any(is_leg(p, rec) for p in s["data"])]
     first = listed[0] if listed else None
-    leg = next((p for p in first["data"] if _is_leg(p, rec)), None) if first else None
+    leg = next((p for p in first["data"] if is_leg(p, rec)), None) if first else None
     end = next((e["after_s"] for e in rec.events if e["type"] in TERMINAL), None)
     gone = next(
         (s["after_s"] for s in rec.presence if end is not None and s["after_s"] > end and s not in listed),
@@ -138,11 +138,25 @@ def _presence(rec: Recording) -> dict[str, Any]:
                 "after_s": s["after_s"],
                 "status": s["status"],
                 "participants": len(s["data"]),
-                "leg_listed": any(_is_leg(p, rec) for p in s["data"]),
+                "leg_listed": any(is_leg(p, rec) for p in s["data"]),
             }
             for s in rec.presence
         ],
     }
+
+
+def _timings(rec: Recording) -> dict[str, float | None]:
+    """Seconds from the ``dialOut/start`` request to each first event, and from our stop to Daily's
+    ``dialout.stopped`` (None where it did not happen)."""
+    out: dict[str, float | None] = {
+        t: rec.first(t) for t in ("dialout.connected", "dialout.answered", "dialout.stopped", "dialout.error")
+    }
+    stop = next((s["after_s"] for s in rec.stops if s["when"] == "while up" and s.get("status") == 200), None)
+    stopped = rec.first("dialout.stopped")
+    out["stop_to_stopped_event"] = (
+        round(stopped - stop, 3) if stop is not None and stopped is not None else None
+    )
+    return out
 
 
 def _outcome(rec: Recording) -> tuple[dict[str, Any], str | None]:
@@ -212,6 +226,7 @@ def build(rec: Recording, api_url: str) -> dict[str, Any]:
                 "event_sequence": rec.event_types(),
                 "events": events,
                 "presence": _presence(rec),
+                "timings_s": _timings(rec),
                 "dialout_start": start,
                 "dialout_stop": stops,
                 "deliveries_for_other_rooms": rec.other_rooms,

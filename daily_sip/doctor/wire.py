@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from daily_sip.tasks.client import DailyClient, _ssl_context
+from daily_sip.tasks.client import DailyClient
 
 
 @dataclass
@@ -49,7 +49,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, log: WireLog) -> None:
         self.log = log
-        self._inner = httpx.AsyncHTTPTransport(verify=_ssl_context())
+        self._inner = httpx.AsyncHTTPTransport()  # verifies TLS with httpx's default CA bundle
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
