@@ -21,7 +21,7 @@ FAST = {
     "rate_limit_scale": 0,
     "connect_delay": 0.05,
     "answer_delay": 0.1,
-    "webhook_timeout": 1,
+    "webhook_timeout": 5,  # the verification ping waits on a loaded machine too
     "webhook_retry_base": 0.05,
 }
 
