@@ -164,6 +164,14 @@ def _outcome(rec: Recording) -> tuple[dict[str, Any], str | None]:
     outcome = SCENARIO_OUTCOME.get(rec.scenario or "")
     if outcome is None:
         return {}, "no failing --scenario (busy or no-answer) was recorded"
+    ended = next((e["after_s"] for e in rec.events if e["type"] in TERMINAL), None)
+    ours = next((s["after_s"] for s in rec.stops if s["when"] == "while up"), None)
+    if ours is not None and (ended is None or ours <= ended):
+        return {}, (
+            f"the call was still up when the doctor stopped it ({ours:.0f} s after the start): how it "
+            "ended is the doctor's stop, not Daily's encoding of the scenario; dial again with a longer "
+            "--max-seconds"
+        )
     dialout = [t for t in rec.event_types() if t.startswith("dialout.")]
     events = tuple(dict.fromkeys(dialout))  # Daily may deliver twice; the sequence is what counts
     if events not in SEQUENCES:
