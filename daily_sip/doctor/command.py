@@ -13,7 +13,7 @@ from daily_sip.tasks import DailyCredentials
 
 from .checks import Check, diagnose, is_private
 from .dial import SCENARIOS, DialSetupError, dial
-from .fingerprint import build
+from .fingerprint import build, raw
 from .report import print_checks
 from .wire import WireLog
 
@@ -126,6 +126,8 @@ def dial_and_record(
         raise typer.Exit(2) from None
     profile = build(rec, creds.api_url)
     fingerprint_out.write_text(json.dumps(profile, indent=2) + "\n", encoding="utf-8")
+    raw_out = fingerprint_out.with_name(fingerprint_out.stem + ".raw.json")
+    raw_out.write_text(json.dumps(raw(rec), indent=2) + "\n", encoding="utf-8")
     sequence = " → ".join(profile["observation"]["event_sequence"]) or "no webhook event for the call"
     return [
         Check(
@@ -141,6 +143,9 @@ def dial_and_record(
             "see above what is left and where to remove it",
         ),
         Check(
-            "fingerprint", True, f"written to {fingerprint_out}; send it back as docs/first-contact.md says"
+            "fingerprint",
+            True,
+            f"written to {fingerprint_out}, redacted: send it back as docs/first-contact.md says; "
+            f"everything unredacted, for you only: {raw_out}",
         ),
     ]

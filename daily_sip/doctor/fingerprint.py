@@ -243,3 +243,27 @@ def build(rec: Recording, api_url: str) -> dict[str, Any]:
         ),
     }
     return profile
+
+
+def raw(rec: Recording) -> dict[str, Any]:
+    """Everything recorded, unredacted, for the user's own eyes (not to be sent): every webhook body
+    and header as it arrived (an ``Authorization`` header, Daily's basicAuth, is left out), every
+    presence snapshot, the start and stop answers."""
+    return {
+        "destination": rec.destination,
+        "room": rec.room,
+        "session_id": rec.session_id,
+        "user_id": rec.user_id,
+        "dialout_start": rec.start,
+        "dialout_stop": rec.stops,
+        "events": [
+            {
+                "after_s": e["after_s"],
+                "headers": {k: v for k, v in e["headers"].items() if k != "authorization"},
+                "body": e["envelope"],
+                "signature_ok": e["signature_ok"],
+            }
+            for e in rec.events
+        ],
+        "presence": rec.presence,
+    }

@@ -175,6 +175,10 @@ def test_a_fingerprint_recorded_from_the_stand_in_replays_the_same_event_sequenc
     assert recorded_on.api_key not in text and "daily-sip-doctor-dial-" not in text  # room names redacted
     legs = [leg["id"] for leg in recorded_on.introspect("legs")]
     assert legs and not any(leg in text for leg in legs)  # session ids too
+    raw = json.loads((tmp_path / "first.raw.json").read_text())  # the user's own, unredacted copy
+    assert [e["body"]["type"] for e in raw["events"]] == sequence
+    assert all("x-webhook-signature" in e["headers"] and e["signature_ok"] for e in raw["events"])
+    assert raw["session_id"] in legs
     assert recorded_on.introspect("state")["domain_id"] not in text
     assert first["observation"]["presence"]["leg_listed"] is True
 
@@ -189,7 +193,7 @@ def test_a_fingerprint_recorded_from_the_stand_in_replays_the_same_event_sequenc
 
 
 def test_dial_leaves_a_webhook_that_points_elsewhere_alone_unless_told_then_points_it_back(
-    start_emulator, sink
+    start_emulator, sink, tmp_path
 ):
     emu = start_emulator(**FAST)
     secret = "c2VjcmV0LW9mLXRoZS11c2Vycy1hcHA="
@@ -223,7 +227,7 @@ def test_dial_leaves_a_webhook_that_points_elsewhere_alone_unless_told_then_poin
         "--max-seconds",
         "10",
         "--fingerprint-out",
-        "/dev/null",
+        str(tmp_path / "fp.json"),
     )
     assert "pointed the webhook back at " + sink.url in took.stdout, took.stdout + took.stderr
     after = httpx.get(f"{emu.base_url}/webhooks", headers=emu.headers()).json()
