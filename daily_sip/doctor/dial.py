@@ -227,7 +227,7 @@ async def dial(
     max_seconds: float = 90.0,
     hold_seconds: float = 10.0,
     presence_interval: float = 2.0,
-    settle_seconds: float = 15.0,
+    settle_seconds: float = 30.0,
     log: WireLog | None = None,
     say: Any = print,
 ) -> Recording:
@@ -335,13 +335,15 @@ async def _call(
 
 
 def _gone(rec: Recording, ended: bool) -> bool:
-    """Ended by an event and no longer listed by the last presence snapshot."""
+    """Ended by an event, listed by presence at some point, and no longer by the last snapshot taken
+    after the end. A leg presence never listed keeps the doctor polling until ``settle_seconds``:
+    presence may lag 10-25 s behind (https://docs.daily.co/reference/rest-api/presence)."""
     if not ended or not rec.presence:
         return False
+    end = rec.first("dialout.stopped") or rec.first("dialout.error") or 0
     last = rec.presence[-1]
-    return last["after_s"] > (rec.first("dialout.stopped") or rec.first("dialout.error") or 0) and not any(
-        is_leg(p, rec) for p in last["data"]
-    )
+    ever_listed = any(is_leg(p, rec) for snap in rec.presence for p in snap["data"])
+    return ever_listed and last["after_s"] > end and not any(is_leg(p, rec) for p in last["data"])
 
 
 def is_leg(person: dict[str, Any], rec: Recording) -> bool:

@@ -110,8 +110,14 @@ def _presence(rec: Recording) -> dict[str, Any]:
     first = listed[0] if listed else None
     leg = next((p for p in first["data"] if is_leg(p, rec)), None) if first else None
     end = next((e["after_s"] for e in rec.events if e["type"] in TERMINAL), None)
+    # The first snapshot, after the end, that no longer lists a leg presence had listed.
+    last_listed = listed[-1]["after_s"] if listed else None
     gone = next(
-        (s["after_s"] for s in rec.presence if end is not None and s["after_s"] > end and s not in listed),
+        (
+            s["after_s"]
+            for s in rec.presence
+            if end is not None and last_listed is not None and s["after_s"] > max(end, last_listed)
+        ),
         None,
     )
     answered = rec.first("dialout.answered")

@@ -22,6 +22,7 @@ FAST = {
     "connect_delay": 0.05,
     "answer_delay": 0.1,
     "webhook_timeout": 5,  # the verification ping waits on a loaded machine too
+    "presence_lag": 0,  # the lag has a test of its own
     "webhook_retry_base": 0.05,
 }
 
@@ -250,3 +251,14 @@ def test_dial_against_daily_without_a_public_webhook_url_is_one_line_before_anyt
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("--dial: https://api.daily.co/v1 cannot send webhooks to this machine")
     assert "give --webhook-url https://<public URL>/webhook" in result.stderr
+
+
+def test_dial_measures_how_far_presence_lags_behind_the_call(start_emulator, tmp_path):
+    emu = start_emulator(**{**FAST, "presence_lag": 1.5})
+    profile = dial(emu, tmp_path, "lag", "sip:bridge@pbx.example.com", "answer-hangup")
+    presence = profile["observation"]["presence"]
+    assert presence["leg_listed"] is True
+    assert 1.5 <= presence["first_listed_after_s"] < 6, presence
+    assert presence["gone_after_end_s"] is not None and presence["gone_after_end_s"] >= 1.0, presence
+    timeline = presence["timeline"]
+    assert not timeline[0]["leg_listed"] and any(s["leg_listed"] for s in timeline)

@@ -120,7 +120,14 @@ async def drive_every_operation(
         if started is not None and target.transfer_uri:
             to = target.transfer_uri
             await call("sip_call_transfer", name, {"sessionId": started.session_id, "toEndPoint": to})
-            await call("sip_refer", name, {"sessionId": started.session_id, "toEndPoint": to})
+            # The transferred leg has left the room (Daily removes the SIP user): refer a new one.
+            started = await call("start_dial_out", name, {"sipUri": target.sip_uri, "userId": "c-2"})
+            if started is not None:
+                await target.wait_answered(daily, name, started.session_id)
+                await call("sip_refer", name, {"sessionId": started.session_id, "toEndPoint": to})
+                started = await call("start_dial_out", name, {"sipUri": target.sip_uri, "userId": "c-3"})
+                if started is not None:
+                    await target.wait_answered(daily, name, started.session_id)
         else:
             skip("sip_call_transfer", "no transfer URI (DAILY_LIVE_TRANSFER_URI)")
             skip("sip_refer", "no transfer URI (DAILY_LIVE_TRANSFER_URI)")
