@@ -300,6 +300,59 @@ def sweep(
 
 
 @app.command()
+def doctor(
+    credentials_block: Annotated[
+        str | None, typer.Option(help="Saved DailyCredentials block; default: DAILY_API_KEY / DAILY_API_URL.")
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The receiver's public URL to check (default: the domain webhook's URL); "
+            "with --dial: where Daily should send the events (default: the listener's own URL)."
+        ),
+    ] = None,
+    dial: Annotated[
+        str | None, typer.Option(help="Place ONE real dial-out to this SIP URI (one you own) and record it.")
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="What the far end of --dial will do: busy, no-answer, answer-hangup.")
+    ] = None,
+    fingerprint_out: Annotated[
+        Path, typer.Option(help="Where --dial writes its fingerprint (a telephony profile, redacted).")
+    ] = Path("daily-fingerprint.json"),
+    listen_port: Annotated[
+        int, typer.Option(help="Port of --dial's webhook listener (0: any free one).")
+    ] = 0,
+    take_over_webhook: Annotated[
+        bool,
+        typer.Option(help="Let --dial repoint a webhook that points elsewhere (it is pointed back after)."),
+    ] = False,
+    max_seconds: Annotated[float, typer.Option(help="--dial stops the call after this long.", min=1)] = 90.0,
+    hold_seconds: Annotated[
+        float, typer.Option(help="--dial hangs up this long after an answer.", min=0)
+    ] = 10.0,
+    presence_interval: Annotated[float, typer.Option(help="Seconds between presence polls.", min=0.2)] = 2.0,
+) -> None:
+    """Check a Daily account (key, domain, dial-out, SIP, webhook, receiver, rate limits); dials nothing
+    unless --dial is given. Exit code 1 when any check is red, 2 for bad input."""
+    from daily_sip.doctor.command import run_doctor
+
+    code = run_doctor(
+        credentials_block,
+        webhook_url=webhook_url,
+        dial=dial,
+        scenario=scenario,
+        fingerprint_out=fingerprint_out,
+        listen_port=listen_port,
+        take_over_webhook=take_over_webhook,
+        max_seconds=max_seconds,
+        hold_seconds=hold_seconds,
+        presence_interval=presence_interval,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
 def worker(
     pool: Annotated[
         str, typer.Option("--pool", "-p", help="Work pool to take runs from (created if missing).")

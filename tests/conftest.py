@@ -20,6 +20,13 @@ import pytest
 
 pytest_plugins = ["tests._prefect_server"]
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.live import skip_live_unless_enabled  # `pytest -m live`: real Daily only when asked
+
+    skip_live_unless_enabled(items)
+
+
 TEST_API_KEY = "test-key-0123456789"
 
 

@@ -90,9 +90,17 @@ def emulator(
         str,
         typer.Option(
             help="How busy / no answer / declined / unreachable reach webhooks (Daily does "
-            "not document it): sip-code, free-text, stopped, connected-stopped."
+            "not document it): sip-code, free-text, stopped, connected-stopped, or a profile "
+            "JSON file recorded by `daily-sip doctor --dial`."
         ),
     ] = "sip-code",
+    dialout_allowed: Annotated[
+        bool,
+        typer.Option(
+            help="Whether the domain may dial out at all; off: like a domain without a paid plan, "
+            "every dialOut/start is refused with 403 (Daily: dial-out needs a paid account)."
+        ),
+    ] = True,
     log_level: Annotated[
         str, typer.Option(help="Log level for stderr: debug, info, warning, error.")
     ] = "warning",
@@ -138,6 +146,7 @@ def emulator(
         "presence_lag": presence_lag,
         "participant_events": participant_events,
         "telephony_profile": telephony_profile,
+        "dialout_allowed": dialout_allowed,
         "log_level": log_level,
     }
     try:

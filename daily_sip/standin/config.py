@@ -67,6 +67,7 @@ class EmulatorConfig:
     participant_events: bool = True
     presence_lag: float = 0.0
     telephony_profile: str = "sip-code"
+    dialout_allowed: bool = True
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
@@ -85,12 +86,9 @@ class EmulatorConfig:
             raise ValueError(f"session_limit must be >= 1, got {self.session_limit}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
-        from .telephony import PROFILES  # late: telephony.py is a leaf, config is imported first
+        from .telephony import load_profile  # late: telephony.py is a leaf, config is imported first
 
-        if self.telephony_profile not in PROFILES:
-            raise ValueError(
-                f"telephony_profile must be one of {', '.join(PROFILES)}, got {self.telephony_profile!r}"
-            )
+        load_profile(self.telephony_profile)  # ValueError names the setting and what is wrong
         if not self.api_key:
             raise ValueError("api_key must not be empty")
 

@@ -279,6 +279,14 @@ class CallService(TransferMixin):
         """REST dialOut/start: validate, check the room, create a leg and script it."""
         room = self.room_service.get_room(room_name)
         spec = validate_dialout(body)
+        if not self.config.dialout_allowed:
+            # Dial-out needs a paid account (https://docs.daily.co/docs/guides/features/dial-in-dial-out);
+            # Daily does not document the error's wording, only its shape.
+            raise ApiError(
+                403,
+                "forbidden-error",
+                "dial-out is not available for this domain: it needs a paid plan with a payment method",
+            )
         if room.properties.get("enable_dialout") is not True:
             raise ApiError(
                 403,

@@ -201,6 +201,9 @@ class Api:
 
     # -- /v1 handlers -----------------------------------------------------------
 
+    async def domain_config(self, request: Request, body: Any) -> Any:
+        return self.backend.domain_config()
+
     async def create_room(self, request: Request, body: Any) -> Any:
         return self.backend.room_json(self.backend.create_room(body))
 
@@ -445,6 +448,7 @@ class Api:
     def routes(self) -> list[Route]:
         v1 = self.v1
         return [
+            v1("GET", "/", self.domain_config),
             v1("GET", "/rooms", self.list_rooms),
             v1("POST", "/rooms", self.create_room),
             v1("GET", "/rooms/{name}", self.get_room),
