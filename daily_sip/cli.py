@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -352,6 +353,12 @@ def doctor(
     raise typer.Exit(code)
 
 
+class RunLogLevel(StrEnum):
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+
+
 @app.command()
 def worker(
     pool: Annotated[
@@ -369,6 +376,12 @@ def worker(
             min=0,
         ),
     ] = 2.0,
+    run_logs: Annotated[
+        RunLogLevel,
+        typer.Option(
+            help="Lowest level of the campaigns' log lines printed here (all of them are in the Prefect UI)."
+        ),
+    ] = RunLogLevel.warning,
 ) -> None:
     """Run campaigns of a work pool inside this one process (many campaigns share it).
 
@@ -398,6 +411,9 @@ def worker(
         f"daily-sip worker: pool {pool!r} (type {WORKER_TYPE}), "
         f"{'up to ' + str(limit) if limit else 'any number of'} campaigns at once; Ctrl-C stops"
     )
+    from daily_sip.worker import print_run_logs_from
+
+    print_run_logs_from(getattr(logging, run_logs.value.upper()))
     serve_worker(pool, name=name, limit=limit, starts_per_second=starts_per_second)
 
 
