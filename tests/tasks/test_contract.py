@@ -70,10 +70,12 @@ async def drive_every_operation(daily: DailyClient, emu, poll, name: str, sink_u
     await call(
         "sip_call_transfer", name, {"sessionId": started.session_id, "toEndPoint": "sip:next@pbx.example.com"}
     )
-    await call(
-        "sip_refer", name, {"sessionId": started.session_id, "toEndPoint": "sip:other@pbx.example.com"}
-    )
-    await call("stop_dial_out", name, started.session_id)
+    # The transferred leg has left the room (Daily removes the SIP user): refer and stop a new one.
+    again = await call("start_dial_out", name, {"sipUri": "sip:bridge@pbx.example.com", "userId": "c-2"})
+    await poll(lambda: emu.introspect(f"legs/{again.session_id}")["state"] == "answered")
+    await call("sip_refer", name, {"sessionId": again.session_id, "toEndPoint": "sip:other@pbx.example.com"})
+    last = await call("start_dial_out", name, {"sipUri": "sip:bridge@pbx.example.com", "userId": "c-3"})
+    await call("stop_dial_out", name, last.session_id)
     hook = await call("create_webhook", {"url": sink_url, "retryType": "exponential"})
     await call("list_webhooks")
     await call("get_webhook", hook.uuid)
