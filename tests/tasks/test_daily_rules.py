@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from daily_sip.tasks.models import RoomProperties, SipCallTransfer, SipSettings, StartDialOut
+from daily_sip.tasks.models import RoomProperties, SipCallTransfer, SipSettings, StartDialOut, Webhook
 
 NUMBER_ID = "34b0eb2b-6f0a-4e57-9b6c-1c2f6c1d2e3f"
 
@@ -45,3 +45,20 @@ def test_exp_and_nbf_keep_their_fraction_and_ints_stay_ints():
         "exp": 1_800_000_000.25,
         "nbf": 1_700_000_000,
     }
+
+
+@pytest.mark.parametrize(
+    ("state", "failed"),
+    [
+        ("ACTIVE", False),
+        (1, False),
+        ("FAILED", True),
+        ("INACTIVE", True),
+        ("failed", True),
+        (0, True),
+        (2, True),
+    ],
+)
+def test_webhook_not_delivering_in_either_of_dailys_spellings(state, failed):
+    # Daily's pages say FAILED in one place and INACTIVE in another; an old spec used numbers.
+    assert Webhook(uuid="u", url="https://x.example.com", state=state).failed is failed
