@@ -518,6 +518,7 @@ def main() -> int:
             fault_duplicate=0.1,
             fault_reorder=0.1,
             fault_drop=0.03,
+            presence_lag=15,  # Daily's: "up to ~15 s" behind (a third party measured 10-25 s)
         )
         _port, receiver = _receiver(workdir, secret, api)
         try:

@@ -222,7 +222,9 @@ def demo(
             os.environ["PREFECT_API_URL"] = api_url
             typer.echo(f"  Prefect API {api_url} healthy after {secs:.1f} s")
         secret = new_webhook_secret()
-        daily_url = stack.standin(connect_delay=0.5, answer_delay=1.0, ring_timeout=6, hangup_after=2)
+        # Daily's documented behaviour otherwise (presence 15 s behind, idle default 0); the far end
+        # that never answers rings for the stand-in's 30 s, past the campaign's ring timeout.
+        daily_url = stack.standin(connect_delay=0.5, answer_delay=1.0, hangup_after=2)
         webhook_url = stack.receiver(secret, os.environ["PREFECT_API_URL"])
         pacer_url = stack.pacer()  # keeps Daily's rate limits as a fleet of workers would
         typer.echo(

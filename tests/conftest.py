@@ -50,6 +50,13 @@ class EmulatorProcess:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
+# The stand-in's defaults are Daily's documented behaviour: presence 15 s behind, and an answered
+# dial-out alone in its room hung up at once (`max_idle_timeout_sec` 0). Tests that are not about
+# these dial into rooms nobody else joins and read presence at once, so they turn both off;
+# a test about them passes its own values.
+TEST_BEHAVIOUR = {"presence_lag": 0, "enforce_idle_default": False}
+
+
 def _flag_args(flags: dict) -> list[str]:
     args: list[str] = []
     for key, value in flags.items():
@@ -76,7 +83,7 @@ def launch_emulator(api_key: str = TEST_API_KEY, **flags) -> EmulatorProcess:
         "0",
         "--api-key",
         api_key,
-        *_flag_args(flags),
+        *_flag_args({**TEST_BEHAVIOUR, **flags}),
     ]
     proc = subprocess.Popen(
         cmd,

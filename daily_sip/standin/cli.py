@@ -70,9 +70,10 @@ def emulator(
         bool,
         typer.Option(
             help="Treat an unset dialout_config.max_idle_timeout_sec as Daily's default 0: "
-            "an answered dial-out alone in the room is hung up at once."
+            "an answered dial-out alone in the room is hung up at once (Daily's documented "
+            "behaviour; --no-enforce-idle-default leaves such a leg up)."
         ),
-    ] = False,
+    ] = True,
     participant_events: Annotated[
         bool,
         typer.Option(
@@ -83,9 +84,17 @@ def emulator(
     presence_lag: Annotated[
         float,
         typer.Option(
-            help="Seconds before presence shows a join or a leave (Daily: near-real-time, observed 10-25 s)."
+            help="Seconds before presence shows a join or a leave (Daily: near-real-time, "
+            "poll at most every 15 s; observed 10-25 s)."
         ),
-    ] = 0.0,
+    ] = 15.0,
+    presence_ringing: Annotated[
+        bool,
+        typer.Option(
+            help="Presence lists a dial-out while it rings (Daily does not say); "
+            "--no-presence-ringing lists it only once answered."
+        ),
+    ] = True,
     telephony_profile: Annotated[
         str,
         typer.Option(
@@ -144,6 +153,7 @@ def emulator(
         "seed": seed,
         "enforce_idle_default": enforce_idle_default,
         "presence_lag": presence_lag,
+        "presence_ringing": presence_ringing,
         "participant_events": participant_events,
         "telephony_profile": telephony_profile,
         "dialout_allowed": dialout_allowed,

@@ -63,9 +63,10 @@ class EmulatorConfig:
     fault_reorder: float = 0.0
     fault_lost_response: float = 0.0
     seed: int = 0
-    enforce_idle_default: bool = False
+    enforce_idle_default: bool = True
     participant_events: bool = True
-    presence_lag: float = 0.0
+    presence_lag: float = 15.0
+    presence_ringing: bool = True
     telephony_profile: str = "sip-code"
     dialout_allowed: bool = True
     log_level: str = "warning"

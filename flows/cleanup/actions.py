@@ -82,12 +82,15 @@ async def clean_up(
     hung_up = 0
     for session_id in sorted(to_stop):
         try:
-            await persist(
+            ack = await persist(
                 partial(inline, astop_dial_out, ledger.room, session_id, credentials=creds),
                 legs_deadline,
                 f"hang up {session_id}",
             )
-            hung_up += 1
+            # Presence lags (up to ~15 s, https://docs.daily.co/reference/rest-api/presence): a leg
+            # that just ended may still be listed, and its stop finds it gone. Only real hang-ups count.
+            if not getattr(ack, "already_stopped", False):
+                hung_up += 1
         except DailyNotFoundError:
             pass  # the room is gone or not hosting a call: the leg has ended
         except DailyError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from logging import Logger, LoggerAdapter
 from typing import Any
 
@@ -167,7 +168,9 @@ async def start_once(
     )
 
 
-async def _ended_event(queue: asyncio.Queue[DailyEvent], wait: float) -> DailyEvent | None:
+async def _ended_event(
+    queue: asyncio.Queue[DailyEvent], wait: float, on_event: Callable[[DailyEvent], None] | None = None
+) -> DailyEvent | None:
     deadline = time.monotonic() + wait
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -176,6 +179,8 @@ async def _ended_event(queue: asyncio.Queue[DailyEvent], wait: float) -> DailyEv
             return None
         if event.type in DIALOUT_LEG_ENDED:
             return event
+        if on_event is not None:
+            on_event(event)
     return None
 
 
@@ -187,8 +192,11 @@ async def hang_up_until_ended(
     creds: DailyCredentials,
     logger: Logger | LoggerAdapter[Any],
     budget: float | None = None,
+    on_event: Callable[[DailyEvent], None] | None = None,
 ) -> tuple[bool, DailyEvent | None]:
     """Hang up a leg and wait for Daily to confirm it ended: ``(ended, end event if one came)``.
+
+    ``on_event`` sees the leg's other events that arrive meanwhile (a late ``answered``).
 
     ``ended`` is False only when Daily kept failing for the whole budget; the leg then stays
     the run's (its slot taken, in ``live``) and end-of-run cleanup or the sweeper retries.
@@ -210,13 +218,13 @@ async def hang_up_until_ended(
             )
         except DailyNotFoundError:
             # The room is gone or hosts no call: nothing is up; its end event may be in transit.
-            return True, await _ended_event(queue, 2.0)
+            return True, await _ended_event(queue, 2.0, on_event)
         except DailyError as exc:
             logger.warning("could not hang up %s: %s (cleanup will retry)", session, exc)
             return False, None
         if getattr(ack, "already_stopped", False):
-            return True, await _ended_event(queue, 2.0)  # its end event may still be in transit
-        event = await _ended_event(queue, END_CONFIRM_SECONDS)
+            return True, await _ended_event(queue, 2.0, on_event)  # its end event may still be in transit
+        event = await _ended_event(queue, END_CONFIRM_SECONDS, on_event)
         if event is not None:
             return True, event
         # No end event (late or lost webhook): ask presence before freeing the slot.

@@ -5,10 +5,12 @@ dial-out leg with its own ``userId`` (``<run tag>-<target>-<attempt>``), started
 session limit and followed through Daily's ``dialout.*`` webhooks (delivered as Prefect events by
 the receiver, routed per leg by `EventRouter`).
 
-A leg with no ``dialout.answered`` by its ring timeout is reconciled before it is called
-``no_answer`` (its webhook may be late or lost): `RECONCILE_SECONDS` more for the event-history
-re-read, then Daily's presence by its ``userId``. Listed means up: held like an answered call but
-reported ``unknown`` (it may still ring), unless an ``answered`` event comes while it is held.
+A leg with no ``dialout.answered`` by its ring timeout is reconciled before a verdict (its webhook
+may be late or lost): `RECONCILE_SECONDS` more for the event-history re-read. A leg whose own events
+arrived is then ``no_answer`` and hung up, unless the hang-up brings its ``answered`` after all or
+Daily's own end reason (`ring.after_hang_up`). A leg of which nothing arrived is looked up in
+Daily's presence by its ``userId``: listed means up, held like an answered call but reported
+``unknown``, unless an ``answered`` event comes while it is held. The rule: docs/outcomes.md.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from daily_sip.flows.campaign.model import Campaign, Target
 from daily_sip.flows.collect.listener import DailyEvent, EventRouter
 from daily_sip.flows.collect.results import await_dialin_ready
 from daily_sip.flows.dial.attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
-from daily_sip.flows.dial.ring import Ring, after_ring_timeout
+from daily_sip.flows.dial.ring import Ring, Unanswered, after_hang_up, after_ring_timeout
 from daily_sip.flows.dial.silence import SilenceCheck
 from daily_sip.flows.report import board
 from daily_sip.flows.report.board import Board
@@ -58,9 +60,16 @@ WRONG_ENTRY_HINT = "check meeting ID / passcode"
 # still arrives, and Daily's own end event (408/480) gets a moment to land.
 RECONCILE_SECONDS = 4.0
 PRESENCE_TRIES = 3
+# Daily's presence is near-real-time, "up to ~15 s" behind; poll it at most every 15 s
+# (https://docs.daily.co/reference/rest-api/presence). A leg younger than this that presence does
+# not list yet is looked up once more when it is this old.
+PRESENCE_LAG_SECONDS = 15.0
 HELD_UNCONFIRMED_DETAIL = (
-    "no dialout.answered webhook came, but Daily's presence lists the call "
-    "after the ring timeout: answered with its webhook lost, or still ringing"
+    "none of this call's dialout webhooks came, but Daily's presence lists it "
+    "after the ring timeout: answered with its webhooks lost, or still ringing"
+)
+ANSWERED_LATE_DETAIL = (
+    "answered: its dialout.answered webhook came after the ring timeout, when the call was hung up"
 )
 
 
@@ -234,12 +243,13 @@ class Dialer:
     ) -> bool:
         """Track one leg to its end; True when Daily already ended it, False if we must hang up."""
         loop = asyncio.get_running_loop()
-        ring_deadline = loop.time() + self.campaign.ring_timeout_seconds
+        dialed = loop.time()
+        ring_deadline = dialed + self.campaign.ring_timeout_seconds
         heard = reconciling = False
         while True:
             event = await _next(queue, ring_deadline)
             if event is None:
-                step = await self._after_ring_timeout(session, reconciling, heard)
+                step = await self._after_ring_timeout(session, reconciling, heard, dialed)
                 if step is Ring.RECONCILE:
                     reconciling = True
                     ring_deadline = loop.time() + RECONCILE_SECONDS
@@ -258,13 +268,7 @@ class Dialer:
                         self.router.accepted,
                         self.campaign.ring_timeout_seconds,
                     )
-                elif step is Ring.UNKNOWN:
-                    result.status = "unknown"
-                    result.detail = (
-                        f"no dialout.answered within {self.campaign.ring_timeout_seconds:.0f} s and "
-                        "Daily's presence could not be read to tell whether it is up"
-                    )
-                else:
+                else:  # Ring.NO_ANSWER: the hang-up may still bring an answer (see hang_up)
                     result.status = "no_answer"
                     result.detail = f"no answer within {self.campaign.ring_timeout_seconds:.0f} s"
                 return False
@@ -330,31 +334,38 @@ class Dialer:
         )
         return False
 
-    async def _after_ring_timeout(self, session: str, reconciled: bool, heard: bool) -> Ring:
+    async def _after_ring_timeout(self, session: str, reconciled: bool, heard: bool, dialed: float) -> Ring:
         """`ring.after_ring_timeout`, asking Daily's presence only when the table needs it."""
         known = {"reconciled": reconciled, "heard": heard, "run_heard": self.router.accepted > 0}
         step = after_ring_timeout(**known)
         if step is Ring.ASK_PRESENCE:
-            step = after_ring_timeout(**known, in_room=await self._in_room(session))
+            step = after_ring_timeout(**known, in_room=await self._in_room(session, dialed))
         return step
 
-    async def _in_room(self, session: str) -> bool | None:
+    async def _in_room(self, session: str, dialed: float) -> bool | None:
         """Whether Daily's presence lists this leg; None when presence cannot be read.
 
-        Presence is near-real-time (up to ~15 s behind, https://docs.daily.co/reference/rest-api/presence),
-        but a leg asked about here was started a whole ring timeout ago.
+        Presence is near-real-time, up to `PRESENCE_LAG_SECONDS` behind: a leg it does not list
+        before it is that old is looked up once more then.
         """
+        loop = asyncio.get_running_loop()
         user_id = self.router.user_of(session)
-        for attempt in range(PRESENCE_TRIES):
+        failures = 0
+        while True:
             try:
                 found = await inline(aget_room_presence, self.room, user_id=user_id, credentials=self.creds)
-                return any(p.id == session or (user_id and p.user_id == user_id) for p in found.data)
             except DailyError as exc:
-                if attempt + 1 == PRESENCE_TRIES:
+                failures += 1
+                if failures == PRESENCE_TRIES:
                     self.logger.warning("presence unreadable while reconciling %s: %s", session, exc)
                     return None
                 await asyncio.sleep(1.0)
-        return None
+                continue
+            listed = any(p.id == session or (user_id and p.user_id == user_id) for p in found.data)
+            too_young = dialed + PRESENCE_LAG_SECONDS - loop.time()
+            if listed or too_young <= 0:
+                return listed
+            await asyncio.sleep(too_young)
 
     def _answered(self, event: DailyEvent, result: TargetResult) -> None:
         result.status, result.answered_at = "answered", _at(event)
@@ -475,10 +486,30 @@ class Dialer:
     ) -> bool:
         """Hang up and keep the slot until Daily confirms the end; False if it never did."""
         self.show(result, board.HANGING_UP)
-        ended, event = await hang_up_until_ended(self.room, session, user_id, queue, self.creds, self.logger)
+        unanswered = result.status == "no_answer"  # the ring-timeout verdict; the hang-up may overturn it
+        late: list[DailyEvent] = []
+
+        def watch(event: DailyEvent) -> None:
+            if event.type == "dialout.answered":
+                late.append(event)
+
+        ended, event = await hang_up_until_ended(
+            self.room, session, user_id, queue, self.creds, self.logger, on_event=watch
+        )
         if ended:
             result.stopped_at = _at(event) if event else now()
-            if event is not None and event.type == "dialout.error" and result.answered_at is None:
+            if unanswered and not late and event is not None and event.type == "dialout.stopped":
+                # An `answered` overtaken in transit or retried by Daily may still come: read the
+                # history once more and give it the reconcile grace.
+                self.router.on_stall()
+                if (answer := await _answered_soon(queue)) is not None:
+                    late.append(answer)
+            daily_error = event is not None and event.type == "dialout.error" and result.answered_at is None
+            verdict = after_hang_up(answered_late=unanswered and bool(late), daily_error=daily_error)
+            if verdict is Unanswered.ANSWERED:
+                self._answered(late[0], result)
+                result.detail = ANSWERED_LATE_DETAIL
+            elif verdict is Unanswered.DAILY_DECIDES and event is not None:
                 # Daily's own verdict (e.g. 486 busy, 408) came while we hung up: it decides.
                 result.status, result.sip_code = outcome_of_error(event.payload.get("error_msg"))
                 result.error = event.payload.get("error_msg") or "dial-out error"
