@@ -93,6 +93,18 @@ def emulator(
             "not document it): sip-code, free-text, stopped, connected-stopped."
         ),
     ] = "sip-code",
+    sip_mode: Annotated[
+        str,
+        typer.Option(
+            help="scripted: the SIP URI's user part scripts each dial-out, nothing is sent. "
+            "real: each SIP dial-out is a real call placed by PJSIP from --sip-bind (INVITE with "
+            "the requested audio codecs, CANCEL/BYE, RFC 4733 DTMF); the far end's answers decide "
+            "the webhooks. Needs pip install 'daily-sip-flows[sip]'; see docs/real-sip.md."
+        ),
+    ] = "scripted",
+    sip_bind: Annotated[
+        str, typer.Option(help="host:port (UDP) the real-SIP mode sends from and listens on.")
+    ] = "127.0.0.1:5070",
     log_level: Annotated[
         str, typer.Option(help="Log level for stderr: debug, info, warning, error.")
     ] = "warning",
@@ -138,6 +150,8 @@ def emulator(
         "presence_lag": presence_lag,
         "participant_events": participant_events,
         "telephony_profile": telephony_profile,
+        "sip_mode": sip_mode,
+        "sip_bind": sip_bind,
         "log_level": log_level,
     }
     try:

@@ -67,6 +67,8 @@ class EmulatorConfig:
     participant_events: bool = True
     presence_lag: float = 0.0
     telephony_profile: str = "sip-code"
+    sip_mode: str = "scripted"
+    sip_bind: str = "127.0.0.1:5070"
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
@@ -93,6 +95,11 @@ class EmulatorConfig:
             )
         if not self.api_key:
             raise ValueError("api_key must not be empty")
+        if self.sip_mode not in ("scripted", "real"):
+            raise ValueError(f"sip_mode must be scripted or real, got {self.sip_mode!r}")
+        from .sip_real import split_bind
+
+        split_bind(self.sip_bind)
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as shown by introspection (the key is masked)."""

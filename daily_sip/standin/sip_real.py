@@ -1,0 +1,365 @@
+"""Real SIP calls placed by PJSIP (pjsua2): the stack behind ``--sip-mode real``.
+
+One `SipStack` per process (PJSIP's endpoint is a singleton). PJSIP wants every call into it from
+a thread it knows, so the stack owns one thread that created the library and runs every command;
+PJSIP's own worker thread reports what the far end did, and `deliver` hands each report to the
+caller's thread (the stand-in passes ``loop.call_soon_threadsafe``). SIP itself (INVITE, 100rel,
+CANCEL, ACK, BYE, RFC 4733 telephone-events on RTP) is PJSIP's; this module only picks the codecs
+of the SDP offer and reports call states.
+
+Example (against any SIP far end)::
+
+    stack = SipStack("127.0.0.1:5070", deliver=lambda fn: fn())
+    stack.start()
+    stack.place("leg-1", "sip:busy@127.0.0.1:5090", listener, audio_codecs=["PCMU"])
+    ...
+    stack.close()
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import queue
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger("daily_sip.standin.sip")
+
+#: Simultaneous calls: the ceiling PJSUA_MAX_CALLS of the pjsua2-pybind11 wheel's build.
+MAX_CALLS = 4
+#: Daily's codec names (https://docs.daily.co/reference/rest-api/rooms/dialout/start) as SDP
+#: rtpmap encodings.
+SDP_AUDIO = {"OPUS": "opus", "G722": "G722", "PCMU": "PCMU", "PCMA": "PCMA"}
+
+
+class SipUnavailable(RuntimeError):
+    """The SIP stack cannot run here (module missing, port taken)."""
+
+
+def import_pjsua2() -> Any:
+    try:
+        import pjsua2  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise SipUnavailable(
+            "--sip-mode real needs PJSIP's Python binding: pip install 'daily-sip-flows[sip]' "
+            f"(pjsua2-pybind11); import failed: {exc}"
+        ) from exc
+    return pjsua2
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    """``host:port`` -> (host, port); ValueError naming the setting otherwise."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"sip_bind must be host:port (e.g. 127.0.0.1:5070), got {bind!r}")
+    return host, int(port)
+
+
+class CallListener(Protocol):
+    """What a placed call reports, in order: ringing (0..n), answered (0..1), ended (once)."""
+
+    def ringing(self, code: int) -> None: ...
+
+    def answered(self) -> None: ...
+
+    def ended(self, code: int, reason: str, was_answered: bool) -> None: ...
+
+
+def restrict_offer(sdp: str, audio: list[str] | None, host: str | None) -> str:
+    """Keep only the requested audio codecs (plus telephone-event/8000) in an SDP offer and show
+    `host` as its address; PJSIP's own offer lists every codec it has.
+
+    >>> s = "v=0\\r\\nc=IN IP4 10.0.0.1\\r\\nm=audio 4000 RTP/AVP 0 8 101\\r\\n"
+    >>> s += "a=rtpmap:0 PCMU/8000\\r\\na=rtpmap:8 PCMA/8000\\r\\na=rtpmap:101 telephone-event/8000\\r\\n"
+    >>> print(restrict_offer(s, ["PCMA"], "127.0.0.1").replace("\\r\\n", "|"))
+    v=0|c=IN IP4 127.0.0.1|m=audio 4000 RTP/AVP 8 101|a=rtpmap:8 PCMA/8000|a=rtpmap:101 telephone-event/8000|
+    """
+    lines = sdp.split("\r\n")
+    encodings: dict[str, str] = {}
+    for line in lines:
+        m = re.match(r"a=rtpmap:(\d+) ([^/]+)/(\d+)", line)
+        if m:
+            encodings[m.group(1)] = f"{m.group(2)}/{m.group(3)}"
+    keep: set[str] | None = None
+    if audio:
+        wanted = [SDP_AUDIO[c].lower() for c in audio if c in SDP_AUDIO]
+        keep = {pt for pt, enc in encodings.items() if enc.split("/")[0].lower() in wanted}
+        keep |= {pt for pt, enc in encodings.items() if enc.lower() == "telephone-event/8000"}
+    out: list[str] = []
+    for line in lines:
+        if host and (line.startswith("c=IN IP4 ") or line.startswith("o=")):
+            line = re.sub(r"IN IP4 \S+", f"IN IP4 {host}", line)
+        if keep is not None:
+            if line.startswith("m=audio "):
+                head = line.split(" ")[:3]
+                pts = [pt for pt in line.split(" ")[3:] if pt in keep]
+                line = " ".join(head + pts)
+            m = re.match(r"a=(rtpmap|fmtp):(\d+) ", line)
+            if m and m.group(2) not in keep:
+                continue
+        out.append(line)
+    return "\r\n".join(out)
+
+
+@dataclass
+class _Placed:
+    leg_id: str
+    listener: CallListener
+    call: Any = None
+    answered: bool = False
+    ended: bool = False
+    ringing_codes: list[int] = field(default_factory=list)
+
+
+class SipStack:
+    """A PJSIP user agent on `bind` (``host:port``, UDP) that places and ends calls."""
+
+    def __init__(
+        self,
+        bind: str,
+        deliver: Callable[[Callable[[], None]], None],
+        *,
+        user: str = "standin",
+        log_level: int = 0,
+        on_dtmf: Callable[[str, str, float], None] | None = None,
+        on_incoming: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.host, self.port = split_bind(bind)
+        self.deliver = deliver
+        self.user = user
+        self.log_level = log_level
+        self.on_dtmf = on_dtmf
+        self.on_incoming = on_incoming
+        self.calls: dict[str, _Placed] = {}
+        #: Every PJSIP call object made here: a Call destroyed after libDestroy() aborts the
+        #: process inside PJSIP, so they are all kept until just before it.
+        self.objects: list[Any] = []
+        self._commands: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self.pj: Any = None
+        self.ep: Any = None
+        self.account: Any = None
+
+    # -- life ------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start PJSIP on its own thread; raises `SipUnavailable` when it cannot."""
+        self.pj = import_pjsua2()
+        self._thread = threading.Thread(target=self._run, name="pjsip", daemon=True)
+        # pjlib prints its greeting on stdout before any log setting applies; stdout's first line
+        # belongs to the caller (the stand-in's URL), so it goes to stderr meanwhile.
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+        try:
+            self._thread.start()
+            started = self._ready.wait(timeout)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        if not started:
+            raise SipUnavailable("PJSIP did not start within 10 s")
+        if self._error is not None:
+            raise SipUnavailable(f"SIP stack could not start on {self.host}:{self.port}: {self._error}")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Hang up every call (CANCEL or BYE), wait for the dialogs to end, stop PJSIP."""
+        if self._thread is None:
+            return
+        self._commands.put(self._shutdown)
+        self._commands.put(None)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        pj = self.pj
+        try:
+            ep = pj.Endpoint()
+            ep.libCreate()
+            cfg = pj.EpConfig()
+            cfg.uaConfig.threadCnt = 1
+            cfg.uaConfig.maxCalls = MAX_CALLS
+            cfg.logConfig.level = self.log_level
+            cfg.logConfig.consoleLevel = self.log_level
+            cfg.logConfig.msgLogging = self.log_level > 0
+            ep.libInit(cfg)
+            tc = pj.TransportConfig()
+            tc.port = self.port
+            tc.boundAddress = self.host
+            ep.transportCreate(pj.TransportType.UDP, tc)
+            ep.libStart()
+            # No sound card: RTP flows through PJSIP's null audio device.
+            ep.audDevManager.setNullDev()
+            self.ep = ep
+            self.account = _account_class(pj)(self)
+            ac = pj.AccountConfig()
+            ac.idUri = f"sip:{self.user}@{self.host}:{self.port}"
+            self.account.create(ac, True)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        while True:
+            command = self._commands.get()
+            if command is None:
+                break
+            try:
+                command()
+            except Exception:
+                log.exception("SIP command failed")
+        self.objects.clear()
+        for placed in self.calls.values():
+            placed.call = None
+        gc.collect()
+        try:
+            ep.libDestroy()
+        except Exception:
+            log.exception("PJSIP shutdown failed")
+
+    def _shutdown(self) -> None:
+        self.ep.hangupAllCalls()
+        deadline = time.monotonic() + 3.0
+        while self.open_calls() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def run(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the PJSIP thread."""
+        self._commands.put(fn)
+
+    def open_calls(self) -> int:
+        with self._lock:
+            return sum(1 for p in self.calls.values() if not p.ended)
+
+    # -- calls -----------------------------------------------------------------
+
+    def place(
+        self,
+        leg_id: str,
+        uri: str,
+        listener: CallListener,
+        *,
+        audio_codecs: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """INVITE `uri`; `listener` hears what the far end does (through `deliver`)."""
+        placed = _Placed(leg_id, listener)
+        with self._lock:
+            self.calls[leg_id] = placed
+
+        def go() -> None:
+            pj = self.pj
+            with self._lock:
+                live = sum(1 for p in self.calls.values() if p.call is not None and not p.ended)
+            if live >= MAX_CALLS:
+                log.warning("%d calls up already (PJSIP's limit); %s fails unreachable", live, uri)
+                self._report_end(placed, 503, f"Service Unavailable (at most {MAX_CALLS} calls at once)")
+                return
+            call = _call_class(pj)(self, placed, audio_codecs)
+            placed.call = call
+            self.objects.append(call)
+            op = pj.CallOpParam(True)
+            for name, value in (headers or {}).items():
+                h = pj.SipHeader()
+                h.hName, h.hValue = name, value
+                op.txOption.headers.append(h)
+            try:
+                call.makeCall(uri.split("?", 1)[0], op)
+            except Exception as exc:
+                log.warning("INVITE to %s failed: %s", uri, exc)
+                self._report_end(placed, 503, "Service Unavailable")
+
+        self.run(go)
+
+    def hangup(self, leg_id: str) -> None:
+        """CANCEL a ringing call, BYE an answered one; nothing for a call already ended."""
+
+        def go() -> None:
+            placed = self.calls.get(leg_id)
+            if placed is None or placed.ended or placed.call is None:
+                return
+            try:
+                placed.call.hangup(self.pj.CallOpParam(True))
+            except Exception as exc:
+                log.info("hangup of %s: %s", leg_id, exc)
+
+        self.run(go)
+
+    def send_dtmf(self, leg_id: str, tones: str, duration_ms: int) -> None:
+        """Queue `tones` as RFC 4733 telephone-events on the call's RTP, `duration_ms` each."""
+
+        def go() -> None:
+            placed = self.calls.get(leg_id)
+            if placed is None or placed.ended or placed.call is None:
+                return
+            prm = self.pj.CallSendDtmfParam()
+            prm.digits = tones
+            prm.duration = duration_ms
+            prm.method = self.pj.DtmfMethod.RFC2833
+            placed.call.sendDtmf(prm)
+
+        self.run(go)
+
+    # -- reports from PJSIP's worker thread -------------------------------------
+
+    def _report_state(self, placed: _Placed, state: str, code: int, reason: str) -> None:
+        listener = placed.listener
+        if state == "EARLY" and code in (180, 183) and code not in placed.ringing_codes:
+            placed.ringing_codes.append(code)
+            self.deliver(lambda: listener.ringing(code))
+        elif state == "CONFIRMED" and not placed.answered:
+            placed.answered = True
+            self.deliver(listener.answered)
+        elif state == "DISCONNECTED":
+            self._report_end(placed, code, reason)
+
+    def _report_end(self, placed: _Placed, code: int, reason: str) -> None:
+        with self._lock:
+            if placed.ended:
+                return
+            placed.ended = True
+        answered = placed.answered
+        self.deliver(lambda: placed.listener.ended(code, reason, answered))
+
+
+def _account_class(pj: Any) -> Any:
+    class Account(pj.Account):  # type: ignore[misc,name-defined]
+        def __init__(self, stack: SipStack) -> None:
+            super().__init__()
+            self.stack = stack
+
+        def onIncomingCall(self, prm: Any) -> None:
+            if self.stack.on_incoming is not None:
+                self.stack.on_incoming(prm)
+
+    return Account
+
+
+def _call_class(pj: Any) -> Any:
+    class Call(pj.Call):  # type: ignore[misc,name-defined]
+        def __init__(self, stack: SipStack, placed: _Placed, audio: list[str] | None) -> None:
+            super().__init__(stack.account)
+            self.stack = stack
+            self.placed = placed
+            self.audio = audio
+
+        def onCallSdpCreated(self, prm: Any) -> None:
+            if not prm.remSdp.wholeSdp:  # our offer
+                host = self.stack.host if self.stack.host not in ("0.0.0.0", "") else None
+                prm.sdp.wholeSdp = restrict_offer(prm.sdp.wholeSdp, self.audio, host)
+
+        def onCallState(self, prm: Any) -> None:
+            ci = self.info
+            self.stack._report_state(self.placed, ci.state.name, int(ci.lastStatusCode), ci.lastReason)
+
+    return Call
