@@ -98,7 +98,7 @@ def emulator(
         typer.Option(
             help="scripted: the SIP URI's user part scripts each dial-out, nothing is sent. "
             "real: each SIP dial-out is a real call placed by PJSIP from --sip-bind (INVITE with "
-            "the requested audio codecs, CANCEL/BYE, RFC 4733 DTMF); the far end's answers decide "
+            "SDP, CANCEL/BYE, RTP, RFC 4733 DTMF); the far end's answers decide "
             "the webhooks. Needs pip install 'daily-sip-flows[sip]'; see docs/real-sip.md."
         ),
     ] = "scripted",

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .sip_real import SipStack, SipUnavailable
+from .sip_real import SipStack, SipUnavailable, connect_audio
 
 
 class Ivr:
@@ -91,6 +91,9 @@ def _ivr_call_class(pj: Any) -> Any:
             self.ivr.record(event="entry", digits=entry, accepted=ok)
             if not ok:
                 self.ivr.later(self.ivr.reject_delay, lambda: self.ivr._hangup(self))
+
+        def onCallMediaState(self, prm: Any) -> None:
+            connect_audio(self.ivr.stack, self)
 
         def onCallState(self, prm: Any) -> None:
             ci = self.info

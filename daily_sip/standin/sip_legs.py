@@ -73,8 +73,7 @@ class RealSipMixin:
         if self.sip is None:
             return False
         leg.outcome, leg.ivr = DEFAULT_OUTCOME, None  # the far end decides, not the user part
-        audio = (leg.codecs or {}).get("audio")
-        self.sip.place(leg.id, uri.uri, _LegListener(self, leg), audio_codecs=audio, headers=uri.headers)
+        self.sip.place(leg.id, uri.uri, _LegListener(self, leg), headers=uri.headers)
         leg.timer = self.scheduler.call_later(self.config.ring_timeout, lambda: self._real_ring_timeout(leg))
         return True
 

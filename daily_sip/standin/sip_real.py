@@ -4,14 +4,16 @@ One `SipStack` per process (PJSIP's endpoint is a singleton). PJSIP wants every 
 a thread it knows, so the stack owns one thread that created the library and runs every command;
 PJSIP's own worker thread reports what the far end did, and `deliver` hands each report to the
 caller's thread (the stand-in passes ``loop.call_soon_threadsafe``). SIP itself (INVITE, 100rel,
-CANCEL, ACK, BYE, RFC 4733 telephone-events on RTP) is PJSIP's; this module only picks the codecs
-of the SDP offer and reports call states.
+CANCEL, ACK, BYE, RFC 4733 telephone-events on RTP) is PJSIP's; this module only places, ends and
+reports calls. The SDP offer is PJSIP's own codec list: the pjsua2-pybind11 binding neither exposes
+codec priorities nor hands an edited offer back to PJSIP, so a dial-out's `codecs` are recorded,
+not offered (docs/real-sip.md).
 
 Example (against any SIP far end)::
 
     stack = SipStack("127.0.0.1:5070", deliver=lambda fn: fn())
     stack.start()
-    stack.place("leg-1", "sip:busy@127.0.0.1:5090", listener, audio_codecs=["PCMU"])
+    stack.place("leg-1", "sip:busy@127.0.0.1:5090", listener)
     ...
     stack.close()
 """
@@ -22,7 +24,6 @@ import gc
 import logging
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -34,9 +35,6 @@ log = logging.getLogger("daily_sip.standin.sip")
 
 #: Simultaneous calls: the ceiling PJSUA_MAX_CALLS of the pjsua2-pybind11 wheel's build.
 MAX_CALLS = 4
-#: Daily's codec names (https://docs.daily.co/reference/rest-api/rooms/dialout/start) as SDP
-#: rtpmap encodings.
-SDP_AUDIO = {"OPUS": "opus", "G722": "G722", "PCMU": "PCMU", "PCMA": "PCMA"}
 
 
 class SipUnavailable(RuntimeError):
@@ -70,42 +68,6 @@ class CallListener(Protocol):
     def answered(self) -> None: ...
 
     def ended(self, code: int, reason: str, was_answered: bool) -> None: ...
-
-
-def restrict_offer(sdp: str, audio: list[str] | None, host: str | None) -> str:
-    """Keep only the requested audio codecs (plus telephone-event/8000) in an SDP offer and show
-    `host` as its address; PJSIP's own offer lists every codec it has.
-
-    >>> s = "v=0\\r\\nc=IN IP4 10.0.0.1\\r\\nm=audio 4000 RTP/AVP 0 8 101\\r\\n"
-    >>> s += "a=rtpmap:0 PCMU/8000\\r\\na=rtpmap:8 PCMA/8000\\r\\na=rtpmap:101 telephone-event/8000\\r\\n"
-    >>> print(restrict_offer(s, ["PCMA"], "127.0.0.1").replace("\\r\\n", "|"))
-    v=0|c=IN IP4 127.0.0.1|m=audio 4000 RTP/AVP 8 101|a=rtpmap:8 PCMA/8000|a=rtpmap:101 telephone-event/8000|
-    """
-    lines = sdp.split("\r\n")
-    encodings: dict[str, str] = {}
-    for line in lines:
-        m = re.match(r"a=rtpmap:(\d+) ([^/]+)/(\d+)", line)
-        if m:
-            encodings[m.group(1)] = f"{m.group(2)}/{m.group(3)}"
-    keep: set[str] | None = None
-    if audio:
-        wanted = [SDP_AUDIO[c].lower() for c in audio if c in SDP_AUDIO]
-        keep = {pt for pt, enc in encodings.items() if enc.split("/")[0].lower() in wanted}
-        keep |= {pt for pt, enc in encodings.items() if enc.lower() == "telephone-event/8000"}
-    out: list[str] = []
-    for line in lines:
-        if host and (line.startswith("c=IN IP4 ") or line.startswith("o=")):
-            line = re.sub(r"IN IP4 \S+", f"IN IP4 {host}", line)
-        if keep is not None:
-            if line.startswith("m=audio "):
-                head = line.split(" ")[:3]
-                pts = [pt for pt in line.split(" ")[3:] if pt in keep]
-                line = " ".join(head + pts)
-            m = re.match(r"a=(rtpmap|fmtp):(\d+) ", line)
-            if m and m.group(2) not in keep:
-                continue
-        out.append(line)
-    return "\r\n".join(out)
 
 
 @dataclass
@@ -192,6 +154,8 @@ class SipStack:
             cfg.logConfig.level = self.log_level
             cfg.logConfig.consoleLevel = self.log_level
             cfg.logConfig.msgLogging = self.log_level > 0
+            # RTP (telephone-events included) is clocked by the sound device; keep the null one open.
+            cfg.medConfig.sndAutoCloseTime = -1
             ep.libInit(cfg)
             tc = pj.TransportConfig()
             tc.port = self.port
@@ -249,7 +213,6 @@ class SipStack:
         uri: str,
         listener: CallListener,
         *,
-        audio_codecs: list[str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         """INVITE `uri`; `listener` hears what the far end does (through `deliver`)."""
@@ -265,7 +228,7 @@ class SipStack:
                 log.warning("%d calls up already (PJSIP's limit); %s fails unreachable", live, uri)
                 self._report_end(placed, 503, f"Service Unavailable (at most {MAX_CALLS} calls at once)")
                 return
-            call = _call_class(pj)(self, placed, audio_codecs)
+            call = _call_class(pj)(self, placed)
             placed.call = call
             self.objects.append(call)
             op = pj.CallOpParam(True)
@@ -332,6 +295,20 @@ class SipStack:
         self.deliver(lambda: placed.listener.ended(code, reason, answered))
 
 
+def connect_audio(stack: SipStack, call: Any) -> None:
+    """Wire an active call's audio to the null sound device both ways, as a phone would: the
+    device's clock is what sends RTP, and with it the RFC 4733 events."""
+    try:
+        media = call.getAudioMedia(-1)
+    except Exception:  # no active audio (yet)
+        return
+    dev = stack.ep.audDevManager
+    playback = dev.playbackDevMedia() if callable(dev.playbackDevMedia) else dev.playbackDevMedia
+    capture = dev.captureDevMedia() if callable(dev.captureDevMedia) else dev.captureDevMedia
+    media.startTransmit(playback)
+    capture.startTransmit(media)
+
+
 def _account_class(pj: Any) -> Any:
     class Account(pj.Account):  # type: ignore[misc,name-defined]
         def __init__(self, stack: SipStack) -> None:
@@ -347,16 +324,13 @@ def _account_class(pj: Any) -> Any:
 
 def _call_class(pj: Any) -> Any:
     class Call(pj.Call):  # type: ignore[misc,name-defined]
-        def __init__(self, stack: SipStack, placed: _Placed, audio: list[str] | None) -> None:
+        def __init__(self, stack: SipStack, placed: _Placed) -> None:
             super().__init__(stack.account)
             self.stack = stack
             self.placed = placed
-            self.audio = audio
 
-        def onCallSdpCreated(self, prm: Any) -> None:
-            if not prm.remSdp.wholeSdp:  # our offer
-                host = self.stack.host if self.stack.host not in ("0.0.0.0", "") else None
-                prm.sdp.wholeSdp = restrict_offer(prm.sdp.wholeSdp, self.audio, host)
+        def onCallMediaState(self, prm: Any) -> None:
+            connect_audio(self.stack, self)
 
         def onCallState(self, prm: Any) -> None:
             ci = self.info

@@ -94,8 +94,8 @@ def far_ends(tmp_path_factory) -> Iterator[FarEnds]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert ivr.stdout is not None and ivr.stdout.readline().strip() == "ready", ivr.stderr
     try:
+        assert ivr.stdout is not None and ivr.stdout.readline().strip() == "ready", ivr.stderr
         yield FarEnds(sipp, ivr_port, ivr, ivr_log)
     finally:
         for proc in [ivr] + [p for _, p in sipp.values()]:
