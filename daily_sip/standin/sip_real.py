@@ -20,6 +20,7 @@ Example (against any SIP far end)::
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -106,7 +107,7 @@ class SipStack:
         self._commands: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._error: str | None = None
         self._lock = threading.Lock()
         self.pj: Any = None
         self.ep: Any = None
@@ -118,11 +119,13 @@ class SipStack:
         """Start PJSIP on its own thread; raises `SipUnavailable` when it cannot."""
         self.pj = import_pjsua2()
         self._thread = threading.Thread(target=self._run, name="pjsip", daemon=True)
-        # pjlib prints its greeting on stdout before any log setting applies; stdout's first line
-        # belongs to the caller (the stand-in's URL), so it goes to stderr meanwhile.
+        # pjlib logs to stdout before any log setting applies; stdout's first line belongs to the
+        # caller (the stand-in's URL), so that chatter is dropped.
         sys.stdout.flush()
         saved = os.dup(1)
-        os.dup2(2, 1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
         try:
             self._thread.start()
             started = self._ready.wait(timeout)
@@ -145,8 +148,8 @@ class SipStack:
 
     def _run(self) -> None:
         pj = self.pj
+        ep = pj.Endpoint()
         try:
-            ep = pj.Endpoint()
             ep.libCreate()
             cfg = pj.EpConfig()
             cfg.uaConfig.threadCnt = 1
@@ -169,8 +172,13 @@ class SipStack:
             ac = pj.AccountConfig()
             ac.idUri = f"sip:{self.user}@{self.host}:{self.port}"
             self.account.create(ac, True)
-        except BaseException as exc:
-            self._error = exc
+        except Exception as exc:
+            # Only the text leaves this thread: a kept traceback would free PJSIP objects later,
+            # on a thread PJSIP does not know, which aborts the process.
+            self._error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.account = None
+            with contextlib.suppress(Exception):
+                ep.libDestroy()
             self._ready.set()
             return
         self._ready.set()
