@@ -43,7 +43,7 @@ def build_app(
         if sip is not None:
             # PJSIP reports on its own thread; the legs live on this loop.
             sip.deliver = asyncio.get_running_loop().call_soon_threadsafe
-            backend.call_service.sip = sip
+            backend.call_service.attach_sip(sip, asyncio.get_running_loop())
         yield
         # Timers and workers belong to this loop; stop them before it closes.
         backend.reset()

@@ -69,7 +69,7 @@ class Ivr:
 
 
 def _ivr_call_class(pj: Any) -> Any:
-    class IvrCall(pj.Call):  # type: ignore[misc,name-defined]
+    class IvrCall(pj.Call):
         def __init__(self, ivr: Ivr, call_id: int) -> None:
             super().__init__(ivr.stack.account, call_id)
             self.ivr = ivr

@@ -12,6 +12,8 @@ far end stops it (``dialout.stopped``). A dial-out stopped over REST sends CANCE
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from typing import TYPE_CHECKING, Any
 
 from daily_sip.tasks.events import DailyType
@@ -41,6 +43,24 @@ def outcome_for_code(code: int) -> str:
     return "unreachable"
 
 
+def _bare_uri(uri: str) -> str:
+    """`"Bob" <sip:bob@h>;tag=x` -> `sip:bob@h`."""
+    if "<" in uri:
+        uri = uri.split("<", 1)[1].split(">", 1)[0]
+    return uri.split(";", 1)[0]
+
+
+def _user_part(uri: str) -> str:
+    """`<sip:abc@host:5070>` -> `abc`.
+
+    >>> _user_part('"x" <sip:Abc@h.example:5070;transport=udp>')
+    'abc'
+    """
+    bare = _bare_uri(uri)
+    bare = bare.split(":", 1)[1] if ":" in bare else bare
+    return bare.split("@", 1)[0].lower() if "@" in bare else ""
+
+
 class _LegListener:
     """Hands what PJSIP reports for one call to the call service (on the event loop)."""
 
@@ -62,11 +82,61 @@ class RealSipMixin:
     """Part of `CallService`: places SIP dial-outs on a `SipStack` when one is attached."""
 
     sip: SipStack | None = None
+    #: Dial-in leg id -> the SIP stack's key of its call.
+    _dialin_calls: dict[str, str]
     # Provided by CallService.
     config: Any
     clock: Any
     scheduler: Any
     event_log: Any
+
+    def attach_sip(self, stack: SipStack, loop: asyncio.AbstractEventLoop) -> None:
+        """Place SIP dial-outs on `stack` and take the dial-ins it receives (decided on `loop`)."""
+        self.sip = stack
+        self._dialin_calls = {}
+
+        def decide(key: str, to_uri: str, from_uri: str) -> tuple[int, Any]:
+            done: concurrent.futures.Future[tuple[int, Any]] = concurrent.futures.Future()
+
+            def run() -> None:
+                try:
+                    done.set_result(self._real_dialin(key, to_uri, from_uri))
+                except Exception as exc:
+                    done.set_exception(exc)
+
+            loop.call_soon_threadsafe(run)
+            try:
+                return done.result(timeout=5)
+            except Exception:
+                return 500, None
+
+        stack.on_dialin = decide
+
+    def _real_dialin(self, key: str, to_uri: str, from_uri: str) -> tuple[int, Any]:
+        """A SIP client calls `to_uri`: the room whose endpoint has that user part takes it, one
+        caller per endpoint (https://docs.daily.co/guides/products/dial-in-dial-out/sip)."""
+        from .dialin import simulate_dialin  # dialin.py imports this module's user, dialout.py
+        from .errors import ApiError
+
+        user = _user_part(to_uri)
+        found = [
+            (room.name, i)
+            for room in self.room_service.rooms.values()  # type: ignore[attr-defined]
+            for i, endpoint in enumerate(room.sip_endpoints)
+            if _user_part(endpoint) == user
+        ]
+        if not found:
+            return 404, None
+        room_name, index = found[0]
+        body = {"endpoint_index": index, "from": _bare_uri(from_uri)}
+        try:
+            leg = simulate_dialin(self, room_name, body)  # type: ignore[arg-type]
+        except ApiError as exc:
+            return (486 if "busy" in exc.info.lower() or "already" in exc.info else 480), None
+        if not leg.active:  # over max_sip_pstn_sessions_per_room: dialin.error was emitted
+            return 486, None
+        self._dialin_calls[leg.id] = key
+        return 200, _LegListener(self, leg)
 
     def _place_real(self, leg: Leg, uri: SipUri) -> bool:
         """INVITE the far end for `leg`; False when no stack is attached (scripted mode)."""
@@ -78,8 +148,12 @@ class RealSipMixin:
         return True
 
     def _hangup_real(self, leg: Leg) -> None:
-        if self.sip is not None and leg.kind == "dialout":
+        if self.sip is None:
+            return
+        if leg.kind == "dialout":
             self.sip.hangup(leg.id)
+        elif leg.id in self._dialin_calls:
+            self.sip.hangup(self._dialin_calls.pop(leg.id))
 
     def _dtmf_real(self, leg: Leg, tones: str, duration_ms: int) -> None:
         if self.sip is not None and leg.kind == "dialout":
@@ -106,6 +180,10 @@ class RealSipMixin:
     def _real_ended(self, leg: Leg, code: int, reason: str, was_answered: bool) -> None:
         if not leg.active:
             return  # we ended it (REST stop, ring timeout, room gone)
+        if leg.kind == "dialin":
+            self._dialin_calls.pop(leg.id, None)
+            self.end_leg(leg, "remote-hangup")  # type: ignore[attr-defined]
+            return
         if was_answered:
             self.end_leg(leg, "remote-hangup")  # type: ignore[attr-defined]
             return

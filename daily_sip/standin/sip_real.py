@@ -25,6 +25,7 @@ import gc
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -74,7 +75,7 @@ class CallListener(Protocol):
 @dataclass
 class _Placed:
     leg_id: str
-    listener: CallListener
+    listener: CallListener | None
     call: Any = None
     answered: bool = False
     ended: bool = False
@@ -87,12 +88,13 @@ class SipStack:
     def __init__(
         self,
         bind: str,
-        deliver: Callable[[Callable[[], None]], None],
+        deliver: Callable[[Callable[[], None]], object],
         *,
         user: str = "standin",
         log_level: int = 0,
         on_dtmf: Callable[[str, str, float], None] | None = None,
         on_incoming: Callable[[Any], None] | None = None,
+        on_dialin: Callable[[str, str, str], tuple[int, CallListener | None]] | None = None,
     ) -> None:
         self.host, self.port = split_bind(bind)
         self.deliver = deliver
@@ -100,6 +102,9 @@ class SipStack:
         self.log_level = log_level
         self.on_dtmf = on_dtmf
         self.on_incoming = on_incoming
+        #: `on_dialin(key, to_uri, from_uri) -> (code, listener)` decides each INVITE, called on
+        #: PJSIP's thread and blocking it; without it INVITEs are refused 480.
+        self.on_dialin = on_dialin
         self.calls: dict[str, _Placed] = {}
         #: Every PJSIP call object made here: a Call destroyed after libDestroy() aborts the
         #: process inside PJSIP, so they are all kept until just before it.
@@ -281,10 +286,36 @@ class SipStack:
 
         self.run(go)
 
+    def _incoming(self, prm: Any) -> None:
+        """An INVITE, on PJSIP's worker thread: `on_dialin` decides, and the answer is sent from
+        inside this callback (the binding keeps the GIL inside PJSIP calls, so answering later
+        from another thread would deadlock against PJSIP's own callbacks)."""
+        pj = self.pj
+        placed = _Placed(f"in-{prm.callId}-{time.monotonic_ns()}", listener=None)
+        call = _call_class(pj)(self, placed, prm.callId)
+        placed.call = call
+        self.objects.append(call)
+        with self._lock:
+            self.calls[placed.leg_id] = placed
+        code = 480
+        if self.on_dialin is not None:
+            # To and From as PJSIP received them: asking PJSIP for the call's info here deadlocks.
+            msg = prm.rdata.wholeMsg
+            code, placed.listener = self.on_dialin(
+                placed.leg_id, _header(msg, "To", "t"), _header(msg, "From", "f")
+            )
+        op = pj.CallOpParam()
+        op.statusCode = pj.StatusCode(code)
+        call.answer(op)
+
     # -- reports from PJSIP's worker thread -------------------------------------
 
     def _report_state(self, placed: _Placed, state: str, code: int, reason: str) -> None:
         listener = placed.listener
+        if listener is None:  # an incoming call not decided yet
+            if state == "DISCONNECTED":
+                placed.ended = True
+            return
         if state == "EARLY" and code in (180, 183) and code not in placed.ringing_codes:
             placed.ringing_codes.append(code)
             self.deliver(lambda: listener.ringing(code))
@@ -299,8 +330,15 @@ class SipStack:
             if placed.ended:
                 return
             placed.ended = True
-        answered = placed.answered
-        self.deliver(lambda: placed.listener.ended(code, reason, answered))
+        answered, listener = placed.answered, placed.listener
+        if listener is not None:
+            self.deliver(lambda: listener.ended(code, reason, answered))
+
+
+def _header(msg: str, name: str, compact: str) -> str:
+    """The value of header `name` (or its compact form) in a SIP message PJSIP received."""
+    m = re.search(rf"^(?:{name}|{compact})[ \t]*:[ \t]*(.*?)\r?$", msg, re.IGNORECASE | re.MULTILINE)
+    return m.group(1).strip() if m else ""
 
 
 def connect_audio(stack: SipStack, call: Any) -> None:
@@ -318,30 +356,42 @@ def connect_audio(stack: SipStack, call: Any) -> None:
 
 
 def _account_class(pj: Any) -> Any:
-    class Account(pj.Account):  # type: ignore[misc,name-defined]
+    class Account(pj.Account):
         def __init__(self, stack: SipStack) -> None:
             super().__init__()
             self.stack = stack
 
         def onIncomingCall(self, prm: Any) -> None:
-            if self.stack.on_incoming is not None:
-                self.stack.on_incoming(prm)
+            # An exception escaping a PJSIP callback aborts the process.
+            try:
+                if self.stack.on_incoming is not None:
+                    self.stack.on_incoming(prm)
+                else:
+                    self.stack._incoming(prm)
+            except Exception:
+                log.exception("incoming call")
 
     return Account
 
 
 def _call_class(pj: Any) -> Any:
-    class Call(pj.Call):  # type: ignore[misc,name-defined]
-        def __init__(self, stack: SipStack, placed: _Placed) -> None:
-            super().__init__(stack.account)
+    class Call(pj.Call):
+        def __init__(self, stack: SipStack, placed: _Placed, call_id: int = -1) -> None:
+            super().__init__(stack.account, call_id)
             self.stack = stack
             self.placed = placed
 
         def onCallMediaState(self, prm: Any) -> None:
-            connect_audio(self.stack, self)
+            try:
+                connect_audio(self.stack, self)
+            except Exception:  # escaping, it would abort the process
+                log.exception("call media")
 
         def onCallState(self, prm: Any) -> None:
-            ci = self.info
-            self.stack._report_state(self.placed, ci.state.name, int(ci.lastStatusCode), ci.lastReason)
+            try:
+                ci = self.info
+                self.stack._report_state(self.placed, ci.state.name, int(ci.lastStatusCode), ci.lastReason)
+            except Exception:  # escaping, it would abort the process
+                log.exception("call state")
 
     return Call

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .support import Emu, launch, stop
+from .support import Emu, launch, stop, wait_until
 
 SCENARIOS = Path(__file__).parent.parent / "sip" / "scenarios"
 MISSING = [
@@ -60,9 +60,12 @@ def far_end() -> Iterator[Callable[[str], tuple[str, subprocess.Popen]]]:
             proc.wait()
 
 
+SIP_PORT = free_udp_port()
+
+
 @pytest.fixture(scope="module")
 def real() -> Iterator[Emu]:
-    emu = launch(rate_limit_scale=0, ring_timeout=5, sip_mode="real", sip_bind=f"127.0.0.1:{free_udp_port()}")
+    emu = launch(rate_limit_scale=0, ring_timeout=5, sip_mode="real", sip_bind=f"127.0.0.1:{SIP_PORT}")
     yield emu
     stop(emu)
 
@@ -131,3 +134,32 @@ def test_a_taken_sip_port_is_one_line_and_exit_2():
     assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
     lines = [line for line in r.stderr.splitlines() if line.startswith("daily-sip emulator:")]
     assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], r.stderr
+
+
+def caller(user: str, hold_ms: int, log: Path) -> subprocess.Popen:
+    """SIPp's built-in UAC: INVITE sip:<user>@the stand-in, ACK the 200, BYE after `hold_ms`."""
+    cmd = ["sipp", "-sn", "uac", f"127.0.0.1:{SIP_PORT}", "-s", user, "-i", "127.0.0.1"]
+    cmd += ["-p", str(free_udp_port()), "-m", "1", "-d", str(hold_ms), "-nostdin", "-timeout", "10"]
+    cmd += ["-trace_msg", "-message_file", str(log)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_sip_client_calling_the_endpoint_joins_and_a_second_one_is_busy(real, tmp_path):
+    sip = {"sip_mode": "dial-in", "display_name": "SIP caller", "num_endpoints": 1}
+    room = real.make_room(sip={**sip, "dialin_config": {"allow_room_start": True}})
+    name, endpoint = room["name"], room["config"]["sip_uri"]["endpoint"]
+    user = endpoint.split(":", 1)[1].split("@", 1)[0]
+    first = caller(user, hold_ms=2500, log=tmp_path / "first.log")
+    try:
+        wait_until(lambda: [leg for leg in real.emu("legs") if leg["room"] == name and leg["active"]], 5)
+        second = caller(user, hold_ms=100, log=tmp_path / "second.log")
+        assert second.wait(10) != 0
+        assert "SIP/2.0 486 Busy Here" in (tmp_path / "second.log").read_text()  # one caller per endpoint
+        assert first.wait(10) == 0  # answered, ACKed, its BYE answered
+    finally:
+        if first.poll() is None:
+            first.kill()
+    events = [t for t in real.event_types(name) if t.startswith("dialin.")]
+    assert events == ["dialin.ready", "dialin.connected", "dialin.stopped"]
+    (leg,) = [leg for leg in real.emu("legs") if leg["room"] == name]
+    assert (leg["kind"], leg["end_reason"], leg["endpoint"]) == ("dialin", "remote-hangup", endpoint)
