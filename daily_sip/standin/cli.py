@@ -99,7 +99,8 @@ def emulator(
             help="scripted: the SIP URI's user part scripts each dial-out, nothing is sent. "
             "real: each SIP dial-out is a real call placed by PJSIP from --sip-bind (INVITE with "
             "SDP, CANCEL/BYE, RTP, RFC 4733 DTMF); the far end's answers decide "
-            "the webhooks. Needs pip install 'daily-sip-flows[sip]'; see docs/real-sip.md."
+            "the webhooks, and SIP clients calling sip:<endpoint user>@<--sip-bind> dial in. "
+            "Needs pip install 'daily-sip-flows[sip]'; see docs/real-sip.md."
         ),
     ] = "scripted",
     sip_bind: Annotated[
