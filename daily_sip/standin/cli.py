@@ -110,6 +110,19 @@ def emulator(
             "every dialOut/start is refused with 403 (Daily: dial-out needs a paid account)."
         ),
     ] = True,
+    sip_mode: Annotated[
+        str,
+        typer.Option(
+            help="scripted: the SIP URI's user part scripts each dial-out, nothing is sent. "
+            "real: each SIP dial-out is a real call placed by PJSIP from --sip-bind (INVITE with "
+            "SDP, CANCEL/BYE, RTP, RFC 4733 DTMF); the far end's answers decide "
+            "the webhooks, and SIP clients calling sip:<endpoint user>@<--sip-bind> dial in. "
+            "Needs pip install 'daily-sip-flows[sip]'; see docs/real-sip.md."
+        ),
+    ] = "scripted",
+    sip_bind: Annotated[
+        str, typer.Option(help="host:port (UDP) the real-SIP mode sends from and listens on.")
+    ] = "127.0.0.1:5070",
     log_level: Annotated[
         str, typer.Option(help="Log level for stderr: debug, info, warning, error.")
     ] = "warning",
@@ -157,6 +170,8 @@ def emulator(
         "participant_events": participant_events,
         "telephony_profile": telephony_profile,
         "dialout_allowed": dialout_allowed,
+        "sip_mode": sip_mode,
+        "sip_bind": sip_bind,
         "log_level": log_level,
     }
     try:

@@ -69,6 +69,8 @@ class EmulatorConfig:
     presence_ringing: bool = True
     telephony_profile: str = "sip-code"
     dialout_allowed: bool = True
+    sip_mode: str = "scripted"
+    sip_bind: str = "127.0.0.1:5070"
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
@@ -92,6 +94,11 @@ class EmulatorConfig:
         load_profile(self.telephony_profile)  # ValueError names the setting and what is wrong
         if not self.api_key:
             raise ValueError("api_key must not be empty")
+        if self.sip_mode not in ("scripted", "real"):
+            raise ValueError(f"sip_mode must be scripted or real, got {self.sip_mode!r}")
+        from .sip_real import split_bind
+
+        split_bind(self.sip_bind)
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as shown by introspection (the key is masked)."""

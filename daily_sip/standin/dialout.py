@@ -26,6 +26,7 @@ from .config import EmulatorConfig
 from .errors import NOT_HOSTING, ApiError, invalid, not_found
 from .events import EventLog
 from .rooms import Participant, Room, RoomService
+from .sip_legs import RealSipMixin
 from .sip_uri import (
     DEFAULT_OUTCOME,
     SipUri,
@@ -212,7 +213,7 @@ def validate_dialout(body: Any) -> dict[str, Any]:
     return spec
 
 
-class CallService(TransferMixin):
+class CallService(TransferMixin, RealSipMixin):
     """Every SIP/PSTN leg of the domain and what happens to it over time.
 
     Public methods mirror the call endpoints and raise `ApiError` like Daily would; timers
@@ -344,6 +345,8 @@ class CallService(TransferMixin):
             leg.ivr = IvrState(pin=ivr_pin_for(sip.user) or "")
         self.legs[leg.id] = leg
         self.room_service.join(room, leg)
+        if sip is not None and self._place_real(leg, sip):
+            return leg
         leg.timer = self.scheduler.call_later(self.config.connect_delay, lambda: self._dialout_connect(leg))
         return leg
 
@@ -498,6 +501,7 @@ class CallService(TransferMixin):
         """Stop an active leg (any side hung up) and emit its `*.stopped` event."""
         if not leg.active:
             return
+        self._hangup_real(leg)
         for timer in (leg.timer, leg.idle_timer):
             if timer:
                 timer.cancel()
@@ -569,6 +573,7 @@ class CallService(TransferMixin):
         now = self.clock.now()
         leg.dtmf.append({"tones": tones, "digitDurationMs": duration, "at": iso(now), "ts": now})
         self._ivr_hear(leg, tones, now)
+        self._dtmf_real(leg, tones, duration)
         return {"ok": True}
 
     def hangup(self, leg_id: str) -> Leg:
