@@ -103,6 +103,10 @@ async def _until_ended(
     return None
 
 
+async def _nothing() -> None:
+    return None
+
+
 def _note(result: TargetResult, text: str | None) -> None:
     """Add to a result's detail: what happened to the script stays next to how the call ended."""
     if text:
@@ -135,6 +139,8 @@ class Dialer:
         self.logger = get_run_logger()
         self.board: Board | None = None  # the live board, when the flow keeps one
         self.silence = SilenceCheck(creds, room)
+        # Asked right before each dial-out; raises CancelledError once the run is cancelled.
+        self.before_start: Callable[[], Awaitable[None]] = _nothing
 
     def show(self, result: TargetResult, phase: str, note: str = "") -> None:
         """A leg changed: tell the live board (it logs the line), else just log it."""
@@ -190,6 +196,7 @@ class Dialer:
             loop = asyncio.get_running_loop()
             give_up = loop.time() + self.campaign.ring_timeout_seconds
             while True:
+                await self.before_start()
                 result.dialed_at = now()
                 try:
                     session, _recovered = await start_once(self.room, request, queue, self.creds, self.logger)
@@ -507,6 +514,7 @@ async def dial_out(run: CampaignRun, room: str) -> None:
     assert run.creds is not None, "prove_credentials() first"
     campaign, report = run.campaign, run.report
     run.dialer = dialer = Dialer(campaign, run.creds, room, run.tag, report, run.router)
+    dialer.before_start = run.stop_if_cancelled
     dialer.board = await Board.open(report, run.logger)
     watcher = asyncio.create_task(dialer.watch_dialin())
     try:
