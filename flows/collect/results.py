@@ -118,4 +118,4 @@ async def take_late_answers(report: CampaignReport, router: EventRouter, tag: st
             target.seconds_on_call = max(0.0, (target.stopped_at - target.answered_at).total_seconds())
         target.detail = f"answered: its dialout.answered webhook came late, after the verdict {was}"
         logger.warning("%s: a late dialout.answered turns %s into answered", target.sip_uri, was)
-    report.events_received, report.duplicate_events = router.accepted, router.duplicates
+    report.events_received = router.accepted
