@@ -80,9 +80,20 @@ async def _next(queue: asyncio.Queue[DailyEvent], deadline: float) -> DailyEvent
     if remaining <= 0:
         return None
     try:
-        return await asyncio.wait_for(queue.get(), remaining)
+        event: DailyEvent | None = await asyncio.wait_for(queue.get(), remaining)
     except TimeoutError:
-        return None
+        event = None
+    _stop_if_cancel_swallowed()
+    return event
+
+
+def _stop_if_cancel_swallowed() -> None:
+    """`asyncio.wait_for` (Python 3.11) returns its result when a cancel lands just as that result
+    arrives, swallowing the cancel; the task still counts the request, so the leg stops here
+    instead of following its call to the end of the hold."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _answered_soon(queue: asyncio.Queue[DailyEvent]) -> DailyEvent | None:

@@ -22,6 +22,9 @@ from .test_dial_campaign import _flow_runs, campaign, run
 
 CANCELS = int(os.environ.get("DAILY_SIP_CANCEL_SOAK", "6"))
 CANCEL_WITHIN_SECONDS = 5.0
+# A start whose read of the run's state was answered just before the cancel was recorded leaves
+# a moment later: that read could not see it. Anything later was sent after a cancel was visible.
+READ_TO_SEND_SECONDS = 0.05
 
 
 async def _run_id_of(prefix: str, flow_task: asyncio.Task) -> str | None:
@@ -61,10 +64,11 @@ async def test_no_dial_out_starts_after_a_cancel_request(stack):
             final = (await client.read_flow_run(run_id)).state
         assert final.is_cancelled(), final
         took.append(final.timestamp.timestamp() - cancelled_at)
+        print(f"\n{name}: cancelled {took[-1]:.2f} s after the request ({report.error})")
         for leg in stack.legs():
             if leg["room"] == report.room and leg["created_at"]:
                 started = datetime.fromisoformat(leg["created_at"].replace("Z", "+00:00")).timestamp()
-                if started > cancelled_at:
+                if started > cancelled_at + READ_TO_SEND_SECONDS:
                     late = started - cancelled_at
                     late_starts.append(f"{name}: {leg['userId']} started {late:.3f} s after the cancel")
         assert not [leg for leg in stack.legs() if leg["room"] == report.room and leg["active"]]
