@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -287,10 +289,24 @@ def sweep(
         float,
         typer.Option(help="A running campaign whose ledger was not refreshed for this long counts as dead."),
     ] = 60.0,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            help="Sweep every this many seconds until Ctrl-C, with a 45 s grace (what each "
+            "`daily-sip worker` does; for fleets of `process` workers).",
+            min=5,
+        ),
+    ] = None,
 ) -> None:
     """Finish the cleanup of campaign runs that died or gave up (the sweep-ledgers flow, once)."""
     require_prefect_server("cleanup ledgers are Prefect variables on the Prefect server")
-    from daily_sip.flows.sweeper import sweep_ledgers
+    from daily_sip.flows.sweeper import RESIDENT_GRACE_SECONDS, resident_sweep, sweep_ledgers
+
+    if every is not None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(resident_sweep(every, RESIDENT_GRACE_SECONDS))
+        raise typer.Exit(0)
 
     report = asyncio.run(sweep_ledgers(grace_seconds=grace_seconds))
     typer.echo(

@@ -11,9 +11,10 @@ poll (`flows.cancel_watch`) and one watch for Prefect's "suspend this run"
 
 What sharing costs, and what covers it:
 
-- A worker that dies takes its campaigns with it. Their ledgers stop beating and the sweeper
-  (`daily-sip sweep`, or the `sweep-leftovers` deployment) hangs up, restores or deletes what
-  they had turned on, and marks the runs Crashed.
+- A worker that dies takes its campaigns with it. Their ledgers stop beating, and the sweep
+  every worker runs every 20 s (`flows.sweeper.resident_sweep`) hangs up, restores or deletes
+  what they had turned on within about 70 s, and marks the runs Crashed (with one worker, the
+  `sweep-ledgers` deployment or `daily-sip sweep` does it once it is back).
 - SIGTERM / Ctrl-C stops the worker gracefully: it takes no new runs, and every running
   campaign hangs up, cleans up and publishes its report, then ends Crashed ("the worker
   running this campaign was shut down").
@@ -215,6 +216,7 @@ async def _serve_with_clients(worker: CampaignWorker, stop: asyncio.Event) -> No
     from prefect.context import AsyncClientContext
 
     from daily_sip.flows.supervision.cancel_watch import WORKER_STOPPING, cancel_watch
+    from daily_sip.flows.sweeper import resident_sweep
     from daily_sip.suspension_watch import shared_suspension_watch
 
     say = lambda *a, **_: logger.info(" ".join(map(str, a)))  # noqa: E731
@@ -224,6 +226,7 @@ async def _serve_with_clients(worker: CampaignWorker, stop: asyncio.Event) -> No
         anyio.create_task_group() as group,
     ):
         group.start_soon(partial(worker.start, printer=say))
+        group.start_soon(resident_sweep)  # the campaigns of workers that died, within ~70 s
         await stop.wait()
         runs = worker.running()
         told = cancel_watch().stop_all(WORKER_STOPPING)

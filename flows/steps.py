@@ -15,6 +15,7 @@ Users who want a task run per Daily call use the library tasks in `daily_sip.tas
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
@@ -63,6 +64,7 @@ async def provision_room(run: CampaignRun) -> Room:
         ```
     """
     assert run.creds is not None, "prove_credentials() first"
+    run.router.room_since = time.time()  # the room's own events from here on are this run's
     room = await provisioning.provision(run.campaign, run.creds, run.ledger)
     run.report.room_created = run.ledger.created_room
     return room

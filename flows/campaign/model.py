@@ -308,9 +308,13 @@ class Campaign(_Form):
         return self
 
     @property
+    def leg_capacity_reserved(self) -> int:
+        """Sessions of the limit the dial-in endpoints keep for callers."""
+        return self.dial_in.num_endpoints if self.dial_in.enabled else 0
+
+    @property
     def leg_capacity(self) -> int:
-        reserved = self.dial_in.num_endpoints if self.dial_in.enabled else 0
-        return self.max_concurrent_legs or (self.session_limit - reserved)
+        return self.max_concurrent_legs or (self.session_limit - self.leg_capacity_reserved)
 
 
 def same_bridge_key(sip_uri: str) -> str:

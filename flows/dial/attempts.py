@@ -17,8 +17,10 @@ event, a "no dialout to stop" answer, or the leg gone from presence).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from logging import Logger, LoggerAdapter
 from typing import Any
 
@@ -64,6 +66,14 @@ class LegSlots(asyncio.Semaphore):
 
     def keep(self) -> None:
         self._kept += 1
+
+    def lower(self, by: int) -> None:
+        """Fewer slots from now on: free ones are taken away, busy ones not given back."""
+        for _ in range(by):
+            if self._value > 0:
+                self._value -= 1
+            else:
+                self._kept += 1
 
     def release(self) -> None:
         if self._kept:
@@ -128,11 +138,14 @@ async def start_once(
     queue: asyncio.Queue[DailyEvent],
     creds: DailyCredentials,
     logger: Logger | LoggerAdapter[Any],
+    sending: Callable[[], AbstractAsyncContextManager[Any]] = contextlib.nullcontext,
 ) -> tuple[str, bool]:
     """Start one leg, never twice: returns ``(session_id, recovered)``.
 
     Raises the start's error when Daily refused it (nothing was dialled), or `StartOutcomeUnknown`
-    when it may have dialled but the leg cannot be found.
+    when it may have dialled but the leg cannot be found. Each ``dialOut/start`` request is sent
+    inside ``sending()`` (the dialler's last checks before a call, and one request at a time);
+    the search for a lost start is not.
 
     Example:
         ```python
@@ -142,7 +155,8 @@ async def start_once(
 
     async def start() -> tuple[str, bool]:
         try:
-            started = await inline(_start_no_retry, room, request, credentials=creds)
+            async with sending():
+                started = await inline(_start_no_retry, room, request, credentials=creds)
             return started.session_id, bool(getattr(started, "recovered", False))
         except DailyError as exc:
             if not (getattr(exc, "maybe_applied", False) and request.user_id):

@@ -16,7 +16,8 @@ Daily's presence by its ``userId``: listed means up, held like an answered call 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
@@ -46,8 +47,10 @@ from daily_sip.tasks.retries import inline
 if TYPE_CHECKING:
     from daily_sip.flows.supervision.run import CampaignRun
 
-# A start refused for the session limit (a leg that just ended is not counted out yet) is retried.
+# A start refused for the session limit (a leg that just ended is not counted out yet) is retried,
+# the pause growing to SESSION_LIMIT_MAX_WAIT_SECONDS, until the campaign's deadline.
 SESSION_LIMIT_RETRY_SECONDS = 2.0
+SESSION_LIMIT_MAX_WAIT_SECONDS = 10.0
 # How long after a leg ended Daily may still count it against the session limit (a guess).
 SESSION_COUNT_LAG_SECONDS = 10.0
 # How long a leg waits for an end event after a failed DTMF step (the leg may have ended under us).
@@ -87,9 +90,20 @@ async def _next(queue: asyncio.Queue[DailyEvent], deadline: float) -> DailyEvent
     if remaining <= 0:
         return None
     try:
-        return await asyncio.wait_for(queue.get(), remaining)
+        event: DailyEvent | None = await asyncio.wait_for(queue.get(), remaining)
     except TimeoutError:
-        return None
+        event = None
+    _stop_if_cancel_swallowed()
+    return event
+
+
+def _stop_if_cancel_swallowed() -> None:
+    """`asyncio.wait_for` (Python 3.11) returns its result when a cancel lands just as that result
+    arrives, swallowing the cancel; the task still counts the request, so the leg stops here
+    instead of following its call to the end of the hold."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _answered_soon(queue: asyncio.Queue[DailyEvent]) -> DailyEvent | None:
@@ -110,6 +124,14 @@ async def _until_ended(
             return event
         if event.type == "dialout.answered" and on_answered is not None:
             on_answered(event)
+    return None
+
+
+class _RoomFull(Exception):
+    """Raised before a start is sent: the room is full by what Daily accepted."""
+
+
+async def _nothing() -> None:
     return None
 
 
@@ -138,6 +160,10 @@ class Dialer:
         self.report = report
         self.router = router
         self.slots = LegSlots(campaign.leg_capacity)
+        self.capacity = campaign.leg_capacity  # lowered to what Daily accepts (`_learn_limit`)
+        self.up = 0  # legs Daily accepted and has not confirmed ended
+        self.peak = 0  # the most legs Daily accepted at once
+        self._one_start = asyncio.Lock()
         self.live: set[str] = set()
         self.last_leg_end = float("-inf")
         self.finished = 0
@@ -145,6 +171,8 @@ class Dialer:
         self.logger = get_run_logger()
         self.board: Board | None = None  # the live board, when the flow keeps one
         self.silence = SilenceCheck(creds, room)
+        # Asked right before each dial-out; raises CancelledError once the run is cancelled.
+        self.before_start: Callable[[], Awaitable[None]] = _nothing
 
     def show(self, result: TargetResult, phase: str, note: str = "") -> None:
         """A leg changed: tell the live board (it logs the line), else just log it."""
@@ -195,48 +223,114 @@ class Dialer:
                 video=self.campaign.video_codecs if self.campaign.video else None,
             ),
         )
-        async with self.slots:
-            self.show(result, board.DIALLING)
-            loop = asyncio.get_running_loop()
-            give_up = loop.time() + self.campaign.ring_timeout_seconds
-            while True:
-                result.dialed_at = now()
+        while True:
+            async with self.slots:
+                self.show(result, board.DIALLING)
                 try:
-                    session, _recovered = await start_once(self.room, request, queue, self.creds, self.logger)
-                    break
-                except StartOutcomeUnknown as exc:
-                    # It may be ringing somewhere: never dial it again blindly (status stays unknown).
-                    result.error = str(exc)
+                    session = await self._start(request, queue, result)
+                except _RoomFull:
+                    continue  # its slot goes back; the next one opens when a leg of ours ends
+                if session is None:
                     return
-                except DailyRequestError as exc:
-                    # Daily counts a leg out a moment after its end event; wait for the slot. Its
-                    # refusal text is undocumented, so "a leg is up or just ended" is the signal.
-                    if self._may_be_session_limit(exc) and loop.time() < give_up:
-                        await asyncio.sleep(SESSION_LIMIT_RETRY_SECONDS)
-                        continue
-                    result.status, result.error = "failed", exc.info or str(exc)
-                    return
-                except DailyError as exc:
-                    result.status, result.error = "failed", str(exc)
-                    return
-            self.router.bind(session, user_id)
-            result.session_ids.append(session)
-            self.live.add(session)
-            ended = False
+                await self._leg(target, session, user_id, queue, result)
+                return
+
+    async def _start(
+        self, request: StartDialOut, queue: asyncio.Queue[DailyEvent], result: TargetResult
+    ) -> str | None:
+        """The leg's session, or None (the status says why); `_RoomFull` when the room is full."""
+        pause = SESSION_LIMIT_RETRY_SECONDS
+        while True:
+            result.dialed_at = now()
             try:
-                ended = await self.follow(target, session, queue, result)
-                if not ended:
-                    ended = await self.hang_up(session, queue, result, user_id)
-            finally:
-                if ended:
-                    self.live.discard(session)
-                else:  # not confirmed ended: it keeps its slot and stays for cleanup
-                    self.slots.keep()
-                self.last_leg_end = loop.time()
+                session, recovered = await start_once(
+                    self.room, request, queue, self.creds, self.logger, sending=self._sending
+                )
+            except StartOutcomeUnknown as exc:
+                # It may be ringing somewhere: never dial it again blindly (status stays unknown).
+                result.error = str(exc)
+                return None
+            except DailyRequestError as exc:
+                # Daily's refusal text for a full room is undocumented, so "a leg is up or just
+                # ended" is the signal. A refusal with legs of ours up tells the room's real limit:
+                # the campaign goes on with that many (no target fails for it). Daily counts a leg
+                # out a moment after its end event, so a refusal just after a leg ended is waited out.
+                if not self._may_be_session_limit(exc):
+                    result.status, result.error = "failed", exc.info or str(exc)
+                    return None
+                if self._learn_limit(exc):
+                    raise _RoomFull from None
+                await asyncio.sleep(pause)
+                pause = min(pause * 1.5, SESSION_LIMIT_MAX_WAIT_SECONDS)
+                continue
+            except DailyError as exc:
+                result.status, result.error = "failed", str(exc)
+                return None
+            if recovered:
+                self.up += 1  # a start whose answer was lost, found up: Daily counts it
+            return session
+
+    @contextlib.asynccontextmanager
+    async def _sending(self) -> AsyncIterator[None]:
+        """Around each dialOut/start request: one at a time, none while the room is full by what
+        Daily accepted, none once the run is cancelled."""
+        async with self._one_start:
+            if self.up >= self.capacity:
+                raise _RoomFull
+            await self.before_start()
+            yield
+            self.up += 1
+            self.peak = max(self.peak, self.up)
+
+    def _learn_limit(self, exc: DailyRequestError) -> bool:
+        """A start refused for the session limit: go on with the most legs Daily ever accepted at
+        once (never fewer: a refusal just after a leg ended may only be Daily counting it out late).
+
+        True when the start must wait for a leg of ours to end; False to retry it after a pause
+        (nothing of ours up: someone else's sessions, or Daily's late count).
+        """
+        if 0 < self.peak < self.capacity:
+            lowered_from, self.capacity = self.capacity, self.peak
+            self.slots.lower(lowered_from - self.peak)
+            note = (
+                f"session limit found: Daily took {self.peak} leg(s) at once, then refused a start "
+                f"(max_sip_pstn_sessions_per_room), fewer than session_limit {self.campaign.session_limit} "
+                f"allows; went on with at most {self.peak} legs at once (set session_limit to "
+                f"{self.peak + self.campaign.leg_capacity_reserved})"
+            )
+            self.logger.warning("%s; Daily said: %s", note, exc.info or exc)
+            self.report.notes.append(note)
+        return self.up >= self.capacity
+
+    def _leg_ended_recently(self) -> bool:
+        return asyncio.get_running_loop().time() - self.last_leg_end < SESSION_COUNT_LAG_SECONDS
+
+    async def _leg(
+        self,
+        target: Target,
+        session: str,
+        user_id: str,
+        queue: asyncio.Queue[DailyEvent],
+        result: TargetResult,
+    ) -> None:
+        self.router.bind(session, user_id)
+        result.session_ids.append(session)
+        self.live.add(session)
+        ended = False
+        try:
+            ended = await self.follow(target, session, queue, result)
+            if not ended:
+                ended = await self.hang_up(session, queue, result, user_id)
+        finally:
+            if ended:
+                self.live.discard(session)
+                self.up -= 1
+            else:  # not confirmed ended: it keeps its slot and stays for cleanup
+                self.slots.keep()
+            self.last_leg_end = asyncio.get_running_loop().time()
 
     def _may_be_session_limit(self, exc: DailyRequestError) -> bool:
-        recent = asyncio.get_running_loop().time() - self.last_leg_end < SESSION_COUNT_LAG_SECONDS
-        return bool(self.live) or recent or "max_sip_pstn_sessions" in str(exc)
+        return bool(self.up) or self._leg_ended_recently() or "max_sip_pstn_sessions" in str(exc)
 
     async def follow(
         self, target: Target, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult
@@ -539,6 +633,7 @@ async def dial_out(run: CampaignRun, room: str) -> None:
     assert run.creds is not None, "prove_credentials() first"
     campaign, report = run.campaign, run.report
     run.dialer = dialer = Dialer(campaign, run.creds, room, run.tag, report, run.router)
+    dialer.before_start = run.stop_if_cancelled
     dialer.board = await Board.open(report, run.logger)
     watcher = asyncio.create_task(dialer.watch_dialin())
     try:

@@ -12,6 +12,10 @@ cancel came before it was registered is found by one read of its state right aft
 registered. Polling once a second instead was a request per second per process for as long as
 campaigns ran: with two workers at M = 100 it was the largest share of the Prefect server's CPU
 that did not scale with the work.
+
+Events arrive a moment after the cancel is committed, so before each dial-out a run also asks
+`CancelWatch.cancelled` for a fresh read: asks that arrive together share one
+``read_flow_runs``, and a run found cancelling is stopped there and then.
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class CancelWatch:
         self._new: set[str] = set()  # registered since the last check of their state
         self._changed = asyncio.Event()
         self._closing = False  # the watch is ending: a run registered now needs a new one
+        self._asks: dict[str, list[asyncio.Future[bool]]] = {}
+        self._reader: asyncio.Task | None = None
 
     @contextlib.contextmanager
     def watching(self, run_id: str, on_stop: Callable[[str], None]) -> Iterator[None]:
@@ -85,10 +91,44 @@ class CancelWatch:
             on_stop(why)
         return len(runs)
 
-    def _stop(self, flow_run_id: uuid.UUID) -> None:
+    def _stop(self, flow_run_id: uuid.UUID | str) -> None:
         on_stop = self._runs.pop(str(flow_run_id), None)
         if on_stop is not None:
             on_stop(ASKED)
+
+    async def cancelled(self, run_id: str) -> bool:
+        """A fresh read, made after this call: True (and the run stopped) if it was cancelled.
+
+        Concurrent asks share one read. An unreadable API counts as not cancelled: the event
+        subscription (or the worker) still catches the cancel.
+
+        Example:
+            ```python
+            if await cancel_watch().cancelled(run_id):
+                raise asyncio.CancelledError  # no new call after a cancel request
+            ```
+        """
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._asks.setdefault(run_id, []).append(answer)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read_asked(), name="daily-sip-cancel-check", context=contextvars.Context()
+            )
+        return await asyncio.shield(answer)
+
+    async def _read_asked(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            while self._asks:
+                asks, self._asks = self._asks, {}
+                found = await _cancelled_among(client, list(asks))
+                for run_id, answers in asks.items():
+                    if run_id in found:
+                        self._stop(run_id)
+                    for answer in answers:
+                        if not answer.done():
+                            answer.set_result(run_id in found)
 
     async def _watch(self) -> None:
         from prefect.client.orchestration import get_client
@@ -131,32 +171,8 @@ class CancelWatch:
     async def _check_new(self, client: Any) -> None:
         """Runs cancelled before they were registered sent their event before anyone listened."""
         ids, self._new = list(self._new), set()
-        for run in await self._cancelling(client, ids):
-            self._stop(run.id)
-
-    @staticmethod
-    async def _cancelling(client: Any, ids: list[str]) -> list[Any]:
-        from prefect.client.schemas.filters import (
-            FlowRunFilter,
-            FlowRunFilterId,
-            FlowRunFilterState,
-            FlowRunFilterStateType,
-        )
-        from prefect.client.schemas.objects import StateType
-
-        try:
-            return await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    id=FlowRunFilterId(any_=ids),
-                    state=FlowRunFilterState(
-                        type=FlowRunFilterStateType(any_=[StateType.CANCELLING, StateType.CANCELLED])
-                    ),
-                ),
-                limit=len(ids),
-            )
-        except Exception as exc:  # a blip in the API must not end any campaign
-            logger.debug("cancel check failed: %s", exc)
-            return []
+        for run_id in await _cancelled_among(client, ids):
+            self._stop(run_id)
 
     async def _poll(self) -> None:
         from prefect.client.orchestration import get_client
@@ -164,9 +180,36 @@ class CancelWatch:
         async with get_client() as client:
             while self._runs:
                 await asyncio.sleep(FALLBACK_POLL_SECONDS)
-                if self._runs:
-                    for run in await self._cancelling(client, list(self._runs)):
-                        self._stop(run.id)
+                for run_id in await _cancelled_among(client, list(self._runs)):
+                    self._stop(run_id)
+
+
+async def _cancelled_among(client: Any, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are cancelling or cancelled, in one read (none if the API cannot say)."""
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    if not ids:
+        return set()
+    try:
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=ids),
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.CANCELLING, StateType.CANCELLED])
+                ),
+            ),
+            limit=len(ids),
+        )
+    except Exception as exc:  # a blip in the API must not end any campaign
+        logger.debug("cancel check failed: %s", exc)
+        return set()
+    return {str(run.id) for run in runs}
 
 
 cancel_watch = per_loop(CancelWatch)

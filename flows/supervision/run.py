@@ -116,6 +116,21 @@ class CampaignRun:
         self.orphaned = asyncio.Event()
         self.worker_stopping = asyncio.Event()
         self.held = contextlib.AsyncExitStack()
+        self.body: asyncio.Task[Any] | None = None  # the flow's task, once supervised
+
+    async def stop_if_cancelled(self) -> None:
+        """Before each dial-out: a fresh read of this run's state; a cancel request stops it here.
+
+        The watches notice a cancel within a second; this closes that second for new calls:
+        a run asked to cancel starts no call after the read that saw it.
+        """
+        if not self.in_flow_run:
+            return
+        if await cancel_watch().cancelled(self.flow_run_id):
+            self.cancel_asked.set()
+            if self.body is not None:
+                self.body.cancel()  # the whole campaign stops, not only this leg
+            raise asyncio.CancelledError
 
     @property
     def board(self) -> Board | None:
@@ -220,6 +235,7 @@ async def supervise(run: CampaignRun) -> AsyncIterator[CampaignRun]:
     cpu_at_start = time.process_time()
     body = asyncio.current_task()
     assert body is not None
+    run.body = body
     watches = contextlib.ExitStack()
     watches.enter_context(_stop_watches(run, body))
     await run.hold(Heartbeat(run.ledger, snapshot=CrashReportSnapshot(run.report)))
@@ -238,6 +254,7 @@ async def supervise(run: CampaignRun) -> AsyncIterator[CampaignRun]:
     finally:
         watches.close()  # a cancel from here on would only cut the cleanup and the report short
         await clean_up(run)  # the flow's own, or now: once, shielded from a cancel
+        await results.take_late_answers(run.report, run.router, run.tag, run.logger)
         results.count_forged(run.report, run.router, run.logger)
         await close_out(run.report, run.board, run.logger, cpu_at_start)
         await run.held.aclose()  # the room is free for the next campaign once it is cleaned up

@@ -105,3 +105,43 @@ async def test_a_call_hung_up_at_the_ring_timeout_is_answered_once_its_late_webh
     [leg] = legs_of(lossy, report.room)
     assert leg["end_reason"] == "api-stop"
     assert_nothing_left_behind(lossy, report)
+
+
+async def test_an_answer_that_comes_after_the_verdict_but_before_the_report_corrects_it(lossy):
+    # The far end answers and hangs up at once; its `answered` reaches us 7 s late, after the
+    # 4 s a stop waits for it, so the leg is first called ended_before_answer. Another bridge
+    # is still on the call then, so the report is not published yet: the late answer counts.
+    arm(lossy, "WEBHOOK dialout.answered", mode="delay", delay=7, seconds=120)
+    c = campaign(
+        "sip:hangup@pbx.example.com",
+        "sip:ok@bridge.example.com",
+        name="verylateanswer",
+        ring_timeout_seconds=12,
+        after_answer={"mode": "hang_up_after", "hold_seconds": 3},
+    )
+    _state, report = await run(lossy, c)
+    first, second = report.targets
+    assert first.status == "answered", report.table()
+    assert "came late" in (first.detail or ""), report.table()
+    assert first.seconds_on_call is not None and first.seconds_on_call >= 0
+    assert second.status == "answered", report.table()
+    assert_nothing_left_behind(lossy, report)
+
+
+async def test_dialout_webhooks_delayed_1_to_8_s_give_the_true_statuses(lossy):
+    for kind in ("connected", "answered", "stopped", "error"):
+        arm(lossy, f"WEBHOOK dialout.{kind}", mode="delay", delay=1, jitter=7, seconds=180)
+    uris = [f"sip:hangup-{i}@pbx.example.com" for i in range(3)] + [
+        f"sip:ok{i}@bridge.example.com" for i in range(2)
+    ]
+    uris.append("sip:busy@pbx.example.com")
+    c = campaign(
+        *uris,
+        name="jitteredhooks",
+        ring_timeout_seconds=14,
+        after_answer={"mode": "hang_up_after", "hold_seconds": 10},
+    )
+    _state, report = await run(lossy, c)
+    statuses = [t.status for t in report.targets]
+    assert statuses == ["answered"] * 5 + ["busy"], report.table()
+    assert_nothing_left_behind(lossy, report)
