@@ -157,10 +157,18 @@ class Permit:
         if self.limiter is not None:
             self.limiter.close(pid)
         elif self.pacer is not None:
-            try:  # lost: the pacer's lease closes the permit a little later
-                await _http().post(f"{self.pacer}/v1/permits/{pid}/done", timeout=DONE_TIMEOUT)
-            except Exception as exc:
-                logger.debug("pacer did not take the report of permit %s: %s", pid, exc)
+            # A pacer restarting (it keeps its book, see `daily_sip.pacer.statefile`) is back
+            # within a second or two; a report lost for good leaves the permit to its lease.
+            deadline = time.monotonic() + DONE_TIMEOUT
+            while True:
+                try:
+                    await _http().post(f"{self.pacer}/v1/permits/{pid}/done", timeout=DONE_TIMEOUT)
+                    return
+                except Exception as exc:
+                    if time.monotonic() >= deadline:
+                        logger.debug("pacer did not take the report of permit %s: %s", pid, exc)
+                        return
+                    await asyncio.sleep(0.2)
 
 
 # Limiters and HTTP clients belong to one event loop (asyncio.Lock, pooled connections).

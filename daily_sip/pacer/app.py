@@ -15,6 +15,9 @@ A held ask costs an idle connection and a future: a thousand waiting calls are a
 sleeping sockets, not a thousand pollers. A caller that hangs up while it waits leaves the line.
 
 With ``token`` set, every ``/v1`` request needs ``Authorization: Bearer <token>``.
+
+With a `StateFile`, every grant, answer and 429 is written to it and a new process starts from
+it: a restart grants no more than Daily's window still allows (see `daily_sip.pacer.statefile`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from daily_sip.tasks.window import PermitBook
+
+from .statefile import StateFile, StateFileError
 
 logger = logging.getLogger("daily_sip.pacer")
 
@@ -55,9 +60,10 @@ def _windows(raw: Any) -> tuple[tuple[int, float], ...]:
 class Line:
     """One book and the callers waiting on it, oldest ``since`` first."""
 
-    def __init__(self, book: PermitBook, index: int) -> None:
+    def __init__(self, book: PermitBook, index: int, changed: Any = None) -> None:
         self.book = book
         self.index = index  # a permit id is "<index>-<id in the book>"
+        self.changed = changed  # called after every grant (the state file's writer)
         self._waiters: list[tuple[float, int, asyncio.Future[str]]] = []
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
@@ -83,6 +89,8 @@ class Line:
                 self._timer = asyncio.get_running_loop().call_later(wait, self.pump)
                 return
             heapq.heappop(self._waiters)[2].set_result(self.book.grant(now))
+            if self.changed is not None:
+                self.changed()
 
     @property
     def waiting(self) -> int:
@@ -95,10 +103,25 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> Starlette:
-    """The pacer's Starlette app; books live as long as the app (one process = one truth)."""
+def create_app(
+    token: str | None = None, hold_seconds: float = HOLD_SECONDS, state: StateFile | None = None
+) -> Starlette:
+    """The pacer's Starlette app; books live as long as the app (one process = one truth), and
+    with ``state`` also in its file, read back by the next process (see `statefile`)."""
     lines: dict[tuple[str, str], Line] = {}
     by_index: list[Line] = []
+
+    def _save() -> None:
+        if state is not None:
+            now = time.monotonic()
+            state.save([(a, r, line.index, line.book) for (a, r), line in lines.items()], now)
+
+    if state is not None:
+        for account, rate, index, book in sorted(state.load(time.monotonic()), key=lambda x: x[2]):
+            if index != len(by_index):  # ids name lines by position: keep every position
+                raise StateFileError(f"state file {state.path} is not a pacer's book (line ids)")
+            lines[(account, rate)] = Line(book, index, _save)
+            by_index.append(lines[(account, rate)])
 
     def _authorized(request: Request) -> bool:
         if not token:
@@ -109,7 +132,7 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
     def _line(account: str, rate: str, windows: tuple[tuple[int, float], ...]) -> Line:
         line = lines.get((account, rate))
         if line is None:
-            line = lines[(account, rate)] = Line(PermitBook(windows), len(by_index))
+            line = lines[(account, rate)] = Line(PermitBook(windows), len(by_index), _save)
             by_index.append(line)
         elif line.book.windows != windows:
             logger.warning(
@@ -126,7 +149,8 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
         index, _, own = pid.partition("-")
         if index.isdigit() and int(index) < len(by_index):
             line = by_index[int(index)]
-            line.book.done(own, time.monotonic())  # unknown ids (lease ran out, restart): no-op
+            line.book.done(own, time.monotonic())  # unknown ids (lease ran out): no-op
+            _save()
             line.pump()
 
     async def permits(request: Request) -> JSONResponse:
@@ -147,6 +171,7 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
                 "%s/%s: a client got 429 from Daily; granting nothing for one window", account, rate
             )
             line.book.penalize(time.monotonic())
+            _save()
         granted = line.join(since)
         hangup = asyncio.ensure_future(_disconnected(request))
         try:

@@ -7,6 +7,7 @@ The first line on stdout is its base URL (``--port 0`` picks a free port); set i
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,8 +15,10 @@ import typer
 from daily_sip.serving import bind, log_to_stderr, serve_app, url_of
 
 from .app import HOLD_SECONDS, create_app, logger
+from .statefile import StateFile, StateFileError, default_state_file
 
 TOKEN_ENVVAR = "DAILY_PACER_TOKEN"
+STATE_FILE_ENVVAR = "DAILY_PACER_STATE_FILE"
 
 
 def serve(
@@ -24,15 +27,25 @@ def serve(
     token: str | None = None,
     log_level: str = "warning",
     hold_seconds: float = HOLD_SECONDS,
+    state_file: Path | None = None,
 ) -> None:
-    """Bind, print the base URL as the first stdout line, then serve until SIGTERM / Ctrl-C."""
+    """Bind, print the base URL as the first stdout line, then serve until SIGTERM / Ctrl-C.
+
+    The book is read from ``state_file`` before anything is bound, and kept there.
+    """
     log_to_stderr(logger, log_level)
-    sock = bind(host, port)
+    state = StateFile(state_file) if state_file is not None else None
     try:
-        print(url_of(sock, host), flush=True)
-        serve_app(create_app(token, hold_seconds), sock, log_level=log_level, lifespan="off")
+        app = create_app(token, hold_seconds, state)
+        sock = bind(host, port)
+        try:
+            print(url_of(sock, host), flush=True)
+            serve_app(app, sock, log_level=log_level, lifespan="off")
+        finally:
+            sock.close()
     finally:
-        sock.close()
+        if state is not None:
+            state.close()
 
 
 def pacer(
@@ -55,10 +68,21 @@ def pacer(
             "below the idle timeout of any proxy in between.",
         ),
     ] = HOLD_SECONDS,
+    state_file: Annotated[
+        str | None,
+        typer.Option(
+            envvar=STATE_FILE_ENVVAR,
+            show_default=False,
+            help="Where the permit book is kept so that a restart grants no more than Daily's "
+            "window allows (default: ~/.local/state/daily-sip/pacer-HOST-PORT.json for a fixed "
+            "--port; none for --port 0). '' keeps it in memory only.",
+        ),
+    ] = None,
 ) -> None:
     """Hand out Daily call permits to every campaign of one account (see daily_sip.tasks.ratelimit)."""
+    path = default_state_file(host, port) if state_file is None else Path(state_file) if state_file else None
     try:
-        serve(host, port, token or os.environ.get(TOKEN_ENVVAR) or None, log_level, hold_seconds)
-    except OSError as exc:
+        serve(host, port, token or os.environ.get(TOKEN_ENVVAR) or None, log_level, hold_seconds, path)
+    except (OSError, StateFileError) as exc:
         typer.echo(f"pacer: {exc}", err=True)
         raise typer.Exit(2) from None
