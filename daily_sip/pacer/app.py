@@ -23,11 +23,13 @@ it: a restart grants no more than Daily's window still allows (see `daily_sip.pa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import hmac
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -37,6 +39,7 @@ from starlette.routing import Route
 
 from daily_sip.tasks.window import PermitBook
 
+from .shared import RedisBook, RedisBooks
 from .statefile import StateFile, StateFileError
 
 logger = logging.getLogger("daily_sip.pacer")
@@ -103,6 +106,44 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+def _authorizer(token: str | None) -> Callable[[Request], bool]:
+    def authorized(request: Request) -> bool:
+        if not token:
+            return True
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    return authorized
+
+
+async def _hold(request: Request, granted: asyncio.Future[str], hold: float) -> tuple[str | None, bool]:
+    """Wait up to ``hold`` s for the grant; ``(id or None, whether the caller hung up)``."""
+    hangup = asyncio.ensure_future(_disconnected(request))
+    try:
+        either: set[asyncio.Future[Any]] = {granted, hangup}
+        await asyncio.wait(either, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hung_up = hangup.done() and not hangup.cancelled()
+        hangup.cancel()
+    if not granted.done():
+        granted.cancel()  # leaves the line; the pump skips it
+        return None, hung_up
+    return granted.result(), hung_up
+
+
+def _ask(
+    body: Any, hold_seconds: float, clock: Callable[[], float] = time.monotonic
+) -> tuple[str, tuple[tuple[int, float], ...], str, float, float]:
+    """``(rate, windows, account, since, hold)`` of a permit request; ValueError and co. if bad."""
+    return (
+        str(body["rate"]),
+        _windows(body["windows"]),
+        str(body.get("account") or "default"),
+        float(body.get("since") or clock()),
+        min(hold_seconds, float(body.get("hold") or hold_seconds)),
+    )
+
+
 def create_app(
     token: str | None = None, hold_seconds: float = HOLD_SECONDS, state: StateFile | None = None
 ) -> Starlette:
@@ -123,11 +164,7 @@ def create_app(
             lines[(account, rate)] = Line(book, index, _save)
             by_index.append(lines[(account, rate)])
 
-    def _authorized(request: Request) -> bool:
-        if not token:
-            return True
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(given.encode(), token.encode())
+    _authorized = _authorizer(token)
 
     def _line(account: str, rate: str, windows: tuple[tuple[int, float], ...]) -> Line:
         line = lines.get((account, rate))
@@ -158,11 +195,7 @@ def create_app(
             return JSONResponse({"error": "authentication-error"}, status_code=401)
         try:
             body = await request.json()
-            rate = str(body["rate"])
-            windows = _windows(body["windows"])
-            account = str(body.get("account") or "default")
-            since = float(body.get("since") or time.monotonic())
-            hold = min(hold_seconds, float(body.get("hold") or hold_seconds))
+            rate, windows, account, since, hold = _ask(body, hold_seconds)
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid-request-error", "info": str(exc)}, status_code=400)
         line = _line(account, rate, windows)
@@ -173,17 +206,10 @@ def create_app(
             line.book.penalize(time.monotonic())
             _save()
         granted = line.join(since)
-        hangup = asyncio.ensure_future(_disconnected(request))
-        try:
-            either: set[asyncio.Future[Any]] = {granted, hangup}
-            await asyncio.wait(either, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            hung_up = hangup.done() and not hangup.cancelled()
-            hangup.cancel()
-        if not granted.done():
-            granted.cancel()  # leaves the line; `pump` skips it
+        got, hung_up = await _hold(request, granted, hold)
+        if got is None:
             return JSONResponse({"wait": True, "since": since})
-        pid = f"{line.index}-{granted.result()}"
+        pid = f"{line.index}-{got}"
         if hung_up:  # nobody will send on it
             _close(pid)
         return JSONResponse({"id": pid, "delay": 0})
@@ -210,6 +236,142 @@ def create_app(
                 },
             }
         )
+
+    return Starlette(
+        routes=[
+            Route("/v1/permits", permits, methods=["POST"]),
+            Route("/v1/permits/{pid}/done", done, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+class SharedLine:
+    """The callers of this process waiting on one `RedisBook`, oldest ``since`` first.
+
+    Other pacers serve the same book: a grant is whatever Redis's script says fits, and a permit
+    closed by any pacer wakes this one (pub/sub); without that message (Redis restarting) the line
+    still wakes when the script said one may fit.
+    """
+
+    def __init__(self, book: RedisBook) -> None:
+        self.book = book
+        self._waiters: list[tuple[float, int, asyncio.Future[str]]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def join(self, since: float) -> asyncio.Future[str]:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (since, next(self._seq), future))
+        self.wake()
+        return future
+
+    def wake(self) -> None:
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._pump())
+
+    def _first(self) -> asyncio.Future[str] | None:
+        while self._waiters and self._waiters[0][2].done():  # its caller left
+            heapq.heappop(self._waiters)
+        return self._waiters[0][2] if self._waiters else None
+
+    async def _pump(self) -> None:
+        while self._first() is not None:
+            self._wake.clear()
+            try:
+                pid, wait = await self.book.try_grant()
+            except Exception as exc:  # Redis unreachable: nothing is granted without the book
+                logger.warning("pacer: Redis unreachable (%s: %s); granting nothing", type(exc).__name__, exc)
+                pid, wait = None, 0.5
+            if pid is not None:
+                first = self._first()
+                if first is None:  # the caller left while Redis answered
+                    await self.book.store.done(pid)
+                    return
+                heapq.heappop(self._waiters)
+                first.set_result(pid)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for *_, future in self._waiters if not future.done())
+
+
+def create_shared_app(
+    books: RedisBooks, token: str | None = None, hold_seconds: float = HOLD_SECONDS
+) -> Starlette:
+    """The pacer's app with its book in Redis: any number of these serve the same windows.
+
+    Permit ids name their book, so a permit is reported to any of them. ``since`` is wall-clock
+    time here, so a caller that asks again at another pacer keeps roughly its place.
+    """
+    lines: dict[tuple[str, str], SharedLine] = {}
+    _authorized = _authorizer(token)
+    listener: list[asyncio.Task[None]] = []
+
+    def _woken(book: str) -> None:
+        for line in lines.values():
+            if line.book.id == book:
+                line.wake()
+
+    def _line(account: str, rate: str, windows: tuple[tuple[int, float], ...]) -> SharedLine:
+        if not listener:
+            listener.append(asyncio.ensure_future(books.listen(_woken)))
+        line = lines.get((account, rate))
+        if line is None:
+            line = lines[(account, rate)] = SharedLine(books.book(account, rate, windows))
+        line.book.windows = windows
+        return line
+
+    async def permits(request: Request) -> JSONResponse:
+        if not _authorized(request):
+            return JSONResponse({"error": "authentication-error"}, status_code=401)
+        try:
+            body = await request.json()
+            rate, windows, account, since, hold = _ask(body, hold_seconds, time.time)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": "invalid-request-error", "info": str(exc)}, status_code=400)
+        line = _line(account, rate, windows)
+        if body.get("after_429"):
+            logger.warning(
+                "%s/%s: a client got 429 from Daily; granting nothing for one window", account, rate
+            )
+            try:
+                await line.book.penalize()
+            except Exception as exc:
+                return JSONResponse({"error": "unavailable", "info": type(exc).__name__}, status_code=503)
+        granted = line.join(since)
+        pid, hung_up = await _hold(request, granted, hold)
+        if pid is None:
+            return JSONResponse({"wait": True, "since": since})
+        if hung_up:  # nobody will send on it
+            with contextlib.suppress(Exception):
+                await books.done(pid)
+        return JSONResponse({"id": pid, "delay": 0})
+
+    async def done(request: Request) -> JSONResponse:
+        if not _authorized(request):
+            return JSONResponse({"error": "authentication-error"}, status_code=401)
+        try:
+            await books.done(request.path_params["pid"])
+        except Exception as exc:  # the client retries, then leaves it to the lease
+            return JSONResponse({"error": "unavailable", "info": type(exc).__name__}, status_code=503)
+        return JSONResponse({"ok": True})
+
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            await books.ping()
+            stats = {
+                f"{a}/{r}": {**await line.book.stats(), "waiting": line.waiting}
+                for (a, r), line in lines.items()
+            }
+        except Exception as exc:  # a balancer takes this pacer out while it has no book
+            return JSONResponse({"ok": False, "error": f"redis: {type(exc).__name__}"}, status_code=503)
+        return JSONResponse({"ok": True, "books": stats})
 
     return Starlette(
         routes=[
