@@ -72,14 +72,17 @@ class Redis:
     root: Path
     port: int
     proc: subprocess.Popen | None = None
+    track: list[subprocess.Popen] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @classmethod
-    def start(cls) -> Redis:
-        redis = cls(Path(tempfile.mkdtemp(prefix="ha-redis-")), _free_port())
+    def start(cls, under: Path | None = None, track: list[subprocess.Popen] | None = None) -> Redis:
+        """``under``: the parent of its temp dir; ``track``: every process it starts is appended
+        (a caller that stops a list of processes on every exit path stops these too)."""
+        redis = cls(Path(tempfile.mkdtemp(prefix="ha-redis-", dir=under)), _free_port(), track=track)
         redis._spawn()
         return redis
 
@@ -104,7 +107,10 @@ class Redis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
+        if self.track is not None:
+            self.track.append(self.proc)
         _wait_port(self.port, self.proc, "redis-server")
 
     def restart(self, kill: bool = False) -> float:
@@ -137,12 +143,19 @@ class Haproxy:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     @classmethod
-    def start(cls, backends: dict[str, list[str]], checks: dict[str, str]) -> Haproxy:
-        lb = cls(Path(tempfile.mkdtemp(prefix="ha-haproxy-")), {name: _free_port() for name in backends})
+    def start(
+        cls,
+        backends: dict[str, list[str]],
+        checks: dict[str, str],
+        under: Path | None = None,
+        track: list[subprocess.Popen] | None = None,
+    ) -> Haproxy:
+        root = Path(tempfile.mkdtemp(prefix="ha-haproxy-", dir=under))
+        lb = cls(root, {name: _free_port() for name in backends})
         lb.backends = backends
         lines = [
             "global",
-            "  maxconn 20000",
+            "  maxconn 8000",  # two descriptors each: within a 20,000 file limit
             "defaults",
             "  mode http",
             "  timeout connect 2s",
@@ -173,7 +186,10 @@ class Haproxy:
             ["haproxy", "-db", "-f", str(config)],
             stdout=(lb.root / "haproxy.log").open("w"),
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        if track is not None:
+            track.append(lb.proc)
         for port in lb.ports.values():
             _wait_port(port, lb.proc, "haproxy")
         return lb
