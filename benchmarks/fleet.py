@@ -614,6 +614,9 @@ def _side_cpu(f: Fleet) -> dict[str, float]:
         "pacer": sum(tree_cpu(pid) for pid in pacer_pids(f)) + f.dead_cpu.get("pacer", 0.0),
         "standin": tree_cpu(f.standin_pid) if f.standin_pid else 0.0,
         "workers_tree": sum(tree_cpu(w.pid) for w in f.workers),
+        "redis": (tree_cpu(f.ha.redis.proc.pid) if f.ha and f.ha.redis.proc else 0.0)
+        + f.dead_cpu.get("redis", 0.0),
+        "haproxy": tree_cpu(f.ha.lb.proc.pid) if f.ha and f.ha.lb.proc else 0.0,
     }
 
 
@@ -655,7 +658,9 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     ends = [r.end_time for r in runs.values() if r.end_time]
     await asyncio.sleep(3)  # the workers reap their last runs: then their CPU is in cutime/cstime
     cpu1 = {"server": servers_cpu(f), "postgres": tree_cpu(pg.pid), **_side_cpu(f)}
-    side = {k: cpu1[k] - cpu0[k] for k in ("receiver", "pacer", "standin", "workers_tree")}
+    side = {
+        k: cpu1[k] - cpu0[k] for k in ("receiver", "pacer", "standin", "workers_tree", "redis", "haproxy")
+    }
     rss = {
         "workers": sum(tree_peak_rss_mb(w.pid) for w in workers),
         "prefect_server": tree_peak_rss_mb(server_pid),
@@ -751,9 +756,19 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
             "workers_with_runs": round(1000 * side["workers_tree"] / dials, 1),
             "receiver": round(1000 * side["receiver"] / dials, 1),
             "pacer": round(1000 * side["pacer"] / dials, 1),
+            "redis": round(1000 * side["redis"] / dials, 1),
+            "haproxy": round(1000 * side["haproxy"] / dials, 1),
             "project_total": round(
                 1000
-                * (side["workers_tree"] + side["receiver"] + side["pacer"] + server_cpu + pg_cpu)
+                * (
+                    side["workers_tree"]
+                    + side["receiver"]
+                    + side["pacer"]
+                    + side["redis"]
+                    + side["haproxy"]
+                    + server_cpu
+                    + pg_cpu
+                )
                 / dials,
                 1,
             ),
@@ -822,6 +837,8 @@ async def inject_faults(args: argparse.Namespace, f: Fleet, dials: int) -> list[
         kill("pacer", f.ha.pacers[0])
     if args.restart_redis and f.ha is not None:
         at = time.time()
+        if f.ha.redis.proc is not None:
+            f.dead_cpu["redis"] = f.dead_cpu.get("redis", 0.0) + tree_cpu(f.ha.redis.proc.pid)
         down = await asyncio.to_thread(f.ha.redis.restart, True)
         done.append({"fault": "kill -9 + restart of Redis", "at": at, "down_s": round(down, 2)})
     for fault in done:
@@ -867,8 +884,9 @@ def show(result: dict) -> None:
         ("CPU per dial: workers themselves", f"{cpu['workers_own']} ms"),
         ("CPU per dial: workers with their runs (process trees)", f"{cpu['workers_with_runs']} ms"),
         ("CPU per dial: receiver / pacer", f"{cpu['receiver']} ms / {cpu['pacer']} ms"),
+        ("CPU per dial: Redis / haproxy", f"{cpu.get('redis', 0)} ms / {cpu.get('haproxy', 0)} ms"),
         (
-            "CPU per dial: project total (workers' trees, receiver, pacer, server, PostgreSQL)",
+            "CPU per dial: project total (workers' trees, receiver, pacer, Redis, haproxy, servers, PG)",
             f"{cpu['project_total']} ms",
         ),
         ("CPU per dial: stand-in (not counted)", f"{cpu['standin_not_counted']} ms"),
