@@ -792,20 +792,26 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         "legs_left_up": sum(1 for leg in legs if leg.get("active")),
         "servers": args.servers,
         "pacers": args.pacers if args.servers else 1,
-        "faults": [{**fault, **_gap_after(legs, fault["at"])} for fault in faults],
+        "faults": [{**fault, **_gap_after(legs, fault["at"], args.rate_scale)} for fault in faults],
     }
 
 
-def _gap_after(legs: list[dict], at: float) -> dict:
-    """Time the dialling lost to a fault: the longest pause between two dial starts from the
-    fault on, against Daily's cadence (one start per second at 5 per 5 s) outside it."""
+def _gap_after(legs: list[dict], at: float, rate_scale: float) -> dict:
+    """Time the dialling lost to a fault: how much longer the dial starts after it took than
+    Daily's bound for that many (5 per 5 s: one a second), and the longest pause between two."""
     starts = sorted(
         datetime.fromisoformat(leg["created_at"]).timestamp() for leg in legs if leg.get("created_at")
     )
     after = [t for t in starts if t >= at]
     before = [t for t in starts if t < at]
     gaps = [b - a for a, b in zip(([before[-1]] if before else []) + after, after, strict=False)]
-    return {"longest_dial_pause_after_s": round(max(gaps), 1) if gaps else None, "dials_after": len(after)}
+    bound = bound_seconds(len(after), rate_scale) if after else 0.0
+    return {
+        "longest_dial_pause_after_s": round(max(gaps), 1) if gaps else None,
+        "dials_after": len(after),
+        "dialling_after_s": round(after[-1] - at, 1) if after else None,
+        "bound_after_s": round(bound, 1),
+    }
 
 
 async def inject_faults(args: argparse.Namespace, f: Fleet, dials: int) -> list[dict]:
@@ -918,8 +924,9 @@ def show(result: dict) -> None:
         rows.append(
             (
                 f"fault: {fault['fault']}",
-                f"longest pause between dial starts after it {fault['longest_dial_pause_after_s']} s "
-                f"(Daily's cadence: 1 s), {fault['dials_after']} dials after it",
+                f"{fault['dials_after']} dials after it took {fault['dialling_after_s']} s "
+                f"(Daily's bound: {fault['bound_after_s']} s); longest pause between two "
+                f"{fault['longest_dial_pause_after_s']} s",
             )
         )
     for row in rows:
