@@ -7,8 +7,10 @@ created or a borrowed room, and one random trouble:
 * ``cleanup-outage``: Daily answers 500 on the cleanup routes for 5-40 s;
 * ``lost-start``: ``dialOut/start`` answers lost after the call was placed, presence failing too;
 * ``cancel``: the flow is cancelled at a random moment;
-* ``kill-9``: the campaign runs as a ``daily-sip run`` process, ``kill -9``-ed at a random moment
-  (the sweeper cleans up after it);
+* ``kill-9``: the campaign runs as a ``daily-sip run`` process, ``kill -9``-ed at a random moment;
+  the sweep each ``daily-sip worker`` runs (`flows.sweeper.resident_sweep`, running in the soak)
+  cleans up after it, and the soak reports the exposure: seconds from the kill until the stand-in
+  shows its legs down and its room deleted or restored (max, p95; the promise is 90 s);
 * ``lost-answer``: the next ``dialout.answered`` webhooks are dropped (the run must reconcile);
 * ``late-webhooks``: ``dialout.*`` webhooks held back 1-8 s;
 * ``slow-daily``: every request delayed by a random 0-1.5 s for a while.
@@ -83,6 +85,8 @@ RECEIVER_KILL_SHARE = 0.15
 # ringing, on a call or cleaning up), or after STARTUP_LIMIT if it never gets that far.
 KILL_WINDOW = (0.0, 15.0)
 STARTUP_LIMIT = 60.0
+# A killed run's legs and room are watched this long for the sweep (the promise is 90 s).
+EXPOSURE_LIMIT = 180.0
 
 
 class Restartable:
@@ -158,6 +162,7 @@ class Soak:
         self.receiver, self.prefect = receiver, prefect
         self.workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
         self.killed = 0
+        self.exposures: list[asyncio.Task[float | None]] = []
 
     def emu(self, path: str, method: str = "GET", **body: Any) -> Any:
         r = httpx.request(method, f"{self.root}/_emulator/{path}", json=body or None, timeout=30)
@@ -298,10 +303,30 @@ class Soak:
             await asyncio.wait({ended}, timeout=kill_after)
         if not ended.done():
             os.killpg(proc.pid, signal.SIGKILL)
+            killed_at = time.monotonic()
             await ended
             self.killed += 1
+            self.exposures.append(asyncio.create_task(self.exposure(i, spec, killed_at)))
             return None
         return CampaignReport.model_validate_json(out.read_text()) if out.exists() else None
+
+    async def exposure(self, i: int, spec: dict[str, Any], killed_at: float) -> float | None:
+        """Seconds from the kill until the stand-in shows campaign ``i``'s legs down and its room
+        deleted (or, borrowed, SIP and dial-out off); None if not within EXPOSURE_LIMIT."""
+        borrowed = spec.get("room")
+        while time.monotonic() - killed_at < EXPOSURE_LIMIT:
+            rooms, legs = (
+                await asyncio.to_thread(self.emu, "rooms"),
+                await asyncio.to_thread(self.emu, "legs"),
+            )
+            mine = [r for r in rooms if r["name"] == borrowed or r["name"].startswith(f"chaos-{i}-")]
+            up = [leg for leg in legs if leg["active"] and leg["room"] in {r["name"] for r in mine}]
+            if not up and all(
+                r["name"] == borrowed and not (r["sip_enabled"] or r["enable_dialout"]) for r in mine
+            ):
+                return time.monotonic() - killed_at
+            await asyncio.sleep(0.5)
+        return None
 
     async def started(self, i: int, spec: dict[str, Any]) -> None:
         """Return once the stand-in shows campaign ``i``'s room created, or its borrowed room SIP-enabled."""
@@ -336,11 +361,15 @@ class Soak:
                     )
                 await self.one(i)
 
+        from daily_sip.flows.sweeper import resident_sweep, sweep_ledgers
+
+        # The sweep each `daily-sip worker` runs: killed runs are cleaned up while the soak goes on.
+        sweeper = asyncio.create_task(resident_sweep())
         await asyncio.gather(*(campaign(i) for i in range(n)))
         await asyncio.gather(*restarts)
+        self.exposed = [await t for t in self.exposures]
+        sweeper.cancel()
         self.emu("faults", "DELETE")
-        from daily_sip.flows.sweeper import sweep_ledgers
-
         await sweep_ledgers(grace_seconds=0)
 
     @staticmethod
@@ -382,8 +411,17 @@ class Soak:
         for leg in legs:
             if leg["active"]:
                 print(f"leg left up: {leg.get('userId')} in {leg['room']}", file=sys.stderr)
+        done = sorted(e for e in getattr(self, "exposed", []) if e is not None)
+        never = sum(1 for e in getattr(self, "exposed", []) if e is None)
+        exposure = (
+            f"max {done[-1]:.0f} s, p95 {done[min(len(done) - 1, int(len(done) * 0.95))]:.0f} s"
+            + (f", {never} past {EXPOSURE_LIMIT:.0f} s" if never else "")
+            if done
+            else (f"{never} past {EXPOSURE_LIMIT:.0f} s" if never else "-")
+        )
         return {
             "campaigns": len(self.reports),
+            "killed runs exposed": exposure,
             "rooms left": len(created_left),
             "SIP left on": sum(1 for r in chaos_rooms if r["sip_enabled"]),
             "borrowed rooms not restored": sum(
@@ -518,6 +556,7 @@ def main() -> int:
             fault_duplicate=0.1,
             fault_reorder=0.1,
             fault_drop=0.03,
+            presence_lag=15,  # Daily's: "up to ~15 s" behind (a third party measured 10-25 s)
         )
         _port, receiver = _receiver(workdir, secret, api)
         try:

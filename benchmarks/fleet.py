@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import glob
 import json
@@ -35,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -162,6 +164,18 @@ class Postgres:
         )
         return pg
 
+    def query(self, sql: str) -> list[list[str]]:
+        """Rows of ``sql`` on the prefect database, as text."""
+        psql = [_pg_bin("psql") or "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        out = subprocess.run(
+            [*self.as_user, *psql, "-d", "prefect", "-At", "-F", "\t", "-c", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        return [line.split("\t") for line in out.splitlines() if line]
+
     def stop(self) -> None:
         if not self.root.exists():  # stopped already (before the peer ran)
             return
@@ -172,7 +186,42 @@ class Postgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_prefect_server(stack: LocalStack, pg: Postgres, timeout: float = 180) -> tuple[str, int]:
+def table_writes(pg: Postgres) -> dict[str, int]:
+    """Rows inserted + updated + deleted so far, by table of the Prefect database."""
+    rows = pg.query("SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables")
+    return {name: int(n) for name, n in rows}
+
+
+def db_footprint(pg: Postgres, before: dict[str, int], campaigns: int) -> dict:
+    """What the fleet made the Prefect server write, per campaign: where its CPU goes."""
+    after = table_writes(pg)
+    per_table = {
+        t: round((n - before.get(t, 0)) / campaigns, 1) for t, n in after.items() if n - before.get(t, 0) > 0
+    }
+    events = pg.query("SELECT event, count(*) FROM events GROUP BY 1 ORDER BY 2 DESC")
+    return {
+        "row_writes_per_campaign": dict(sorted(per_table.items(), key=lambda kv: -kv[1])),
+        "events_per_campaign": {name: round(int(n) / campaigns, 1) for name, n in events[:25]},
+    }
+
+
+ROUTES: collections.Counter[str] = collections.Counter()
+_ACCESS = re.compile(r'"(GET|POST|PATCH|PUT|DELETE) (/api/[^ ?]*)[^"]*" (\d{3})')
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ID = re.compile(rf"/{_UUID}|/fleet-[\w-]+|/daily-[\w.-]+")
+
+
+def _count_routes(stream: IO[str]) -> None:
+    """Count the server's access-log lines by method and route (ids folded)."""
+    for line in stream:
+        m = _ACCESS.search(line)
+        if m:
+            ROUTES[f"{m[1]} {_ID.sub('/{id}', m[2])} {m[3]}"] += 1
+
+
+def start_prefect_server(
+    stack: LocalStack, pg: Postgres, timeout: float = 180, count_requests: bool = False
+) -> tuple[str, int]:
     port = free_port()
     home = stack.workdir / "prefect-home"  # removed with the workdir
     home.mkdir(parents=True, exist_ok=True)
@@ -186,6 +235,8 @@ def start_prefect_server(stack: LocalStack, pg: Postgres, timeout: float = 180) 
         # requests then wait 30 s for a connection and fail with 500.
         "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
         "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "30",
+        # Access lines are only logged to be counted (--count-requests): they cost server CPU.
+        **({"PREFECT_SERVER_LOGGING_LEVEL": "INFO"} if count_requests else {}),
     }
     proc = stack._spawn(
         "prefect-server",
@@ -201,7 +252,10 @@ def start_prefect_server(stack: LocalStack, pg: Postgres, timeout: float = 180) 
         env,
     )
     # Its stdout is a pipe; keep reading it, or a full pipe (64 KiB) blocks the server.
-    threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
+    if count_requests:
+        threading.Thread(target=_count_routes, args=(proc.stdout,), daemon=True).start()
+    else:
+        threading.Thread(target=_drain, args=(proc.stdout,), daemon=True).start()
     api_url = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -522,8 +576,8 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
             f"healthy after {time.monotonic() - t0:.1f} s"
         )
     else:
-        api_url, server_pid = start_prefect_server(stack, pg)
-        print(f"prefect server on PostgreSQL healthy after {time.monotonic() - t0:.1f} s")
+        api_url, server_pid = start_prefect_server(stack, pg, count_requests=args.count_requests)
+        print(f"prefect server on PostgreSQL healthy after {time.monotonic() - t0:.1f} s (pid {server_pid})")
     os.environ.update(PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="WARNING")
     secret = new_webhook_secret()
     daily_url = stack.standin(rate_limit_scale=args.rate_scale)
@@ -591,6 +645,7 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
             )
         stack.procs.append(proc)
         workers.append(proc)
+    print("workers: pids " + " ".join(str(w.pid) for w in workers), flush=True)
     time.sleep(3)
     return Fleet(
         stack,
@@ -645,6 +700,8 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         "workers": sum(_stat(w.pid)[1] for w in workers),
         **_side_cpu(f),
     }
+    writes0 = table_writes(pg)
+    routes0 = collections.Counter(ROUTES)
     started, started_at = time.monotonic(), time.time()
     run_ids = await submit(name, specs)
     submitted = time.monotonic() - started
@@ -698,6 +755,11 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         events = (await http.get(f"{daily_root}/_emulator/events")).json()
         deliveries = (await http.get(f"{daily_root}/_emulator/deliveries")).json()
     webhooks = webhook_delays(events, deliveries)
+    footprint = db_footprint(pg, writes0, args.campaigns)
+    if args.count_requests:
+        footprint["api_requests_per_campaign"] = {
+            route: round(n / args.campaigns, 2) for route, n in (ROUTES - routes0).most_common(40)
+        }
     states: dict[str, int] = {}
     for r in runs.values():
         states[r.state.name if r.state else "?"] = states.get(r.state.name if r.state else "?", 0) + 1
@@ -788,6 +850,7 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         },
         "idle_cpu_per_second": {"prefect_server": round(idle[0], 3), "postgres": round(idle[1], 3)},
         "webhooks": webhooks,
+        "prefect_database": footprint,
         "rooms_left": len(rooms),
         "legs_left_up": sum(1 for leg in legs if leg.get("active")),
         "servers": args.servers,
@@ -1179,6 +1242,11 @@ def main() -> int:
         "--fault-at", type=float, default=0.5, help="faults once this share of the dials has started"
     )
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
+    parser.add_argument(
+        "--count-requests",
+        action="store_true",
+        help="count the Prefect server's API requests by route (logs access lines: costs CPU)",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the workdir with every log")
     args = parser.parse_args()
     if (args.kill_server or args.kill_pacer or args.restart_redis) and not args.servers:

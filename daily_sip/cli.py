@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
 import subprocess
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -60,17 +63,25 @@ def _load_or_exit(campaign_file: Path):
         raise typer.Exit(2) from None
 
 
-def _check_daily_or_exit(credentials_block: str | None) -> None:
-    """Credentials found and accepted by one cheap call, or one line and exit 2."""
+def _check_daily_or_exit(credentials_block: str | None, webhook_url: str | None = None) -> None:
+    """Credentials found and accepted by one cheap call, and the webhook not someone else's,
+    or one line and exit 2."""
     from daily_sip.flows.provision.preflight import PreflightError, credentials_or_explain, preflight
+    from daily_sip.tasks.webhooks import WebhookOwnedElsewhere, afind_foreign_webhook
 
     async def check() -> None:
-        await preflight(await credentials_or_explain(credentials_block))
+        creds = await credentials_or_explain(credentials_block)
+        await preflight(creds)
+        if webhook_url and (hook := await afind_foreign_webhook(webhook_url, credentials=creds)):
+            raise WebhookOwnedElsewhere(hook, webhook_url)
 
     try:
         asyncio.run(check())
     except PreflightError as exc:
         typer.echo(f"Daily API check failed: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except WebhookOwnedElsewhere as exc:
+        typer.echo(f"daily-sip: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -97,21 +108,24 @@ async def _run_flow(campaign, credentials_block: str | None, webhook_url: str | 
 def _finish(state, report, json_out: Path | None, ui_url: str | None) -> int:
     from rich.console import Console
 
+    from daily_sip.flows.report.escape import plain
     from daily_sip.flows.report.model import CampaignReport
     from daily_sip.terminal import results_table
 
     if not isinstance(report, CampaignReport):
-        typer.echo(f"Flow run ended {state.type.value}: {state.message or report}", err=True)
+        typer.echo(plain(f"Flow run ended {state.type.value}: {state.message or report}"), err=True)
         return 1
     typer.echo("")
     console = Console()
     # A terminal gets its own width; a pipe or a file (CI logs) gets 120 columns, not rich's 80.
     (console if console.is_terminal else Console(width=120)).print(results_table(report))
-    typer.echo(f"{state.type.value}: {report.message}")
-    typer.echo(f"Success rule: {report.rule}")
-    typer.echo(f"Cleanup: {'; '.join(report.cleanup) or 'nothing to clean up'}")
+    # Daily's error texts are in the message: no control characters reach the terminal.
+    typer.echo(plain(f"{state.type.value}: {report.message}"))
+    typer.echo(plain(f"Success rule: {report.rule}"))
+    typer.echo(plain(f"Cleanup: {'; '.join(report.cleanup) or 'nothing to clean up'}"))
     if report.cleanup_pending:
-        typer.echo(f"Cleanup still pending (the sweeper will finish it): {'; '.join(report.cleanup_pending)}")
+        pending = "; ".join(report.cleanup_pending)
+        typer.echo(plain(f"Cleanup still pending (the sweeper will finish it): {pending}"))
     if ui_url and report.flow_run_id:
         typer.echo(f"Prefect UI: {ui_url}/runs/flow-run/{report.flow_run_id}")
     if json_out:
@@ -172,7 +186,7 @@ def run(
         "Prefect server (ephemeral mode cannot carry them between processes)",
         ", or try `daily-sip demo`",
     )
-    _check_daily_or_exit(credentials_block)
+    _check_daily_or_exit(credentials_block, webhook_url)
     from rich.console import Console
 
     from daily_sip.terminal import live_board
@@ -210,7 +224,9 @@ def demo(
             os.environ["PREFECT_API_URL"] = api_url
             typer.echo(f"  Prefect API {api_url} healthy after {secs:.1f} s")
         secret = new_webhook_secret()
-        daily_url = stack.standin(connect_delay=0.5, answer_delay=1.0, ring_timeout=6, hangup_after=2)
+        # Daily's documented behaviour otherwise (presence 15 s behind, idle default 0); the far end
+        # that never answers rings for the stand-in's 30 s, past the campaign's ring timeout.
+        daily_url = stack.standin(connect_delay=0.5, answer_delay=1.0, hangup_after=2)
         webhook_url = stack.receiver(secret, os.environ["PREFECT_API_URL"])
         pacer_url = stack.pacer()  # keeps Daily's rate limits as a fleet of workers would
         typer.echo(
@@ -273,10 +289,24 @@ def sweep(
         float,
         typer.Option(help="A running campaign whose ledger was not refreshed for this long counts as dead."),
     ] = 60.0,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            help="Sweep every this many seconds until Ctrl-C, with a 45 s grace (what each "
+            "`daily-sip worker` does; for fleets of `process` workers).",
+            min=5,
+        ),
+    ] = None,
 ) -> None:
     """Finish the cleanup of campaign runs that died or gave up (the sweep-ledgers flow, once)."""
     require_prefect_server("cleanup ledgers are Prefect variables on the Prefect server")
-    from daily_sip.flows.sweeper import sweep_ledgers
+    from daily_sip.flows.sweeper import RESIDENT_GRACE_SECONDS, resident_sweep, sweep_ledgers
+
+    if every is not None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(resident_sweep(every, RESIDENT_GRACE_SECONDS))
+        raise typer.Exit(0)
 
     report = asyncio.run(sweep_ledgers(grace_seconds=grace_seconds))
     typer.echo(
@@ -286,6 +316,65 @@ def sweep(
     for run_id, pending in report.pending.items():
         typer.echo(f"  {run_id}: still pending: {'; '.join(pending)}", err=True)
     raise typer.Exit(1 if report.pending else 0)
+
+
+@app.command()
+def doctor(
+    credentials_block: Annotated[
+        str | None, typer.Option(help="Saved DailyCredentials block; default: DAILY_API_KEY / DAILY_API_URL.")
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The receiver's public URL to check (default: the domain webhook's URL); "
+            "with --dial: where Daily should send the events (default: the listener's own URL)."
+        ),
+    ] = None,
+    dial: Annotated[
+        str | None, typer.Option(help="Place ONE real dial-out to this SIP URI (one you own) and record it.")
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="What the far end of --dial will do: busy, no-answer, answer-hangup.")
+    ] = None,
+    fingerprint_out: Annotated[
+        Path, typer.Option(help="Where --dial writes its fingerprint (a telephony profile, redacted).")
+    ] = Path("daily-fingerprint.json"),
+    listen_port: Annotated[
+        int, typer.Option(help="Port of --dial's webhook listener (0: any free one).")
+    ] = 0,
+    take_over_webhook: Annotated[
+        bool,
+        typer.Option(help="Let --dial repoint a webhook that points elsewhere (it is pointed back after)."),
+    ] = False,
+    max_seconds: Annotated[float, typer.Option(help="--dial stops the call after this long.", min=1)] = 90.0,
+    hold_seconds: Annotated[
+        float, typer.Option(help="--dial hangs up this long after an answer.", min=0)
+    ] = 10.0,
+    presence_interval: Annotated[float, typer.Option(help="Seconds between presence polls.", min=0.2)] = 2.0,
+) -> None:
+    """Check a Daily account (key, domain, dial-out, SIP, webhook, receiver, rate limits); dials nothing
+    unless --dial is given. Exit code 1 when any check is red, 2 for bad input."""
+    from daily_sip.doctor.command import run_doctor
+
+    code = run_doctor(
+        credentials_block,
+        webhook_url=webhook_url,
+        dial=dial,
+        scenario=scenario,
+        fingerprint_out=fingerprint_out,
+        listen_port=listen_port,
+        take_over_webhook=take_over_webhook,
+        max_seconds=max_seconds,
+        hold_seconds=hold_seconds,
+        presence_interval=presence_interval,
+    )
+    raise typer.Exit(code)
+
+
+class RunLogLevel(StrEnum):
+    warning = "warning"
+    info = "info"
+    debug = "debug"
 
 
 @app.command()
@@ -305,6 +394,12 @@ def worker(
             min=0,
         ),
     ] = 2.0,
+    run_logs: Annotated[
+        RunLogLevel,
+        typer.Option(
+            help="Lowest level of the campaigns' log lines printed here (all of them are in the Prefect UI)."
+        ),
+    ] = RunLogLevel.warning,
 ) -> None:
     """Run campaigns of a work pool inside this one process (many campaigns share it).
 
@@ -334,6 +429,9 @@ def worker(
         f"daily-sip worker: pool {pool!r} (type {WORKER_TYPE}), "
         f"{'up to ' + str(limit) if limit else 'any number of'} campaigns at once; Ctrl-C stops"
     )
+    from daily_sip.worker import print_run_logs_from
+
+    print_run_logs_from(getattr(logging, run_logs.value.upper()))
     serve_worker(pool, name=name, limit=limit, starts_per_second=starts_per_second)
 
 

@@ -31,6 +31,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from daily_sip.flows.report.escape import plain, plain_lines, unmd
+
 STYLE = {
     "joined": "green",
     "answered": "green",
@@ -49,8 +51,9 @@ STYLE = {
 
 
 def _cell(value: object, style: str | None = None) -> Text:
-    # Cells carry user text (bridge names, SIP reasons): as Text, a "[" in them is never read as markup.
-    return Text("" if value is None else str(value), style=style or "")
+    # Cells carry user text (bridge names, SIP reasons): as Text, a "[" in them is never read as
+    # markup, and without control characters no ESC sequence or bidi override reaches the terminal.
+    return Text(plain(value), style=style or "")
 
 
 # -- tables that fit the terminal ----------------------------------------------------------------
@@ -134,15 +137,17 @@ class FittedTable:
         cut: list[dict[str, str]] = []
         for row, style in zip(self.rows, self.styles, strict=True):
             table.add_row(*(_cell(row.get(c.key, "")) for c in self.columns), style=style or "")
-            if any(c.kind != FIXED and cell_len(row.get(c.key, "")) > widths[c.key] for c in self.columns):
+            if any(
+                c.kind != FIXED and cell_len(plain(row.get(c.key, ""))) > widths[c.key] for c in self.columns
+            ):
                 cut.append(row)
         yield table
         if self.footnotes and cut:
             first = self.columns[0].key
             shown = [c for c in self.columns if c.kind != FIXED]
             for row in cut:
-                parts = [row.get(c.key, "") for c in shown if row.get(c.key, "")]
-                yield Text.assemble((f"{row.get(first, '')}  ", "bold"), ": ".join(parts))
+                parts = [plain(row.get(c.key, "")) for c in shown if row.get(c.key, "")]
+                yield Text.assemble((f"{plain(row.get(first, ''))}  ", "bold"), ": ".join(parts))
 
 
 BOARD_COLUMNS = [
@@ -174,19 +179,24 @@ RESULT_COLUMNS = [
 
 
 def results_rows_table(rows: list[dict[str, str]], title: str) -> FittedTable:
-    """The results from the rows of the results artifact (`TargetResult.row()`), one line per bridge:
-    status (with its icon) whole, a reason that does not fit printed in full under the table."""
+    """The results from rows of `TargetResult.row()` or of the results artifact
+    (`TargetResult.table_row()`), one line per bridge: status (with its icon) whole, a reason that
+    does not fit printed in full under the table."""
     from daily_sip.flows.report.model import ICONS
 
     shown = []
     for r in rows:
         r = {k: "" if v is None else str(v) for k, v in r.items()}
         status = r.get("status", "")
+        on_call = r.get("on_call_s") or r.get("on call")
         shown.append(
             {
                 **r,
+                "target": r.get("target") or r.get("bridge", ""),
+                "sip_code": r.get("sip_code") or r.get("SIP", ""),
+                "attempts": r.get("attempts") or r.get("try", ""),
                 "shown_status": f"{r.get('icon') or ICONS.get(status, '')} {status.replace('_', ' ')}",
-                "on_call": f"{r['on_call_s']} s" if r.get("on_call_s") else "",
+                "on_call": f"{on_call} s" if on_call else "",
             }
         )
     styles = [STYLE.get(r.get("status", "")) for r in rows]
@@ -383,17 +393,20 @@ def print_past_run(console: Console, flow_run, artifacts) -> None:
     said = state.name if state else "no state"
     if state and state.message and not results:  # else the results table's title says it
         said += f": {state.message}"
-    console.print(Text.assemble((flow_run.name, "bold"), f" ({flow_run.id}): {said}"))
+    # What comes from the server is data: no control characters reach the terminal, and the
+    # markdown escapes of table cells and descriptions (`escape.md`) are undone for reading.
+    console.print(Text.assemble((plain(flow_run.name), "bold"), plain(f" ({flow_run.id}): {said}")))
     for key, a in newest.items():
         data = json.loads(a.data) if isinstance(a.data, str) and a.type == "table" else a.data
         if a.type == "table":
-            rows = [{k: "" if v is None else str(v) for k, v in row.items()} for row in data or []]
+            rows = [{k: unmd(v) for k, v in row.items()} for row in data or []]
         if a.type == "table" and key.endswith("-results"):
-            console.print(results_rows_table(rows, a.description or key), "")
+            console.print(results_rows_table(rows, unmd(a.description or key)), "")
         elif a.type == "table" and key.endswith("-board") and not results:
-            console.print(board_table(rows, title=f"Live board: {a.description or ''}"))
+            console.print(board_table(rows, title=f"Live board: {unmd(a.description)}"))
         elif a.type == "markdown":
-            console.print(Markdown(_without_tables(str(data)) if results else str(data)))
+            text = plain_lines(data)
+            console.print(Markdown(_without_tables(text) if results else text))
 
 
 # -- commands the CLI prints ---------------------------------------------------------------------

@@ -11,9 +11,10 @@ poll (`flows.cancel_watch`) and one watch for Prefect's "suspend this run"
 
 What sharing costs, and what covers it:
 
-- A worker that dies takes its campaigns with it. Their ledgers stop beating and the sweeper
-  (`daily-sip sweep`, or the `sweep-leftovers` deployment) hangs up, restores or deletes what
-  they had turned on, and marks the runs Crashed.
+- A worker that dies takes its campaigns with it. Their ledgers stop beating, and the sweep
+  every worker runs every 20 s (`flows.sweeper.resident_sweep`) hangs up, restores or deletes
+  what they had turned on within about 70 s, and marks the runs Crashed (with one worker, the
+  `sweep-ledgers` deployment or `daily-sip sweep` does it once it is back).
 - SIGTERM / Ctrl-C stops the worker gracefully: it takes no new runs, and every running
   campaign hangs up, cleans up and publishes its report, then ends Crashed ("the worker
   running this campaign was shut down").
@@ -60,11 +61,32 @@ class RunRefused(RuntimeError):
     """A flow run this worker cannot run in its shared process; the message says where to run it."""
 
 
-class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWorkerResult]):
+class CampaignJobConfiguration(BaseJobConfiguration):
+    """Prefect's job configuration, with the environment of Prefect's settings computed once.
+
+    For each run, Prefect's worker serialises every setting into the environment a new process
+    would get (~10 % of this worker's CPU at 20 campaigns); here the runs share this process,
+    whose settings do not change while it runs.
+    """
+
+    @classmethod
+    def _base_environment(cls) -> dict[str, str]:
+        from prefect.settings import get_current_settings
+
+        settings = get_current_settings()
+        if _settings_environment.get("of") is not settings:
+            _settings_environment.update(of=settings, env=super()._base_environment())
+        return dict(_settings_environment["env"])
+
+
+_settings_environment: dict[str, Any] = {}
+
+
+class CampaignWorker(BaseWorker[CampaignJobConfiguration, BaseVariables, CampaignWorkerResult]):
     """Runs flow runs of its work pool as tasks of one event loop (see the module docstring)."""
 
     type = WORKER_TYPE
-    job_configuration = BaseJobConfiguration
+    job_configuration = CampaignJobConfiguration
     job_configuration_variables = BaseVariables
     _description = (
         "Runs daily-sip campaigns as tasks inside the worker process: many campaigns "
@@ -116,7 +138,7 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
     async def run(
         self,
         flow_run: Any,
-        configuration: BaseJobConfiguration,
+        configuration: CampaignJobConfiguration,
         task_status: anyio.abc.TaskStatus[str] | None = None,
     ) -> CampaignWorkerResult:
         from prefect.flow_engine import run_flow
@@ -155,7 +177,7 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
         )
 
     async def kill_infrastructure(
-        self, infrastructure_pid: str, configuration: BaseJobConfiguration, grace_seconds: int = 30
+        self, infrastructure_pid: str, configuration: CampaignJobConfiguration, grace_seconds: int = 30
     ) -> None:
         """A run cancelled before it started: stop its task if this worker has it."""
         from prefect.exceptions import InfrastructureNotAvailable, InfrastructureNotFound
@@ -176,25 +198,35 @@ class CampaignWorker(BaseWorker[BaseJobConfiguration, BaseVariables, CampaignWor
 async def _serve(
     pool: str, name: str | None, limit: int | None, stop: asyncio.Event, starts_per_second: float
 ) -> None:
+    from prefect.context import SyncClientContext
+
+    worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit, starts_per_second=starts_per_second)
+    # One Prefect client for the whole worker: every run's engine, task runs, artifacts and
+    # variables find it in the context (`get_client` reuses an entered client of the same loop)
+    # instead of opening their own, each with a TLS context and a connection pool of its own.
+    # The engine also asks for a synchronous client at each run start (its result store): the
+    # same holds for that one. A failing worker loop ends the task group too.
+    with SyncClientContext.get_or_create():
+        await _serve_with_clients(worker, stop)
+
+
+async def _serve_with_clients(worker: CampaignWorker, stop: asyncio.Event) -> None:
     from functools import partial
 
     from prefect.context import AsyncClientContext
 
     from daily_sip.flows.supervision.cancel_watch import WORKER_STOPPING, cancel_watch
+    from daily_sip.flows.sweeper import resident_sweep
     from daily_sip.suspension_watch import shared_suspension_watch
 
-    worker = CampaignWorker(work_pool_name=pool, name=name, limit=limit, starts_per_second=starts_per_second)
     say = lambda *a, **_: logger.info(" ".join(map(str, a)))  # noqa: E731
-    # One Prefect client for the whole worker: every run's engine, task runs, artifacts and
-    # variables find it in the context (`get_client` reuses an entered client of the same loop)
-    # instead of opening their own, each with a TLS context and a connection pool of its own.
-    # A failing worker loop ends the task group too.
     async with (
         AsyncClientContext.get_or_create(),
         shared_suspension_watch(),
         anyio.create_task_group() as group,
     ):
         group.start_soon(partial(worker.start, printer=say))
+        group.start_soon(resident_sweep)  # the campaigns of workers that died, within ~70 s
         await stop.wait()
         runs = worker.running()
         told = cancel_watch().stop_all(WORKER_STOPPING)
@@ -202,6 +234,32 @@ async def _serve(
         if runs:
             await asyncio.wait(runs, timeout=STOP_GRACE_SECONDS)
         group.cancel_scope.cancel()
+
+
+class _QuietRunLogs(logging.Filter):
+    """Drops campaign log records below ``level`` (the Prefect UI keeps every one of them)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        runs = record.name.startswith(("prefect.flow_runs", "prefect.task_runs"))
+        return not runs or record.levelno >= self.level
+
+
+def print_run_logs_from(level: int) -> None:
+    """Print the campaigns' log records on this process's console from ``level`` up.
+
+    Each line printed costs rich's console ~1 ms of CPU; with tens of campaigns in one process
+    the lines interleave past reading anyway, while each run's page in the Prefect UI has all
+    of them, in order.
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(_QuietRunLogs(level))
 
 
 def serve_worker(

@@ -5,7 +5,10 @@
    has; a missing webhook secret is generated (base64, Daily's format) and never printed;
 2. the ``process`` work pool the deployments use (default ``daily-sip``), if it does not exist;
 3. the Prefect variable ``daily_webhook_url`` (``--webhook-url``), which ``prefect deploy`` and
-   ``daily-sip serve`` put into the deployments' ``webhook_url`` parameter.
+   ``daily-sip serve`` put into the deployments' ``webhook_url`` parameter. When the domain's
+   webhook feeds another endpoint it stops before saving anything, unless ``--take-over-webhook``
+   (`daily_sip.deployments.webhook_takeover`: repoint it, relaying to the previous endpoint with
+   ``--relay-to-previous``).
 
 Before anything is saved it checks the shared pacer (``DAILY_PACER_URL``, `daily_sip.pacer`)
 answers, when one is set. It creates no Prefect global concurrency limits: Daily's rate limits are
@@ -21,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -29,6 +33,10 @@ from daily_sip.prefect_server import require_prefect_server
 from daily_sip.terminal import command
 
 from .definitions import WEBHOOK_URL_VARIABLE
+from .webhook_takeover import relay_block_for, take_over
+
+if TYPE_CHECKING:
+    from daily_sip.tasks import DailyCredentials
 
 
 def _check_secret(secret: str) -> None:
@@ -45,7 +53,12 @@ def _check_secret(secret: str) -> None:
 
 
 async def _save_block(
-    name: str, api_key: str | None, api_url: str | None, webhook_secret: str | None, verify: bool = True
+    name: str,
+    api_key: str | None,
+    api_url: str | None,
+    webhook_secret: str | None,
+    verify: bool = True,
+    before_save: Callable[[DailyCredentials], Awaitable[None]] | None = None,
 ) -> list[str]:
     from pydantic import SecretStr
 
@@ -88,6 +101,8 @@ async def _save_block(
         from daily_sip.flows.provision.preflight import preflight
 
         await preflight(block)
+        if before_save is not None:
+            await before_save(block)
     if changed:
         await block.asave(name, overwrite=True)
     verb = "created" if existing is None else ("updated" if changed else "unchanged")
@@ -164,6 +179,8 @@ async def run_setup(
     work_pool: str = "daily-sip",
     verify: bool = True,
     work_pool_type: str = "process",
+    take_over_webhook: bool = False,
+    relay_to_previous: bool = False,
 ) -> list[str]:
     """Do the setup; returns one line per thing done (no secret in any of them).
 
@@ -180,13 +197,38 @@ async def run_setup(
             check_api_key(api_key)  # saved as given, so refuse here what Daily never accepts
         except DailyKeyError as exc:
             raise typer.BadParameter(str(exc), param_hint="--api-key / DAILY_API_KEY") from None
+    if relay_to_previous and not take_over_webhook:
+        raise typer.BadParameter("goes with --take-over-webhook", param_hint="--relay-to-previous")
+    if take_over_webhook and not (webhook_url and verify):
+        raise typer.BadParameter(
+            "needs --webhook-url (the receiver's public URL) and the Daily API (not --no-verify)",
+            param_hint="--take-over-webhook",
+        )
     pacer = await _check_pacer()
-    lines = await _save_block(block_name, api_key, api_url, webhook_secret, verify)
+    refuse = _refuse_foreign_webhook(webhook_url) if webhook_url and not take_over_webhook else None
+    lines = await _save_block(block_name, api_key, api_url, webhook_secret, verify, before_save=refuse)
     lines.append(pacer)
     lines.append(await _ensure_work_pool(work_pool, work_pool_type))
     if webhook_url:
         lines.append(await _set_webhook_url(webhook_url))
+    if take_over_webhook and webhook_url:
+        from daily_sip.tasks import DailyCredentials
+
+        creds = await DailyCredentials.aload(block_name)
+        relay_block = relay_block_for(block_name) if relay_to_previous else None
+        lines += await take_over(creds, webhook_url, relay_block=relay_block, credentials_block=block_name)
     return lines
+
+
+def _refuse_foreign_webhook(webhook_url: str) -> Callable[[DailyCredentials], Awaitable[None]]:
+    """Raises `WebhookOwnedElsewhere` (nothing saved yet) when the domain's webhook feeds another endpoint."""
+    from daily_sip.tasks.webhooks import WebhookOwnedElsewhere, afind_foreign_webhook
+
+    async def check(creds: DailyCredentials) -> None:
+        if (hook := await afind_foreign_webhook(webhook_url, credentials=creds)) is not None:
+            raise WebhookOwnedElsewhere(hook, webhook_url)
+
+    return check
 
 
 class PacerUnreachable(Exception):
@@ -271,9 +313,28 @@ def setup(
             "prepare offline."
         ),
     ] = True,
+    take_over_webhook: Annotated[
+        bool,
+        typer.Option(
+            "--take-over-webhook",
+            help="The domain's one Daily webhook feeds another endpoint: point it at --webhook-url anyway "
+            "(its URL and secret change; that endpoint gets no more events unless --relay-to-previous).",
+        ),
+    ] = False,
+    relay_to_previous: Annotated[
+        bool,
+        typer.Option(
+            "--relay-to-previous",
+            help="With --take-over-webhook: save the previous endpoint as Prefect Secret block "
+            "daily-webhook-relay (BLOCK-NAME-webhook-relay) and repoint once the receiver relays to it "
+            "(`receiver --relay-block daily-webhook-relay`), "
+            "re-signing every delivery with that endpoint's own secret.",
+        ),
+    ] = False,
 ) -> None:
     """Store the Daily credentials block, the work pool and the webhook URL; check the pacer (idempotent)."""
     from daily_sip.flows.provision.preflight import PreflightError
+    from daily_sip.tasks.webhooks import WebhookOwnedElsewhere
     from daily_sip.worker import WORKER_TYPE
 
     require_prefect_server(
@@ -290,12 +351,14 @@ def setup(
                 work_pool=work_pool,
                 verify=verify,
                 work_pool_type=WORKER_TYPE if in_process else "process",
+                take_over_webhook=take_over_webhook,
+                relay_to_previous=relay_to_previous,
             )
         )
     except PreflightError as exc:
         typer.echo(f"Nothing saved: {exc} (or --no-verify to save it unchecked)", err=True)
         raise typer.Exit(2) from None
-    except PacerUnreachable as exc:
+    except (PacerUnreachable, WebhookOwnedElsewhere) as exc:
         typer.echo(f"Nothing saved: {exc}", err=True)
         raise typer.Exit(2) from None
     except typer.BadParameter as exc:

@@ -17,12 +17,12 @@ from daily_sip.flows.cleanup.crash import clean_up_interrupted_run
 from daily_sip.flows.collect.listener import RoomListener
 from daily_sip.flows.collect.results import collect_results
 from daily_sip.flows.dial.dialer import dial_out
+from daily_sip.flows.provision.webhook import ensure_webhook_shared
 from daily_sip.flows.report.model import CampaignReport
 from daily_sip.flows.report.naming import flow_run_name
 from daily_sip.flows.steps import await_ready, clean_up, provision_room
 from daily_sip.flows.supervision.run import CampaignRun, supervise
-from daily_sip.tasks.retries import inline
-from daily_sip.tasks.webhooks import aensure_webhook
+from daily_sip.flows.supervision.storage import RESULT_STORAGE
 
 
 @flow(
@@ -32,6 +32,8 @@ from daily_sip.tasks.webhooks import aensure_webhook
     on_cancellation=[clean_up_interrupted_run],
     on_crashed=[clean_up_interrupted_run],
     validate_parameters=True,
+    persist_result=False,  # the report is published as artifacts and returned in the state
+    result_storage=RESULT_STORAGE,
 )
 async def dial_campaign(
     campaign: Campaign,
@@ -65,10 +67,11 @@ async def dial_campaign(
     """
     run = CampaignRun(campaign, credentials_block)  # report, ledger, event router: nothing touched yet
     async with supervise(run):  # on every way out: clean up, close and publish the report
+        run.check_start_window()  # started past the campaign's start window: dial nothing
         creds = await run.prove_credentials()  # one cheap call proves the key and the URL
+        if webhook_url:  # refuses, changing nothing, a webhook that feeds another application
+            await ensure_webhook_shared(webhook_url, creds)  # checked once a minute per process
         await run.lock_room()  # a borrowed room: one campaign at a time
-        if webhook_url:
-            await inline(aensure_webhook, webhook_url, credentials=creds)
         async with RoomListener(run.room_name, run.router):  # Daily's events, from before the first call
             room = await provision_room(run)
             await await_ready(run, room.name)

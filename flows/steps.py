@@ -15,6 +15,7 @@ Users who want a task run per Daily call use the library tasks in `daily_sip.tas
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
@@ -27,6 +28,7 @@ from daily_sip.flows.cleanup.actions import CleanupResult
 from daily_sip.flows.cleanup.actions import clean_up as clean_up_legs_and_room
 from daily_sip.flows.cleanup.ledger import settle_ledger
 from daily_sip.flows.provision import room as provisioning
+from daily_sip.flows.report.escape import plain
 
 if TYPE_CHECKING:
     from daily_sip.flows.dial.dialer import Dialer
@@ -62,6 +64,7 @@ async def provision_room(run: CampaignRun) -> Room:
         ```
     """
     assert run.creds is not None, "prove_credentials() first"
+    run.router.room_since = time.time()  # the room's own events from here on are this run's
     room = await provisioning.provision(run.campaign, run.creds, run.ledger)
     run.report.room_created = run.ledger.created_room
     return room
@@ -103,7 +106,7 @@ async def dial_leg(dialer: Dialer, index: int, attempt: int, bridge: str) -> Sta
         return Cancelled(message=f"{bridge}: the campaign stopped during this attempt")
     outcome = result.status.replace("_", " ")
     why = result.error or result.detail
-    message = f"{outcome}: {why}" if why else outcome
+    message = plain(f"{outcome}: {why}" if why else outcome)  # Daily's text: no control characters
     if result.status in ("joined", "answered"):
         return Completed(message=message)
     return Failed(message=message)

@@ -18,12 +18,20 @@ borrowed room the sweeper first takes the room's lock (`flows/room_lock.py`), so
 running in that room now is never disturbed (that campaign adopted the orphan on arrival, see
 `clear_orphans_of_room`).
 
-Run it as ``daily-sip sweep``, or let the ``sweep-ledgers`` deployment do it every few minutes.
+Every ``daily-sip worker`` sweeps too, every `RESIDENT_SWEEP_SECONDS` with a grace of
+`RESIDENT_GRACE_SECONDS` (`resident_sweep`): a worker killed outright has its campaigns' legs hung
+up and rooms restored by its peers within about 70 s (heartbeat age 45 s + up to 20 s to the next
+sweep + the cleanup itself), and its runs marked Crashed. ``daily-sip sweep --every 20`` is the same
+loop for fleets of ``process`` workers. Run it once as ``daily-sip sweep``, or let the
+``sweep-ledgers`` deployment do it every few minutes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import random
 import time
 import uuid
 from typing import Any
@@ -36,9 +44,14 @@ from daily_sip.flows.cleanup.crash import publish_crash_report
 from daily_sip.flows.cleanup.heartbeat import HEARTBEAT_SECONDS, PROCESS_PREFIX
 from daily_sip.flows.cleanup.ledger import LEDGER_PREFIX, Ledger, credentials_for, settle_ledger
 from daily_sip.flows.provision.room_lock import LEASE_SECONDS, RoomLock
+from daily_sip.flows.supervision.storage import RESULT_STORAGE
 
 # A ledger not refreshed for this long belongs to a run that is gone (6 missed heartbeats).
 GRACE_SECONDS = 60.0
+# The sweep every `daily-sip worker` runs: how often, and after how long without a heartbeat a
+# run counts as dead (4.5 missed beats: a Prefect API blip of half a minute kills no live run).
+RESIDENT_SWEEP_SECONDS = 20.0
+RESIDENT_GRACE_SECONDS = 45.0
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
@@ -125,7 +138,12 @@ async def sweep_one(ledger: Ledger, logger: Any) -> list[str]:
     return result.pending
 
 
-@flow(name="sweep-ledgers", description="Finish the cleanup of campaign runs that died or gave up.")
+@flow(
+    name="sweep-ledgers",
+    description="Finish the cleanup of campaign runs that died or gave up.",
+    persist_result=False,
+    result_storage=RESULT_STORAGE,
+)
 async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
     """Find every orphaned cleanup ledger and finish its cleanup.
 
@@ -137,9 +155,14 @@ async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
         print(report.finished, report.pending)
         ```
     """
+    return await sweep(grace_seconds, get_run_logger())
+
+
+async def sweep(grace_seconds: float, logger: Any, quiet: bool = False) -> SweepReport:
+    """One sweep, outside or inside a flow run (`sweep_ledgers`, `resident_sweep`); ``quiet``:
+    no summary line when there was nothing to do."""
     from prefect.client.orchestration import get_client
 
-    logger = get_run_logger()
     report = SweepReport()
     async with get_client() as client:
         for ledger, written in await read_ledgers(client):
@@ -153,7 +176,7 @@ async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
                 reason,
                 ledger.room,
             )
-            await _mark_crashed(client, ledger.flow_run_id, reason)
+            await _mark_crashed(client, ledger.flow_run_id, reason, logger)
             lock: RoomLock | None = None
             if not ledger.created_room:
                 lock = RoomLock(ledger.room, holder=f"sweeper-{uuid.uuid4().hex[:8]}")
@@ -177,17 +200,44 @@ async def sweep_ledgers(grace_seconds: float = GRACE_SECONDS) -> SweepReport:
                     await client.request(
                         "DELETE", "/variables/name/{name}", path_params={"name": row["name"]}
                     )
-    logger.info(
-        "sweep: %d finished, %d still pending, %d live, %d in a busy room",
-        len(report.finished),
-        len(report.pending),
-        len(report.live),
-        len(report.busy),
-    )
+    if not quiet or report.finished or report.pending or report.busy:
+        logger.info(
+            "sweep: %d finished, %d still pending, %d live, %d in a busy room",
+            len(report.finished),
+            len(report.pending),
+            len(report.live),
+            len(report.busy),
+        )
     return report
 
 
-async def _mark_crashed(client: Any, flow_run_id: str, reason: str) -> None:
+_resident_log = logging.getLogger("daily_sip.sweeper")
+
+
+async def resident_sweep(
+    every: float = RESIDENT_SWEEP_SECONDS, grace_seconds: float = RESIDENT_GRACE_SECONDS
+) -> None:
+    """Sweep every ``every`` seconds until cancelled: what each `daily-sip worker` runs beside its
+    campaigns, so a dead peer's campaigns are cleaned up within about a minute, with no operator.
+
+    Several workers may sweep the same orphan at once: every cleanup step is idempotent (a leg
+    hung up twice, a room deleted twice), and a borrowed room is swept under its room lock.
+
+    Example:
+        ```python
+        sweeper = asyncio.create_task(resident_sweep())
+        ```
+    """
+    while True:
+        # Spread the fleet's sweeps apart rather than all at the same second.
+        await asyncio.sleep(every * random.uniform(0.75, 1.0))
+        try:
+            await sweep(grace_seconds, _resident_log, quiet=True)
+        except Exception as exc:  # a Prefect API blip: the next sweep tries again
+            _resident_log.warning("sweep failed: %s", exc)
+
+
+async def _mark_crashed(client: Any, flow_run_id: str, reason: str, logger: Any) -> None:
     """A run that died without a word (kill -9) would show RUNNING forever; say it crashed."""
     from prefect.states import Crashed
 
@@ -198,7 +248,7 @@ async def _mark_crashed(client: Any, flow_run_id: str, reason: str) -> None:
                 run.id, Crashed(message=f"found dead by the sweeper: {reason}"), force=True
             )
     except Exception as exc:  # no such run (a local one), or Prefect refused: the cleanup matters more
-        get_run_logger().debug("could not mark run %s crashed: %s", flow_run_id, exc)
+        logger.debug("could not mark run %s crashed: %s", flow_run_id, exc)
 
 
 class RoomLeftoversError(RuntimeError):
@@ -230,7 +280,7 @@ async def clear_orphans_of_room(room: str, own_run_id: str, logger: Any) -> None
             if reason is None:
                 reason = "it holds no lock on the room any more"
             else:
-                await _mark_crashed(client, ledger.flow_run_id, reason)
+                await _mark_crashed(client, ledger.flow_run_id, reason, logger)
             logger.warning(
                 "room %s still has changes of run %s (%s); undoing them first",
                 room,

@@ -195,6 +195,14 @@ class DailyClient:
             retry_after=_retry_after(response),
         )
 
+    # -- domain --------------------------------------------------------------------------------
+
+    async def get_domain_config(self) -> dict[str, Any]:
+        """``GET /``: ``{"domain_name", "domain_id", "config": {...}}``, the domain's settings
+        (https://docs.daily.co/reference/rest-api/your-domain/get-domain-config)."""
+        data = await self.request("GET", "/")
+        return data if isinstance(data, dict) else {"config": data}
+
     # -- rooms ---------------------------------------------------------------------------------
 
     async def create_room(

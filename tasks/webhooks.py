@@ -9,7 +9,7 @@ from pydantic import SecretStr
 from ._shared import client_for, resolve_credentials
 from ._sync import daily_task, sync_twin
 from .credentials import DailyCredentials
-from .errors import DailyRequestError
+from .errors import DailyError, DailyRequestError
 from .events import DailyType
 from .models import Webhook, WebhookSettings
 from .ratelimit import DEFAULT
@@ -100,6 +100,60 @@ CAMPAIGN_EVENT_TYPES = [
 ]
 
 
+class WebhookOwnedElsewhere(DailyError):
+    """The domain's one webhook feeds another endpoint; taking it over needs an explicit choice.
+
+    Raised before anything is changed. The message names where it points (no query string, no
+    secret) and the two ways forward.
+    """
+
+    def __init__(self, hook: Webhook, url: str) -> None:
+        self.hook = hook
+        self.url = url
+        super().__init__(
+            f"the domain's Daily webhook points at {_shown(hook.url)}, not at this receiver "
+            f"({_shown(url)}); nothing was changed. Either `daily-sip setup --webhook-url {_shown(url)} "
+            "--take-over-webhook --relay-to-previous` (the receiver forwards every delivery there, "
+            "re-signed with that endpoint's secret) or `--take-over-webhook` alone (that URL gets no more "
+            "Daily events)"
+        )
+
+
+def _shown(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+def owned_elsewhere(hook: Webhook, url: str, secret_value: str | None) -> bool:
+    """True when ``hook`` feeds someone else: another URL, signed with a secret that is not ours.
+
+    A webhook signed with our secret was set up by us (a receiver that moved), so it is ours to
+    repoint; a FAILED webhook of someone else's is still theirs.
+    """
+    if hook.url == url:
+        return False
+    current = hook.hmac.get_secret_value() if hook.hmac else None
+    return not (secret_value and current and current.strip() == secret_value.strip())
+
+
+async def afind_foreign_webhook(url: str, credentials: DailyCredentials | None = None) -> Webhook | None:
+    """The domain's webhook when it feeds another endpoint (`owned_elsewhere`), else None. Reads only.
+
+    Example:
+        ```python
+        if (hook := await afind_foreign_webhook(receiver_url, credentials=creds)) is not None:
+            print("taken:", hook.url)
+        ```
+    """
+    creds = resolve_credentials(credentials)
+    secret = creds.webhook_secret.get_secret_value() if creds.webhook_secret else None
+    hooks = await paced_call(DEFAULT, client_for(creds).list_webhooks)
+    return hooks[0] if hooks and owned_elsewhere(hooks[0], url, secret) else None
+
+
 @daily_task("daily-ensure-webhook")
 async def aensure_webhook(
     url: str,
@@ -107,8 +161,12 @@ async def aensure_webhook(
     event_types: list[str] | None = None,
     retry_type: str = "exponential",
     credentials: DailyCredentials | None = None,
+    take_over: bool = False,
 ) -> Webhook:
     """Point the domain's Daily webhook at ``url``, signed with ``secret``; revive it if FAILED.
+
+    A webhook that feeds another endpoint (`owned_elsewhere`) is left alone and
+    `WebhookOwnedElsewhere` raised, unless ``take_over`` (``daily-sip setup --take-over-webhook``).
 
     Creates the webhook when the domain has none; updates it when its URL, secret or event
     types differ or Daily marked it FAILED; otherwise leaves it alone. ``secret`` defaults to the
@@ -125,7 +183,7 @@ async def aensure_webhook(
     if secret is None:
         secret = creds.webhook_secret
     secret_value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    return await _ensure(url, secret_value, event_types, retry_type, creds, first=True)
+    return await _ensure(url, secret_value, event_types, retry_type, creds, first=True, take_over=take_over)
 
 
 async def _ensure(
@@ -135,6 +193,7 @@ async def _ensure(
     retry_type: str,
     creds: DailyCredentials,
     first: bool,
+    take_over: bool = False,
 ) -> Webhook:
     client = client_for(creds)
     hooks = await paced_call(DEFAULT, client.list_webhooks)
@@ -150,8 +209,12 @@ async def _ensure(
             # create (Daily refuses a second one with a 400): then share it, updated to our settings.
             if not first or not await paced_call(DEFAULT, client.list_webhooks):
                 raise
-            return await _ensure(url, secret_value, event_types, retry_type, creds, first=False)
+            return await _ensure(
+                url, secret_value, event_types, retry_type, creds, first=False, take_over=take_over
+            )
     hook = hooks[0]
+    if not take_over and owned_elsewhere(hook, url, secret_value):
+        raise WebhookOwnedElsewhere(hook, url)
     current_secret = hook.hmac.get_secret_value() if hook.hmac else None
     up_to_date = (
         hook.url == url

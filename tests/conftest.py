@@ -20,6 +20,13 @@ import pytest
 
 pytest_plugins = ["tests._prefect_server"]
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.live import skip_live_unless_enabled  # `pytest -m live`: real Daily only when asked
+
+    skip_live_unless_enabled(items)
+
+
 TEST_API_KEY = "test-key-0123456789"
 
 
@@ -41,6 +48,13 @@ class EmulatorProcess:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
+
+
+# The stand-in's defaults are Daily's documented behaviour: presence 15 s behind, and an answered
+# dial-out alone in its room hung up at once (`max_idle_timeout_sec` 0). Tests that are not about
+# these dial into rooms nobody else joins and read presence at once, so they turn both off;
+# a test about them passes its own values.
+TEST_BEHAVIOUR = {"presence_lag": 0, "enforce_idle_default": False}
 
 
 def _flag_args(flags: dict) -> list[str]:
@@ -69,7 +83,7 @@ def launch_emulator(api_key: str = TEST_API_KEY, **flags) -> EmulatorProcess:
         "0",
         "--api-key",
         api_key,
-        *_flag_args(flags),
+        *_flag_args({**TEST_BEHAVIOUR, **flags}),
     ]
     proc = subprocess.Popen(
         cmd,

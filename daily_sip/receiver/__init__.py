@@ -5,6 +5,7 @@
 * `events`: the event contract, a Daily envelope as a Prefect event;
 * `emitter`: the acknowledged write of an event to the Prefect API;
 * `app`: the ASGI app (`create_app`), de-duplication and the request handling order;
+* `relay`: forwarding every delivery to the webhook the receiver took over, re-signed, durably;
 * `server`: binding, serving, and the ``daily-sip receiver`` command.
 """
 

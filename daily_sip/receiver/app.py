@@ -7,7 +7,8 @@ every verified delivery with `daily_sip.receiver.events.to_prefect_event` (the e
 Request handling, in order:
 
 1. Body capped at ``max_body_bytes`` (413 above it, so an event is never silently dropped by
-   Prefect's own event-size limit after we answered 200).
+   Prefect's own event-size limit after we answered 200). A client that disconnects before the
+   whole body arrived is logged in one line and counted as ``aborted``.
 2. Daily's verification ping (body ``{"test": "test"}``): 200, nothing emitted. When it carries a
    signature (either header present) it is verified and a bad one gets 401. An **unsigned** ping
    is answered 200 as well: Daily pings the URL before the create/update call returns, i.e.
@@ -20,7 +21,8 @@ Request handling, in order:
    1e11 are taken as milliseconds, others as seconds.
    Without a configured secret every non-ping delivery is answered 503 (nothing unverified ever
    reaches Prefect; Daily retries, so events arrive once the receiver restarts with the secret).
-4. Envelope must be a JSON object with ``type`` and ``id`` (else 400).
+4. Envelope must be strict JSON (`daily_sip.strict_json`: no NaN/Infinity, at most 64 levels
+   deep, integers of at most 64 digits) and an object with ``type`` and ``id`` (else 400).
 5. Duplicate Daily event ids (bounded LRU with TTL, in memory) -> 200, nothing emitted. A delivery
    whose id is currently being emitted waits for that emit and shares its outcome.
 6. One emit, awaited before answering. 200 only after the emitter returned; any emitter failure
@@ -54,7 +56,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -62,10 +63,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from daily_sip import strict_json
 from daily_sip.tasks.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier, proof_of
 
 from .emitter import PrefectEventsEmitter
 from .emitter import describe as _describe
+from .relay import Relay, RelayTarget
 from .spool import Spool, batch_emitter
 
 if TYPE_CHECKING:
@@ -126,6 +129,7 @@ class WebhookReceiver:
         dedupe_size: int = 10_000,
         dedupe_ttl_seconds: float = 24 * 3600,
         spool: Spool | None = None,
+        relay: Relay | None = None,
     ) -> None:
         # Import the event contract (and Prefect) now, not on the first request.
         from daily_sip.receiver.events import to_prefect_event
@@ -137,7 +141,15 @@ class WebhookReceiver:
         self.seen = _SeenIds(dedupe_size, dedupe_ttl_seconds)
         self._inflight: dict[str, asyncio.Future[bool]] = {}
         self.spool = spool
-        self.stats = {"accepted": 0, "duplicates": 0, "pings": 0, "rejected": 0, "emit_failures": 0}
+        self.relay = relay  # forwards verified deliveries to the webhook this one took over
+        self.stats = {
+            "accepted": 0,
+            "duplicates": 0,
+            "pings": 0,
+            "rejected": 0,
+            "emit_failures": 0,
+            "aborted": 0,
+        }
 
     def __repr__(self) -> str:
         return f"<WebhookReceiver verifier={self._verifier!r} emitter={self.emitter!r} stats={self.stats}>"
@@ -149,6 +161,8 @@ class WebhookReceiver:
     async def aclose(self) -> None:
         if self.spool is not None:
             self.spool.close()
+        if self.relay is not None:
+            self.relay.close()
         close = getattr(self.emitter, "aclose", None)
         if close is not None:
             await close()
@@ -195,7 +209,18 @@ class WebhookReceiver:
             self.stats["rejected"] += 1
             return JSONResponse({"ok": False, "error": error}, status_code=status)
 
-        body = await self._read_body(request)
+        from starlette.requests import ClientDisconnect
+
+        try:
+            body = await self._read_body(request)
+        except ClientDisconnect:
+            # Nothing was verified or emitted; Daily redelivers what it did not get an answer for.
+            self.stats["aborted"] += 1
+            logger.warning(
+                "delivery aborted: the client disconnected before sending the whole body (Content-Length %s)",
+                request.headers.get("content-length", "absent"),
+            )
+            return JSONResponse({"ok": False, "error": "incomplete body"}, status_code=400)
         if body is None:
             logger.warning("delivery refused: body larger than %d bytes", self.max_body_bytes)
             return reject(413, "body too large")
@@ -219,7 +244,11 @@ class WebhookReceiver:
             logger.warning("delivery refused: %s", reason)
             return reject(401, reason)
 
-        document = _loads(body)
+        try:
+            document = strict_json.loads(body)
+        except strict_json.InvalidJSON as exc:
+            logger.warning("delivery refused: signed body is not usable JSON: %s", exc)
+            return reject(400, f"body is not usable JSON: {exc}")
         if not isinstance(document, dict):
             return reject(400, "body is not a JSON object")
         try:
@@ -232,6 +261,18 @@ class WebhookReceiver:
         if key in self.seen:
             self.stats["duplicates"] += 1
             return JSONResponse({"ok": True, "duplicate": True, "event_id": str(event.id)})
+        if self.relay is not None:
+            try:  # durable before Daily's 200; a redelivery is not queued twice
+                self.relay.put(key, str(document["type"]), body)
+            except OSError as exc:
+                logger.warning(
+                    "queueing Daily event %s for the relay failed, answering 503: %s", key, _describe(exc)
+                )
+                return JSONResponse(
+                    {"ok": False, "error": "could not store the event"},
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                )
         if self.spool is not None:
             try:
                 self.spool.put(event)  # synchronous: no other delivery runs between check and add
@@ -259,8 +300,8 @@ class WebhookReceiver:
 
 def _loads(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except ValueError:  # includes UnicodeDecodeError
+        return strict_json.loads(body)
+    except strict_json.InvalidJSON:
         return None
 
 
@@ -286,6 +327,7 @@ def create_app(
     dedupe_size: int = 10_000,
     dedupe_ttl_seconds: float = 24 * 3600,
     spool_dir: Path | str | None = None,
+    relay_to: RelayTarget | None = None,
 ) -> Starlette:
     """The receiver as a Starlette app (mountable in another ASGI app).
 
@@ -294,6 +336,8 @@ def create_app(
     the current Prefect settings (``PREFECT_API_URL`` must be set). ``max_age_seconds=None``
     disables the timestamp freshness check. ``spool_dir``: answer Daily once the event is synced
     to a journal there and hand it to Prefect in the background (`daily_sip.receiver.spool`).
+    ``relay_to``: also forward every verified delivery there, re-signed with its own secret, from
+    a second journal in ``spool_dir`` (`daily_sip.receiver.relay`; needs ``spool_dir``).
     Raises ValueError for a secret that is not base64 and RuntimeError when no Prefect API URL
     is configured and no emitter was given.
     """
@@ -303,6 +347,8 @@ def create_app(
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    if relay_to is not None and not spool_dir:
+        raise ValueError("relaying needs --spool-dir: the relay's queue is a journal there")
     handler = WebhookReceiver(
         _as_secret(secret),
         max_age_seconds=max_age_seconds,
@@ -311,6 +357,7 @@ def create_app(
         dedupe_size=dedupe_size,
         dedupe_ttl_seconds=dedupe_ttl_seconds,
         spool=Spool(Path(spool_dir)) if spool_dir else None,
+        relay=Relay(Path(spool_dir), relay_to) if relay_to is not None and spool_dir else None,
     )
 
     async def healthz(request: Request) -> Response:
@@ -321,6 +368,8 @@ def create_app(
                 "pending": handler.spool.pending,
                 "recovered": handler.spool.recovered,
             }
+        if handler.relay is not None:
+            body["relay"] = handler.relay.health()
         return JSONResponse(body)
 
     @asynccontextmanager
@@ -335,9 +384,18 @@ def create_app(
         spool = handler.spool
         if spool is not None:
             sender = asyncio.create_task(spool.run(batch_emitter(handler.emitter)), name="spool-sender")
+        relay = handler.relay
+        relayer = asyncio.create_task(relay.run(), name="relay-sender") if relay is not None else None
         try:
             yield
         finally:
+            if relay is not None and relayer is not None:  # the rest waits in the relay journal
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(3):
+                        await relay.drained()
+                relayer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await relayer
             if spool is not None and sender is not None:
                 # A graceful stop hands over what it can; the rest waits in the journal.
                 with contextlib.suppress(TimeoutError):

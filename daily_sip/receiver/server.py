@@ -14,6 +14,7 @@ import typer
 from daily_sip.serving import bind, log_to_stderr, serve_app, url_of
 
 from .app import Emitter, create_app, logger
+from .relay import RELAY_SECRET_ENVVAR, RelayTarget, load_relay_block, shown_url
 
 SECRET_ENVVAR = "DAILY_WEBHOOK_SECRET"
 
@@ -29,6 +30,7 @@ def serve(
     log_level: str = "info",
     access_log: bool = True,
     spool_dir: str | None = None,
+    relay_to: RelayTarget | None = None,
 ) -> None:
     """Bind, build the app, print the webhook URL as the first stdout line, then serve.
 
@@ -39,8 +41,17 @@ def serve(
     sock = bind(host, port)
     try:
         app = create_app(
-            secret, max_age_seconds=max_age_seconds, path=path, emitter=emitter, spool_dir=spool_dir
+            secret,
+            max_age_seconds=max_age_seconds,
+            path=path,
+            emitter=emitter,
+            spool_dir=spool_dir,
+            relay_to=relay_to,
         )
+        if relay_to is not None:
+            logger.info(
+                "relaying every delivery to %s, re-signed with its own secret", shown_url(relay_to.url)
+            )
         if not app.state.receiver.has_secret:
             logger.warning(
                 "no webhook secret (%s): verification pings are answered, every "
@@ -88,6 +99,30 @@ def receiver(
             "survives restarts). Default: answer only after Prefect took the event.",
         ),
     ] = None,
+    relay_to: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DAILY_RELAY_URL",
+            show_default=False,
+            help="Also forward every verified delivery to this URL (the webhook this receiver took "
+            f"over), re-signed with its own secret from {RELAY_SECRET_ENVVAR}; needs --spool-dir.",
+        ),
+    ] = None,
+    relay_event_types: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Comma-separated Daily event types to relay (that webhook's types); default: all.",
+        ),
+    ] = None,
+    relay_block: Annotated[
+        str | None,
+        typer.Option(
+            show_default=False,
+            help="Take the relay URL, secret and event types from this Prefect Secret block (`daily-sip "
+            "setup --take-over-webhook --relay-to-previous` saves `daily-webhook-relay`).",
+        ),
+    ] = None,
 ) -> None:
     """Receive Daily webhooks on http://HOST:PORT/webhook and emit them as Prefect events."""
     if credentials_block:
@@ -110,7 +145,27 @@ def receiver(
     if secret is None:
         secret = os.environ.get(SECRET_ENVVAR) or None
     try:
-        serve(host, port, secret, max_age_seconds=max_age, spool_dir=spool_dir)
+        target = _relay_target(relay_to, relay_event_types, relay_block)
+        serve(host, port, secret, max_age_seconds=max_age, spool_dir=spool_dir, relay_to=target)
     except (ValueError, RuntimeError, OSError) as exc:
         typer.echo(f"receiver: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _relay_target(url: str | None, event_types: str | None, block: str | None) -> RelayTarget | None:
+    """The relay target from the options (or None); ValueError with one line naming the fix."""
+    from pydantic import SecretStr
+
+    if block:
+        if url:
+            raise ValueError("give --relay-block or --relay-to, not both")
+        return load_relay_block(block)
+    if not url:
+        return None
+    relay_secret = os.environ.get(RELAY_SECRET_ENVVAR, "").strip()
+    if not relay_secret:
+        raise ValueError(
+            f"--relay-to needs {RELAY_SECRET_ENVVAR}: the base64 `hmac` secret of the webhook relayed to"
+        )
+    types = [t.strip() for t in (event_types or "").split(",") if t.strip()] or None
+    return RelayTarget(url, SecretStr(relay_secret), types)

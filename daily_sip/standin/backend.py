@@ -86,6 +86,12 @@ class Backend:
 
     # -- rooms ----------------------------------------------------------------
 
+    def domain_config(self) -> dict[str, Any]:
+        """``GET /``: the domain's name, id and top-level configuration
+        (https://docs.daily.co/reference/rest-api/your-domain/get-domain-config); the stand-in's
+        domain has every optional setting at Daily's default, so ``config`` is empty."""
+        return {"domain_name": self.config.domain_name, "domain_id": self.domain_id, "config": {}}
+
     def get_room(self, name: str) -> Room:
         return self.room_service.get_room(name)
 

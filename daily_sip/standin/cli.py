@@ -70,9 +70,10 @@ def emulator(
         bool,
         typer.Option(
             help="Treat an unset dialout_config.max_idle_timeout_sec as Daily's default 0: "
-            "an answered dial-out alone in the room is hung up at once."
+            "an answered dial-out alone in the room is hung up at once (Daily's documented "
+            "behaviour; --no-enforce-idle-default leaves such a leg up)."
         ),
-    ] = False,
+    ] = True,
     participant_events: Annotated[
         bool,
         typer.Option(
@@ -83,16 +84,45 @@ def emulator(
     presence_lag: Annotated[
         float,
         typer.Option(
-            help="Seconds before presence shows a join or a leave (Daily: near-real-time, observed 10-25 s)."
+            help="Seconds before presence shows a join or a leave (Daily: near-real-time, "
+            "poll at most every 15 s; observed 10-25 s)."
         ),
-    ] = 0.0,
+    ] = 15.0,
+    presence_ringing: Annotated[
+        bool,
+        typer.Option(
+            help="Presence lists a dial-out while it rings (Daily does not say); "
+            "--no-presence-ringing lists it only once answered."
+        ),
+    ] = True,
     telephony_profile: Annotated[
         str,
         typer.Option(
             help="How busy / no answer / declined / unreachable reach webhooks (Daily does "
-            "not document it): sip-code, free-text, stopped, connected-stopped."
+            "not document it): sip-code, free-text, stopped, connected-stopped, or a profile "
+            "JSON file recorded by `daily-sip doctor --dial`."
         ),
     ] = "sip-code",
+    dialout_allowed: Annotated[
+        bool,
+        typer.Option(
+            help="Whether the domain may dial out at all; off: like a domain without a paid plan, "
+            "every dialOut/start is refused with 403 (Daily: dial-out needs a paid account)."
+        ),
+    ] = True,
+    sip_mode: Annotated[
+        str,
+        typer.Option(
+            help="scripted: the SIP URI's user part scripts each dial-out, nothing is sent. "
+            "real: each SIP dial-out is a real call placed by PJSIP from --sip-bind (INVITE with "
+            "SDP, CANCEL/BYE, RTP, RFC 4733 DTMF); the far end's answers decide "
+            "the webhooks, and SIP clients calling sip:<endpoint user>@<--sip-bind> dial in. "
+            "Needs pip install 'daily-sip-flows[sip]'; see docs/real-sip.md."
+        ),
+    ] = "scripted",
+    sip_bind: Annotated[
+        str, typer.Option(help="host:port (UDP) the real-SIP mode sends from and listens on.")
+    ] = "127.0.0.1:5070",
     log_level: Annotated[
         str, typer.Option(help="Log level for stderr: debug, info, warning, error.")
     ] = "warning",
@@ -136,8 +166,12 @@ def emulator(
         "seed": seed,
         "enforce_idle_default": enforce_idle_default,
         "presence_lag": presence_lag,
+        "presence_ringing": presence_ringing,
         "participant_events": participant_events,
         "telephony_profile": telephony_profile,
+        "dialout_allowed": dialout_allowed,
+        "sip_mode": sip_mode,
+        "sip_bind": sip_bind,
         "log_level": log_level,
     }
     try:

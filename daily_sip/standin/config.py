@@ -63,10 +63,14 @@ class EmulatorConfig:
     fault_reorder: float = 0.0
     fault_lost_response: float = 0.0
     seed: int = 0
-    enforce_idle_default: bool = False
+    enforce_idle_default: bool = True
     participant_events: bool = True
-    presence_lag: float = 0.0
+    presence_lag: float = 15.0
+    presence_ringing: bool = True
     telephony_profile: str = "sip-code"
+    dialout_allowed: bool = True
+    sip_mode: str = "scripted"
+    sip_bind: str = "127.0.0.1:5070"
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
@@ -85,14 +89,16 @@ class EmulatorConfig:
             raise ValueError(f"session_limit must be >= 1, got {self.session_limit}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
-        from .telephony import PROFILES  # late: telephony.py is a leaf, config is imported first
+        from .telephony import load_profile  # late: telephony.py is a leaf, config is imported first
 
-        if self.telephony_profile not in PROFILES:
-            raise ValueError(
-                f"telephony_profile must be one of {', '.join(PROFILES)}, got {self.telephony_profile!r}"
-            )
+        load_profile(self.telephony_profile)  # ValueError names the setting and what is wrong
         if not self.api_key:
             raise ValueError("api_key must not be empty")
+        if self.sip_mode not in ("scripted", "real"):
+            raise ValueError(f"sip_mode must be scripted or real, got {self.sip_mode!r}")
+        from .sip_real import split_bind
+
+        split_bind(self.sip_bind)
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as shown by introspection (the key is masked)."""

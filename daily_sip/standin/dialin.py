@@ -15,7 +15,7 @@ from typing import Any
 
 from daily_sip.tasks.events import DailyType
 
-from .dialout import CallService, Leg
+from .dialout import CODEC_FALLBACK, CallService, Leg
 from .errors import ApiError
 from .validation import check_int, check_keys, check_object, check_str
 
@@ -24,7 +24,7 @@ def simulate_dialin(calls: CallService, room_name: str, body: Any) -> Leg:
     """A SIP client dials one of the room's endpoints."""
     room = calls.room_service.get_room(room_name)
     body = check_object("body", body or {})
-    check_keys("", body, {"endpoint_index", "from", "display_name", "sip_headers"})
+    check_keys("", body, {"endpoint_index", "from", "display_name", "sip_headers", "codecs"})
     if room.sip is None or not room.sip_endpoints:
         raise ApiError(409, "invalid-request-error", f"SIP dial-in is not enabled for room {room.name}")
     busy = {leg.endpoint for leg in room.sip_legs() if leg.kind == "dialin"}
@@ -52,6 +52,11 @@ def simulate_dialin(calls: CallService, room_name: str, body: Any) -> Leg:
     check_str("display_name", display)
     headers = body.get("sip_headers") or {}
     check_object("sip_headers", headers)
+    caller_codecs = body.get("codecs")  # the audio codecs the caller can do
+    if caller_codecs is not None and (
+        not isinstance(caller_codecs, list) or not all(isinstance(c, str) for c in caller_codecs)
+    ):
+        raise ApiError(400, "invalid-request-error", "'codecs' must be a list of audio codec names")
     leg = Leg(
         id=str(uuid.uuid4()),
         room=room.name,
@@ -78,4 +83,14 @@ def simulate_dialin(calls: CallService, room_name: str, body: Any) -> Leg:
     leg.connected_at = leg.answered_at = calls.clock.now()
     calls.room_service.join(room, leg)
     calls.event_log.emit(DailyType.DIALIN_CONNECTED, calls.dialin_payload(leg), leg)
+    if caller_codecs is not None:
+        preferred = ((room.sip.get("codecs") or {}).get("audio") or [None])[0]
+        if preferred is not None and preferred not in caller_codecs:
+            # The caller cannot do the room's first codec: Daily falls back and says so
+            # (https://docs.daily.co/reference/rest-api/webhooks/events/dialin-warning).
+            calls.event_log.emit(
+                DailyType.DIALIN_WARNING,
+                calls.dialin_payload(leg, error_msg="Dialin " + CODEC_FALLBACK),
+                leg,
+            )
     return leg

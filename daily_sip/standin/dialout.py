@@ -15,6 +15,7 @@ started in dialin.py and then live here like any other leg.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from .config import EmulatorConfig
 from .errors import NOT_HOSTING, ApiError, invalid, not_found
 from .events import EventLog
 from .rooms import Participant, Room, RoomService
+from .sip_legs import RealSipMixin
 from .sip_uri import (
     DEFAULT_OUTCOME,
     SipUri,
@@ -93,6 +95,9 @@ class Leg(Participant):
     ended_at: float | None = None
     timer: TimerHandle | None = field(default=None, repr=False)
     idle_timer: TimerHandle | None = field(default=None, repr=False)
+    # Someone other than a dial-out was in the room with this answered leg at some point: being
+    # alone afterwards is "post-conversation" for `max_idle_timeout_post_conversation_sec`.
+    had_company: bool = False
 
     @property
     def active(self) -> bool:
@@ -145,6 +150,13 @@ DIALOUT_FIELDS = {
 VIDEO_SETTINGS_LIMITS = {"width": 1280, "height": 720, "fps": 30, "videoBitrate": 1000}
 # No purchased number exists to show as a phone dial-out's `origin`; 555-01xx is fictional.
 DEFAULT_PSTN_ORIGIN = "+15550100000"
+# The telephone network carries narrowband audio only (Daily's PSTN default is PCMU/PCMA,
+# https://docs.daily.co/reference/daily-js/instance-methods/start-dial-out): a phone dial-out
+# asked for none of these still connects, with a `dialout.warning`.
+PSTN_AUDIO_CODECS = {"PCMU", "PCMA"}
+#: Daily's own wording for a codec fallback
+#: (https://docs.daily.co/reference/rest-api/webhooks/events/dialin-warning).
+CODEC_FALLBACK = "codec did not match, using fallback."
 
 
 def validate_dialout(body: Any) -> dict[str, Any]:
@@ -201,7 +213,7 @@ def validate_dialout(body: Any) -> dict[str, Any]:
     return spec
 
 
-class CallService(TransferMixin):
+class CallService(TransferMixin, RealSipMixin):
     """Every SIP/PSTN leg of the domain and what happens to it over time.
 
     Public methods mirror the call endpoints and raise `ApiError` like Daily would; timers
@@ -224,6 +236,7 @@ class CallService(TransferMixin):
         self.room_service = room_service
         self.domain_id = domain_id
         self.legs: dict[str, Leg] = {}
+        room_service.on_members_changed = self._idle_check
 
     def reset(self) -> None:
         """Forget every leg without emitting events; pending timers are cancelled."""
@@ -279,6 +292,14 @@ class CallService(TransferMixin):
         """REST dialOut/start: validate, check the room, create a leg and script it."""
         room = self.room_service.get_room(room_name)
         spec = validate_dialout(body)
+        if not self.config.dialout_allowed:
+            # Dial-out needs a paid account (https://docs.daily.co/docs/guides/features/dial-in-dial-out);
+            # Daily does not document the error's wording, only its shape.
+            raise ApiError(
+                403,
+                "forbidden-error",
+                "dial-out is not available for this domain: it needs a paid plan with a payment method",
+            )
         if room.properties.get("enable_dialout") is not True:
             raise ApiError(
                 403,
@@ -298,7 +319,7 @@ class CallService(TransferMixin):
             origin = (
                 room.sip_endpoints[0]
                 if room.sip_endpoints
-                else f"sip:{room.name}@{self.config.domain_name}.sip.daily.co"
+                else f"sip:{room.name}.0@daily-{self.config.domain_name}-app.dapp.signalwire.com"
             )
         else:
             destination = spec["phoneNumber"]
@@ -324,6 +345,8 @@ class CallService(TransferMixin):
             leg.ivr = IvrState(pin=ivr_pin_for(sip.user) or "")
         self.legs[leg.id] = leg
         self.room_service.join(room, leg)
+        if sip is not None and self._place_real(leg, sip):
+            return leg
         leg.timer = self.scheduler.call_later(self.config.connect_delay, lambda: self._dialout_connect(leg))
         return leg
 
@@ -338,11 +361,22 @@ class CallService(TransferMixin):
         leg.sip_code = 180
         leg.connected_at = self.clock.now()
         self.event_log.emit(DailyType.DIALOUT_CONNECTED, self._leg_payload(leg), leg)
+        self._warn_on_codec_fallback(leg)
         if script is not None:
             ring = self.config.ring_timeout if leg.outcome == "noanswer" else self.config.answer_delay
             leg.timer = self.scheduler.call_later(ring, lambda: self._end_unanswered(leg, script))
         else:
             leg.timer = self.scheduler.call_later(self.config.answer_delay, lambda: self._dialout_answer(leg))
+
+    def _warn_on_codec_fallback(self, leg: Leg) -> None:
+        """`dialout.warning` (non-fatal; payload like `dialout.connected`,
+        https://docs.daily.co/reference/rest-api/webhooks/events/dialout-warning) when a phone
+        dial-out asked only for audio codecs the telephone network cannot carry."""
+        audio = (leg.codecs or {}).get("audio")
+        if leg.destination is None or leg.destination.lower().startswith("sip:") or not audio:
+            return
+        if not PSTN_AUDIO_CODECS & set(audio):
+            self.event_log.emit(DailyType.DIALOUT_WARNING, self._leg_payload(leg), leg)
 
     def _dialout_answer(self, leg: Leg) -> None:
         if leg.state != "ringing":
@@ -399,27 +433,52 @@ class CallService(TransferMixin):
         leg.sip_code = script.sip_code
 
     def _arm_idle_timeout(self, leg: Leg) -> None:
-        """Apply ``dialout_config.max_idle_timeout_sec``: a dial-out user alone in the room (no
-        browser user or dial-in caller; other dial-outs do not count) is hung up after that many
-        seconds (https://docs.daily.co/reference/rest-api/rooms/config). Daily's default is 0;
-        whether an unset value really ends the call at once is not documented, so that is only
-        done with ``--enforce-idle-default``."""
         room = self.room_service.rooms.get(leg.room)
-        if room is None:
-            return
-        timeout = (room.properties.get("dialout_config") or {}).get("max_idle_timeout_sec")
-        if timeout is None:
-            if not self.config.enforce_idle_default:
-                return
-            timeout = 0
-        if any(p.kind != "dialout" for p in room.participants.values()):
-            return
+        if room is not None:
+            self._idle_check(room)
 
+    def _idle_check(self, room: Room) -> None:
+        """Apply ``dialout_config.max_idle_timeout_sec`` after every change of who is in the room.
+
+        Daily: the seconds a dial-out user may be alone in the room, "if he joins the room first and
+        waiting for others to join or remains alone after all web users leave the room"; default 0
+        (https://docs.daily.co/reference/rest-api/rooms/config). Alone means no browser user or
+        dial-in caller (other dial-outs do not count); the clock starts at the answer, stops as
+        soon as someone joins, and starts again when the last of them leaves, then with
+        ``max_idle_timeout_post_conversation_sec`` when that is set (Daily's generated spec,
+        github.com/daily-co/daily-ruby ``docs/RoomPropertiesDialoutConfig.md``).
+        ``--no-enforce-idle-default`` leaves an unset timeout unapplied.
+        """
+        company = any(p.kind != "dialout" for p in room.participants.values())
+        config = room.properties.get("dialout_config") or {}
+        for leg in list(room.sip_legs()):
+            if leg.kind != "dialout" or leg.state != "answered":
+                continue
+            if company:
+                leg.had_company = True
+                if leg.idle_timer:
+                    leg.idle_timer.cancel()
+                    leg.idle_timer = None
+                continue
+            if leg.idle_timer is not None:
+                continue
+            timeout = config.get("max_idle_timeout_sec")
+            post = config.get("max_idle_timeout_post_conversation_sec")
+            if leg.had_company and post is not None:
+                timeout = post
+            if timeout is None:
+                if not self.config.enforce_idle_default:
+                    continue
+                timeout = 0
+            leg.idle_timer = self.scheduler.call_later(float(timeout), self._idle_expire(leg))
+
+    def _idle_expire(self, leg: Leg) -> Callable[[], None]:
         def expire() -> None:
+            leg.idle_timer = None
             if leg.state == "answered":
                 self.end_leg(leg, "idle-timeout")
 
-        leg.idle_timer = self.scheduler.call_later(float(timeout), expire)
+        return expire
 
     def _fail_leg(self, leg: Leg, code: int, message: str) -> None:
         if not leg.active:
@@ -442,6 +501,7 @@ class CallService(TransferMixin):
         """Stop an active leg (any side hung up) and emit its `*.stopped` event."""
         if not leg.active:
             return
+        self._hangup_real(leg)
         for timer in (leg.timer, leg.idle_timer):
             if timer:
                 timer.cancel()
@@ -513,6 +573,7 @@ class CallService(TransferMixin):
         now = self.clock.now()
         leg.dtmf.append({"tones": tones, "digitDurationMs": duration, "at": iso(now), "ts": now})
         self._ivr_hear(leg, tones, now)
+        self._dtmf_real(leg, tones, duration)
         return {"ok": True}
 
     def hangup(self, leg_id: str) -> Leg:

@@ -2,8 +2,12 @@
 
 Daily has two shapes: `GET /rooms/:name/presence` with `total_count`, `data` and filters
 (https://docs.daily.co/reference/rest-api/rooms/get-room-presence) and `GET /presence`, a map of
-room name to rows (https://docs.daily.co/reference/rest-api/presence). Presence here is immediate
-unless `--presence-lag` delays it, as Daily's does ("near-real-time"; observed 10-25 s).
+room name to rows (https://docs.daily.co/reference/rest-api/presence). Daily's presence is
+"near-real-time" and asks for polls at most every 15 s (a third party observed 10-25 s), so a join
+or a leave shows here `--presence-lag` seconds late, 15 by default. Whether Daily lists a dial-out
+that is still ringing is not documented: by default it does here (`--presence-ringing`, the case
+in which presence cannot tell ringing from answered); `--no-presence-ringing` lists a dial-out
+only from its answer.
 """
 
 from __future__ import annotations
@@ -15,12 +19,25 @@ from .errors import invalid
 from .rooms import Participant, Room, RoomService
 
 
-def _presence_rows(room: Room, now: float, lag: float) -> list[Participant]:
+def _listed_from(p: Participant, ringing: bool) -> float | None:
+    """When presence starts to list `p`: its join, or for a dial-out without `--presence-ringing`
+    its answer (None: never answered, never listed)."""
+    if ringing or p.kind != "dialout":
+        return p.joined_at
+    return getattr(p, "answered_at", None)
+
+
+def _presence_rows(room: Room, now: float, lag: float, ringing: bool = True) -> list[Participant]:
     """Who presence shows: with `--presence-lag`, a join shows up `lag` seconds late and a
     leave is seen `lag` seconds late too (Daily: near-real-time, observed 10-25 s)."""
     seen_by = now - lag
-    rows = [p for p in room.participants.values() if p.joined_at <= seen_by]
-    rows += [p for p, left in room.departed if left > seen_by and p.joined_at <= seen_by]
+
+    def listed(p: Participant) -> bool:
+        since = _listed_from(p, ringing)
+        return since is not None and since <= seen_by
+
+    rows = [p for p in room.participants.values() if listed(p)]
+    rows += [p for p, left in room.departed if left > seen_by and listed(p)]
     return sorted(rows, key=lambda p: p.joined_at)
 
 
@@ -33,7 +50,7 @@ def room_presence(
 ) -> dict[str, Any]:
     """REST GET /rooms/:name/presence (camelCase fields)."""
     room = rooms.get_room(room_name)
-    rows = _presence_rows(room, rooms.clock.now(), rooms.config.presence_lag)
+    rows = _presence_rows(room, rooms.clock.now(), rooms.config.presence_lag, rooms.config.presence_ringing)
     if user_id is not None:
         rows = [p for p in rows if p.user_id == user_id]
     if user_name is not None:
@@ -68,7 +85,7 @@ def all_presence(rooms: RoomService) -> dict[str, list[dict[str, Any]]]:
     now = rooms.clock.now()
     out: dict[str, list[dict[str, Any]]] = {}
     for room in rooms.rooms.values():
-        rows = _presence_rows(room, now, rooms.config.presence_lag)
+        rows = _presence_rows(room, now, rooms.config.presence_lag, rooms.config.presence_ringing)
         if not rows or rooms.expired(room):
             continue
         out[room.name] = [

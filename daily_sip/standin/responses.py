@@ -17,9 +17,11 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from daily_sip import strict_json
 
 from .backend import Backend
 from .config import EmulatorConfig
@@ -102,6 +104,14 @@ class Api:
         rate = classify(method, route)
 
         async def endpoint(request: Request) -> Response:
+            try:
+                return await guarded(request)
+            except ClientDisconnect:
+                # Half a request never reaches Daily either: nothing happened, nothing to count.
+                log.warning("%s: the client disconnected before sending the whole body", key)
+                return Response(status_code=400)
+
+        async def guarded(request: Request) -> Response:
             fault = self.route_faults.match(key)
             if fault is not None and fault.mode == "error":
                 response = error_response(
@@ -154,6 +164,8 @@ class Api:
             result = await handler(request, body)
         except ApiError as err:
             return error_response(err)
+        except ClientDisconnect:
+            raise
         except Exception as exc:  # surface bugs as Daily would: a 500 with the error shape
             log.exception("handler failed")
             return error_response(ApiError(500, "server-error", f"internal error: {exc}"))
@@ -183,11 +195,14 @@ class Api:
         if not raw.strip():
             return {}
         try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return strict_json.loads(raw)
+        except strict_json.InvalidJSON as exc:
             raise ApiError(400, "json-parsing-error", f"the request body is not valid JSON: {exc}") from None
 
     # -- /v1 handlers -----------------------------------------------------------
+
+    async def domain_config(self, request: Request, body: Any) -> Any:
+        return self.backend.domain_config()
 
     async def create_room(self, request: Request, body: Any) -> Any:
         return self.backend.room_json(self.backend.create_room(body))
@@ -276,10 +291,14 @@ class Api:
     async def _emu(self, request: Request, fn: Callable[[Any], Any]) -> Response:
         body: Any = None
         if request.method == "POST":
-            raw = await request.body()
             try:
-                body = json.loads(raw) if raw.strip() else {}
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raw = await request.body()
+            except ClientDisconnect:
+                log.warning("%s: the client disconnected before sending the whole body", request.url.path)
+                return Response(status_code=400)
+            try:
+                body = strict_json.loads(raw) if raw.strip() else {}
+            except strict_json.InvalidJSON as exc:
                 return error_response(ApiError(400, "json-parsing-error", str(exc)))
         try:
             result = fn(body)
@@ -429,6 +448,7 @@ class Api:
     def routes(self) -> list[Route]:
         v1 = self.v1
         return [
+            v1("GET", "/", self.domain_config),
             v1("GET", "/rooms", self.list_rooms),
             v1("POST", "/rooms", self.create_room),
             v1("GET", "/rooms/{name}", self.get_room),

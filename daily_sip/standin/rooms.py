@@ -110,6 +110,8 @@ class RoomService:
         self.event_log = event_log
         self.domain_id = domain_id
         self.end_leg = end_leg
+        # Told after every join and leave (the dial-out area applies `max_idle_timeout_sec`).
+        self.on_members_changed: Callable[[Room], None] | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -209,12 +211,13 @@ class RoomService:
             self._schedule_eject(room)
 
     def _endpoint_host(self, sip: dict[str, Any]) -> str:
-        """Host of the dial-in endpoints for `sip.provider`
-        (https://docs.daily.co/guides/products/dial-in-dial-out/sip)."""
+        """Host of the dial-in endpoints for `sip.provider`: `daily` gives
+        `<domain>.sip-us.daily.co`, unset (or `signalwire`) SignalWire's host
+        (https://docs.daily.co/docs/guides/features/dial-in-dial-out)."""
         domain = self.config.domain_name
-        if sip.get("provider") == "signalwire":
-            return f"daily-{domain}-app.dapp.signalwire.com"
-        return f"{domain}.sip.daily.co"
+        if sip.get("provider") == "daily":
+            return f"{domain}.sip-us.daily.co"
+        return f"daily-{domain}-app.dapp.signalwire.com"
 
     def _new_endpoint(self, room: Room, sip: dict[str, Any], index: int) -> str:
         if sip.get("force_digit_only_username"):
@@ -346,17 +349,21 @@ class RoomService:
         room.participants[participant.id] = participant
         if self.config.participant_events:
             self.event_log.emit(DailyType.PARTICIPANT_JOINED, self._participant_payload(room, participant))
+        if self.on_members_changed is not None:
+            self.on_members_changed(room)
 
     def leave(self, room: Room, participant: Participant) -> None:
         if room.participants.pop(participant.id, None) is not None:
             now = self.clock.now()
             payload = self._participant_payload(room, participant)
-            payload["duration"] = int(now - participant.joined_at)
+            payload["duration"] = round(now - participant.joined_at, 3)  # a number of seconds
             if self.config.participant_events:
                 self.event_log.emit(DailyType.PARTICIPANT_LEFT, payload)
             if self.config.presence_lag > 0:
                 room.departed = [(p, t) for p, t in room.departed if t > now - self.config.presence_lag]
                 room.departed.append((participant, now))
+            if self.on_members_changed is not None:
+                self.on_members_changed(room)
         self.web_participants.pop(participant.id, None)
         if not room.participants and room.session is not None:
             session, room.session = room.session, None
@@ -373,16 +380,25 @@ class RoomService:
     @staticmethod
     def _participant_payload(room: Room, p: Participant) -> dict[str, Any]:
         """`participant.joined` / `.left` payload
-        (https://docs.daily.co/reference/rest-api/webhooks/events/participant-joined); dial-out
-        and dial-in legs are participants too (an inference: Daily does not say)."""
+        (https://docs.daily.co/reference/rest-api/webhooks/events/participant-joined,
+        https://docs.daily.co/reference/rest-api/webhooks/events/participant-left); dial-out
+        and dial-in legs are participants too (an inference: Daily does not say). `will_eject_at`
+        is the room's `exp` when `eject_at_room_exp` is set, else null."""
+        eject = room.properties.get("exp") if room.properties.get("eject_at_room_exp") else None
         return {
             "room": room.name,
             "session_id": p.id,
             "user_id": p.user_id,
             "user_name": p.user_name,
             "joined_at": p.joined_at,
+            "will_eject_at": eject,
             "owner": False,
-            "permissions": {"hasPresence": True, "canSend": True, "canAdmin": False},
+            "permissions": {
+                "hasPresence": True,
+                "canSend": True,
+                "canReceive": {"base": True},
+                "canAdmin": False,
+            },
         }
 
     def _emit_dialin_ready(self, room: Room, endpoint: str) -> None:

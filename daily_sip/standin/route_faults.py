@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ApiError
+from .validation import check_int, check_number
 
 MODES = ("error", "lost", "delay", "drop")
 WEBHOOK = "WEBHOOK "
@@ -87,20 +88,26 @@ class RouteFaults:
                 "invalid-request-error",
                 "webhook routes take mode drop or delay; API routes error, lost or delay",
             )
-        status = int(body.get("status", 500))
-        if not 500 <= status <= 599:
+        status = body.get("status", 500)
+        if isinstance(status, bool) or not isinstance(status, int) or not 500 <= status <= 599:
             raise ApiError(400, "invalid-request-error", "status must be a 5xx")
         seconds, count = body.get("seconds"), body.get("count")
         if seconds is None and count is None:
             raise ApiError(400, "invalid-request-error", "give seconds and/or count")
+        # A fault that could never expire (NaN, Infinity, negative) would outlive the test that armed it.
+        for name in ("seconds", "delay", "jitter"):
+            if body.get(name) is not None:
+                check_number(name, body[name], 0)
+        if count is not None:
+            check_int("count", count, 0)
         fault = RouteFault(
             route=body["route"],
             mode=mode,
             status=status,
-            delay=float(body.get("delay", 0.0)),
-            jitter=float(body.get("jitter", 0.0)),
+            delay=float(body.get("delay") or 0.0),
+            jitter=float(body.get("jitter") or 0.0),
             until=None if seconds is None else time.monotonic() + float(seconds),
-            count=None if count is None else int(count),
+            count=count,
         )
         self.faults.append(fault)
         return fault

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import socket
@@ -19,6 +20,7 @@ from .config import EmulatorConfig
 from .delivery import Dispatcher
 from .ratelimit import RateLimiter
 from .responses import Api
+from .sip_real import SipStack, SipUnavailable
 
 
 def build_app(
@@ -26,6 +28,7 @@ def build_app(
     *,
     clock: Clock | None = None,
     scheduler: Scheduler | None = None,
+    sip: SipStack | None = None,
 ) -> Starlette:
     """The stand-in as a Starlette app; `app.state` holds backend, dispatcher and api."""
     config = config or EmulatorConfig()
@@ -37,9 +40,15 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if sip is not None:
+            # PJSIP reports on its own thread; the legs live on this loop.
+            sip.deliver = asyncio.get_running_loop().call_soon_threadsafe
+            backend.call_service.attach_sip(sip, asyncio.get_running_loop())
         yield
         # Timers and workers belong to this loop; stop them before it closes.
         backend.reset()
+        if sip is not None:
+            await asyncio.to_thread(sip.close)  # CANCEL/BYE whatever is still up
         await dispatcher.close()
 
     app = Starlette(routes=api.routes(), lifespan=lifespan)
@@ -84,12 +93,21 @@ def run(config: EmulatorConfig) -> int:
     # A signal before serving starts (while the app is built) also ends the process with 0.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    sip: SipStack | None = None
+    if config.sip_mode == "real":
+        sip = SipStack(config.sip_bind, deliver=lambda fn: None)
+        try:
+            sip.start()
+        except SipUnavailable as exc:
+            print(f"daily-sip emulator: {exc}", file=sys.stderr, flush=True)
+            sip.close()
+            return 2
     sock = bind(config.host, config.port, backlog=512)
     try:
         print(base_url(sock, config.host), flush=True)
         level = config.log_level
         serve_app(
-            build_app(config),
+            build_app(config, sip=sip),
             sock,
             log_level=level,
             log_config=_log_config(level),
@@ -98,6 +116,8 @@ def run(config: EmulatorConfig) -> int:
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:
+        if sip is not None:
+            sip.close()
         sock.close()
         sys.stdout.flush()
     return 0

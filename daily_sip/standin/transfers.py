@@ -1,9 +1,13 @@
 """Call transfers of a live leg: Daily-bridged ``sipCallTransfer`` and ``sipRefer``.
 
-Both are recorded on the leg, which stays up, and reported with ``calltransfer.*`` webhooks
-(https://docs.daily.co/reference/rest-api/rooms/callTransfer/sip-call-transfer,
-https://docs.daily.co/reference/rest-api/webhooks/events/calltransfer-initiated). A mixin of
-`dialout.CallService`, kept apart because transfers are their own Daily API area.
+Both are recorded on the leg and move the SIP user out of the room: ``participant.left`` and
+``dialout.stopped`` / ``dialin.stopped`` fire in the room, and ``calltransfer.triggered``,
+``.initiated``, ``.answered``, ``.completed`` report the transfer
+(https://docs.daily.co/docs/guides/features/dial-in-dial-out/transfers,
+https://docs.daily.co/reference/rest-api/webhooks/events/calltransfer-triggered,
+https://docs.daily.co/reference/rest-api/webhooks/events/calltransfer-initiated: "the SIP user is
+removed from the room"). A mixin of `dialout.CallService`, kept apart because transfers are their
+own Daily API area.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .clock import iso
 from .errors import NOT_HOSTING, invalid, not_found
 from .sip_uri import check_endpoint, outcome_for
-from .validation import EXTENSION_RE, check_int, check_keys, check_object, check_str
+from .validation import EXTENSION_RE, UUID_RE, check_int, check_keys, check_object, check_str
 
 if TYPE_CHECKING:
     from .dialout import Leg
@@ -37,7 +41,7 @@ class TransferMixin:
         return leg
 
     def sip_call_transfer(self, room_name: str, body: Any) -> dict[str, Any]:
-        """REST sipCallTransfer: recorded on the leg, which stays up."""
+        """REST sipCallTransfer: recorded on the leg, which then leaves the room."""
         self.room_service.get_room(room_name)
         body = check_object("body", body)
         check_keys(
@@ -51,6 +55,11 @@ class TransferMixin:
         check_endpoint("toEndPoint", body["toEndPoint"])
         if body.get("callerId") is not None:
             check_str("callerId", body["callerId"])
+            if not UUID_RE.match(body["callerId"]):
+                raise invalid(
+                    "'callerId' must be the id (UUID) of a purchased phone number, "
+                    f"not the number itself; got {body['callerId']!r}"
+                )
         if body.get("extension") is not None:
             check_str("extension", body["extension"])
             if not EXTENSION_RE.match(body["extension"]):
@@ -59,7 +68,6 @@ class TransferMixin:
         check_int("waitBeforeExtensionDialSec", wait, 0, 60)
         leg = self._transfer_target(room_name, sid)
         now = self.clock.now()
-        self._transfer_events(leg, body["toEndPoint"], is_sip_refer=False)
         leg.transfers.append(
             {
                 "kind": "sipCallTransfer",
@@ -70,10 +78,11 @@ class TransferMixin:
                 "at": iso(now),
             }
         )
+        self._transfer_events(leg, body["toEndPoint"], is_sip_refer=False)
         return {"ok": True}
 
     def sip_refer(self, room_name: str, body: Any) -> dict[str, Any]:
-        """REST sipRefer: recorded on the leg, which stays up."""
+        """REST sipRefer: recorded on the leg, which then leaves the room."""
         self.room_service.get_room(room_name)
         body = check_object("body", body)
         check_keys("", body, {"sessionId", "toEndPoint"})
@@ -82,17 +91,18 @@ class TransferMixin:
             raise invalid("'toEndPoint' is required")
         check_endpoint("toEndPoint", body["toEndPoint"])
         leg = self._transfer_target(room_name, sid)
-        self._transfer_events(leg, body["toEndPoint"], is_sip_refer=True)
         leg.transfers.append(
             {"kind": "sipRefer", "toEndPoint": body["toEndPoint"], "at": iso(self.clock.now())}
         )
+        self._transfer_events(leg, body["toEndPoint"], is_sip_refer=True)
         return {"ok": True}
 
     def _transfer_events(self, leg: Leg, to_endpoint: str, *, is_sip_refer: bool) -> None:
-        """`calltransfer.initiated` now; after --answer-delay `calltransfer.answered` (when the new
-        far end answers) and `calltransfer.completed` with a `complete_status` chosen by the
-        target's magic user part (busy, no-answer, failed, else completed). Payload fields as in
-        Daily's generated spec (CalltransferInitiatedPayload / ...CompletedPayload)."""
+        """`calltransfer.triggered` (the request was accepted) and `calltransfer.initiated` (the SIP
+        user is removed from the room: its `*.stopped` and `participant.left` follow) now; after
+        --answer-delay `calltransfer.answered` (when the new far end answers) and
+        `calltransfer.completed` with a `complete_status` chosen by the target's magic user part
+        (busy, no-answer, failed, else completed). Payload fields as in Daily's event pages."""
         user = to_endpoint[4:].split("@", 1)[0] if to_endpoint.lower().startswith("sip:") else ""
         status = {
             "busy": "busy",
@@ -123,5 +133,7 @@ class TransferMixin:
                 extra["refer_sip_response_code"] = "202"
             self.event_log.emit("calltransfer.completed", payload(**extra))
 
+        self.event_log.emit("calltransfer.triggered", payload())
         self.event_log.emit("calltransfer.initiated", payload())
+        self.end_leg(leg, "sip-refer" if is_sip_refer else "call-transfer")
         self.scheduler.call_later(self.config.answer_delay, finish)

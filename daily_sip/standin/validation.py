@@ -10,6 +10,7 @@ for their JSON type.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -45,8 +46,8 @@ def check_int(path: str, v: Any, lo: int | None = None, hi: int | None = None) -
 
 
 def check_number(path: str, v: Any, lo: float | None = None) -> None:
-    if not _is_number(v):
-        raise invalid(f"'{path}' must be a number")
+    if not _is_number(v) or not math.isfinite(v):
+        raise invalid(f"'{path}' must be a finite number")
     if lo is not None and v < lo:
         raise invalid(f"'{path}' must be >= {lo}, got {v}")
 
@@ -236,8 +237,10 @@ _OBJ_PROPS = ("recordings_bucket transcription_bucket permissions auto_transcrip
 #: Room properties this stand-in accepts, each with its validator. The SIP and dial-out
 #: ones are checked strictly; the rest only for their JSON type.
 ROOM_PROPERTIES: dict[str, Callable[[str, Any], None]] = {
-    "nbf": _int_prop,
-    "exp": _int_prop,
+    # Unix seconds; Daily's pipecat helper sends `time.time() + 3600`, a float
+    # (https://docs.daily.co/reference/rest-api/rooms/config documents them as numbers of seconds).
+    "nbf": _num_prop,
+    "exp": _num_prop,
     "max_participants": lambda p, v: check_int(p, v, 1, 100_000),
     "eject_after_elapsed": lambda p, v: check_int(p, v, 0),
     "sfu_switchover": _num_prop,

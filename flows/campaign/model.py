@@ -156,12 +156,15 @@ class Campaign(_Form):
 
     model_config = ConfigDict(extra="forbid", title="Campaign")
 
-    name: str = Field(
+    # One line of text: a name is shown in headings, run names and terminals, where a newline,
+    # an ESC sequence or a bidi override would forge what is around it (`report.escape`).
+    name: DisplayName = Field(
         default="campaign",
         min_length=1,
         max_length=80,
         title="Campaign name",
-        description="Shown in the run's report and in the names of rooms it creates.",
+        description="Shown in the run's report and in the names of rooms it creates; one line, "
+        "no control characters.",
     )
     targets: list[Target] = Field(
         min_length=1,
@@ -245,7 +248,20 @@ class Campaign(_Form):
         description="Hard stop for the whole campaign; legs still up are hung up.",
     )
 
-    _empty_is_none = field_validator("room", "max_concurrent_legs", mode="before")(empty_to_none)
+    start_window_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=7 * 86400,
+        title="Start window (s)",
+        json_schema_extra=empty_means_none,
+        description="A run that starts more than this many seconds after it was due (its scheduled "
+        "time) dials nothing and ends Failed, saying when it was due and when it started. Empty (the "
+        "default) = 300 s for runs a deployment's schedule created, no limit for any other run.",
+    )
+
+    _empty_is_none = field_validator("room", "max_concurrent_legs", "start_window_seconds", mode="before")(
+        empty_to_none
+    )
 
     @model_validator(mode="after")
     def _fits_together(self) -> Campaign:
@@ -292,9 +308,13 @@ class Campaign(_Form):
         return self
 
     @property
+    def leg_capacity_reserved(self) -> int:
+        """Sessions of the limit the dial-in endpoints keep for callers."""
+        return self.dial_in.num_endpoints if self.dial_in.enabled else 0
+
+    @property
     def leg_capacity(self) -> int:
-        reserved = self.dial_in.num_endpoints if self.dial_in.enabled else 0
-        return self.max_concurrent_legs or (self.session_limit - reserved)
+        return self.max_concurrent_legs or (self.session_limit - self.leg_capacity_reserved)
 
 
 def same_bridge_key(sip_uri: str) -> str:

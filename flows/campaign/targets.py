@@ -229,9 +229,11 @@ class Target(_Form):
         mode="before",
     )(empty_to_none)
 
+    # A field validator, so a bad header is reported as targets.N.headers, not targets.N.
+    _headers_ok = field_validator("headers")(check_sip_headers)
+
     @model_validator(mode="after")
     def _build_plan(self) -> Target:
-        check_sip_headers(self.headers)
         try:
             built = plan(
                 self.bridge,

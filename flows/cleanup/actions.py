@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import partial
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from daily_sip.flows.cleanup.ledger import Ledger
-from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError
+from daily_sip.tasks import DailyCredentials, DailyError, DailyNotFoundError, DailyRequestError
 from daily_sip.tasks.dialout import astop_dial_out
 from daily_sip.tasks.presence import aget_room_presence
 from daily_sip.tasks.retries import inline, persist
@@ -81,12 +82,15 @@ async def clean_up(
     hung_up = 0
     for session_id in sorted(to_stop):
         try:
-            await persist(
+            ack = await persist(
                 partial(inline, astop_dial_out, ledger.room, session_id, credentials=creds),
                 legs_deadline,
                 f"hang up {session_id}",
             )
-            hung_up += 1
+            # Presence lags (up to ~15 s, https://docs.daily.co/reference/rest-api/presence): a leg
+            # that just ended may still be listed, and its stop finds it gone. Only real hang-ups count.
+            if not getattr(ack, "already_stopped", False):
+                hung_up += 1
         except DailyNotFoundError:
             pass  # the room is gone or not hosting a call: the leg has ended
         except DailyError as exc:
@@ -139,15 +143,34 @@ async def _delete_created_room(
     out.actions.append("room never created")
 
 
+# Daily's documented defaults of the dial-out properties (https://docs.daily.co/reference/rest-api/rooms/config):
+# what a borrowed room that had none of them gets back if Daily refuses to remove them (null).
+DIALOUT_DEFAULTS: dict[str, Any] = {"enable_dialout": False, "dialout_config": {"allow_room_start": False}}
+
+
 async def _restore_borrowed_room(
     ledger: Ledger, creds: DailyCredentials, deadline: float, out: CleanupResult
 ) -> None:
-    try:
-        await persist(
-            lambda: inline(aupdate_room, ledger.room, properties=ledger.restore, credentials=creds),
+    def update(properties: dict[str, Any]) -> Any:
+        return persist(
+            lambda: inline(aupdate_room, ledger.room, properties=properties, credentials=creds),
             deadline,
             f"restore room {ledger.room}",
         )
+
+    try:
+        try:
+            await update(ledger.restore)
+        except DailyRequestError:
+            # Daily refused to remove a property (null): put back the same behaviour, its defaults.
+            removed = {
+                k: DIALOUT_DEFAULTS[k]
+                for k, v in ledger.restore.items()
+                if v is None and k in DIALOUT_DEFAULTS
+            }
+            if not removed:
+                raise
+            await update({**ledger.restore, **removed})
         room = await persist(
             lambda: inline(aget_room, ledger.room, credentials=creds), deadline, f"read room {ledger.room}"
         )

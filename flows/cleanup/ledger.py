@@ -93,6 +93,39 @@ def report_snapshot(report: Any) -> dict[str, Any]:
     )
 
 
+class CrashReportSnapshot:
+    """What the heartbeat saves with the ledger for a crash report: a new snapshot when a
+    target's status changed, otherwise the one saved last until it is `REFRESH_SECONDS` old.
+
+    Each save is a Prefect Variable write (~20 ms of server and database CPU), and the details of
+    a campaign waiting its turn at the top of the hour change for minutes; a crash report names
+    every status as of the last heartbeat and the times and details as of the last minute.
+
+    >>> from types import SimpleNamespace
+    >>> report = SimpleNamespace(model_dump=lambda **_: {"targets": [{"status": "pending"}]})
+    >>> snap = CrashReportSnapshot(report)
+    >>> snap() is snap()
+    True
+    """
+
+    REFRESH_SECONDS = 60.0
+
+    def __init__(self, report: Any) -> None:
+        self.report = report
+        self._last: dict[str, Any] | None = None
+        self._statuses: list[Any] = []
+        self._at = 0.0
+
+    def __call__(self) -> dict[str, Any]:
+        snapshot = report_snapshot(self.report)
+        statuses = [t.get("status") for t in snapshot.get("targets", [])]
+        fresh = time.monotonic() - self._at < self.REFRESH_SECONDS
+        if self._last is not None and statuses == self._statuses and fresh:
+            return self._last
+        self._last, self._statuses, self._at = snapshot, statuses, time.monotonic()
+        return snapshot
+
+
 def _json_len(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 

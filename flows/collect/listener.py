@@ -32,6 +32,7 @@ from prefect.events.filters import (
 )
 
 from daily_sip.flows.collect.verify import EventVerifier
+from daily_sip.flows.report.escape import plain
 from daily_sip.flows.supervision.per_loop import per_loop
 from daily_sip.tasks.events import room_resource_id
 from daily_sip.tasks.retries import retry
@@ -45,6 +46,9 @@ STALL_SECONDS = 5.0
 MAX_READ_INTERVAL_SECONDS = 15.0
 # A live subscription that ended is opened again after this pause.
 RESUBSCRIBE_SECONDS = 1.0
+# A room-level event (``dialin.ready`` ...) counts only if Daily sent it after the run began to
+# provision the room, give or take this much (Daily's clock against ours; keep hosts NTP-synced).
+ROOM_EVENT_SKEW_SECONDS = 1.0
 
 
 @dataclass
@@ -86,6 +90,9 @@ class EventRouter:
     Only events whose Daily signature checks out (`flows.verify`) count; the others are
     counted in ``forged`` and logged. Only this run's legs get events: a ``userId`` the run
     created with `queue`, or a ``sessionId`` it `bind`-ed; anything else is ``foreign``.
+    Room-level events (``dialin.ready`` carries no session of ours) count only when Daily sent
+    them after ``room_since`` (set as the run provisions the room): an earlier campaign's in the
+    same room, or a replay of one, is ignored and counted in ``replayed``.
     """
 
     def __init__(self, verifier: EventVerifier, room: str | None = None) -> None:
@@ -100,7 +107,9 @@ class EventRouter:
         self.latencies: list[float] = []
         self.duplicates = 0
         self.forged = 0
+        self.replayed = 0
         self.foreign = 0
+        self.room_since = time.time()  # moved to the provisioning time by the run
         self.accepted = 0
         self.on_stall: Callable[[], None] = lambda: None  # set by the RoomListener
         # Events arrive on the process's shared stream, outside this run's context: keep its logger.
@@ -117,7 +126,7 @@ class EventRouter:
         """Tie a session to its userId; events that came first (by session only) catch up."""
         self._session_user[session_id] = user_id
         for event in self._orphans.pop(session_id, []):
-            self.queue(user_id).put_nowait(event)
+            self._take(event, self.queue(user_id))
 
     def user_of(self, session_id: str) -> str | None:
         return self._session_user.get(session_id)
@@ -134,8 +143,8 @@ class EventRouter:
             self.log.warning(
                 "ignored event %s (%s) claiming to be from Daily: %s",
                 prefect_id,
-                getattr(event, "event", "?"),
-                reason,
+                plain(getattr(event, "event", "?")),  # written by whoever forged it
+                plain(reason),
             )
             return False
         body = verified.payload
@@ -146,23 +155,47 @@ class EventRouter:
         if daily_id in self._seen:
             self.duplicates += 1
             return False
-        self._seen.add(daily_id)
         item = DailyEvent(verified.type, body, daily_id, _float(verified.event_ts))
-        self.accepted += 1
-        if item.latency is not None:
-            self.latencies.append(item.latency)
         session = body.get("session_id") or ""
         user = body.get("user_id") or self._session_user.get(session)
+        room_level = not user and not (session and verified.type.startswith("dialout."))
+        if room_level and not self._of_this_run(item):
+            self._refused.add(prefect_id)
+            self.replayed += 1
+            self.log.info(
+                "ignored event %s (%s, Daily id %s): signed by Daily, but sent before this run "
+                "provisioned the room (an earlier campaign's, or replayed)",
+                prefect_id,
+                plain(verified.type),
+                plain(daily_id),
+            )
+            return False
+        self._seen.add(daily_id)
         if user:
             if user in self._queues:
-                self._queues[user].put_nowait(item)
+                self._take(item, self._queues[user])
             else:
                 self.foreign += 1  # a signed event for a leg another run (or a person) started
         elif session and verified.type.startswith("dialout."):
-            self._orphans[session].append(item)
+            self._orphans[session].append(item)  # counted once `bind` shows it is this run's
         else:
-            self.room_events.put_nowait(item)
+            self._take(item, self.room_events)
         return True
+
+    def _take(self, item: DailyEvent, queue: asyncio.Queue[DailyEvent]) -> None:
+        """Hand an event to this run: only these count in ``accepted`` and the latencies."""
+        self.accepted += 1
+        if item.latency is not None:
+            self.latencies.append(item.latency)
+        queue.put_nowait(item)
+
+    def _of_this_run(self, event: DailyEvent) -> bool:
+        """Whether Daily sent a room-level event after this run began to provision the room."""
+        sent = event.event_ts if event.event_ts is not None else _float(event.payload.get("timestamp"))
+        # The payload's `timestamp` has whole seconds only: it may be up to 1 s early.
+        return sent is not None and sent >= self.room_since - ROOM_EVENT_SKEW_SECONDS - (
+            1.0 if event.event_ts is None else 0.0
+        )
 
 
 def _run_logger() -> Any:

@@ -17,7 +17,10 @@ event, a "no dialout to stop" answer, or the leg gone from presence).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from logging import Logger, LoggerAdapter
 from typing import Any
 
@@ -63,6 +66,14 @@ class LegSlots(asyncio.Semaphore):
 
     def keep(self) -> None:
         self._kept += 1
+
+    def lower(self, by: int) -> None:
+        """Fewer slots from now on: free ones are taken away, busy ones not given back."""
+        for _ in range(by):
+            if self._value > 0:
+                self._value -= 1
+            else:
+                self._kept += 1
 
     def release(self) -> None:
         if self._kept:
@@ -127,11 +138,14 @@ async def start_once(
     queue: asyncio.Queue[DailyEvent],
     creds: DailyCredentials,
     logger: Logger | LoggerAdapter[Any],
+    sending: Callable[[], AbstractAsyncContextManager[Any]] = contextlib.nullcontext,
 ) -> tuple[str, bool]:
     """Start one leg, never twice: returns ``(session_id, recovered)``.
 
     Raises the start's error when Daily refused it (nothing was dialled), or `StartOutcomeUnknown`
-    when it may have dialled but the leg cannot be found.
+    when it may have dialled but the leg cannot be found. Each ``dialOut/start`` request is sent
+    inside ``sending()`` (the dialler's last checks before a call, and one request at a time);
+    the search for a lost start is not.
 
     Example:
         ```python
@@ -141,7 +155,8 @@ async def start_once(
 
     async def start() -> tuple[str, bool]:
         try:
-            started = await inline(_start_no_retry, room, request, credentials=creds)
+            async with sending():
+                started = await inline(_start_no_retry, room, request, credentials=creds)
             return started.session_id, bool(getattr(started, "recovered", False))
         except DailyError as exc:
             if not (getattr(exc, "maybe_applied", False) and request.user_id):
@@ -167,7 +182,9 @@ async def start_once(
     )
 
 
-async def _ended_event(queue: asyncio.Queue[DailyEvent], wait: float) -> DailyEvent | None:
+async def _ended_event(
+    queue: asyncio.Queue[DailyEvent], wait: float, on_event: Callable[[DailyEvent], None] | None = None
+) -> DailyEvent | None:
     deadline = time.monotonic() + wait
     while (left := deadline - time.monotonic()) > 0:
         try:
@@ -176,6 +193,8 @@ async def _ended_event(queue: asyncio.Queue[DailyEvent], wait: float) -> DailyEv
             return None
         if event.type in DIALOUT_LEG_ENDED:
             return event
+        if on_event is not None:
+            on_event(event)
     return None
 
 
@@ -187,8 +206,11 @@ async def hang_up_until_ended(
     creds: DailyCredentials,
     logger: Logger | LoggerAdapter[Any],
     budget: float | None = None,
+    on_event: Callable[[DailyEvent], None] | None = None,
 ) -> tuple[bool, DailyEvent | None]:
     """Hang up a leg and wait for Daily to confirm it ended: ``(ended, end event if one came)``.
+
+    ``on_event`` sees the leg's other events that arrive meanwhile (a late ``answered``).
 
     ``ended`` is False only when Daily kept failing for the whole budget; the leg then stays
     the run's (its slot taken, in ``live``) and end-of-run cleanup or the sweeper retries.
@@ -210,13 +232,13 @@ async def hang_up_until_ended(
             )
         except DailyNotFoundError:
             # The room is gone or hosts no call: nothing is up; its end event may be in transit.
-            return True, await _ended_event(queue, 2.0)
+            return True, await _ended_event(queue, 2.0, on_event)
         except DailyError as exc:
             logger.warning("could not hang up %s: %s (cleanup will retry)", session, exc)
             return False, None
         if getattr(ack, "already_stopped", False):
-            return True, await _ended_event(queue, 2.0)  # its end event may still be in transit
-        event = await _ended_event(queue, END_CONFIRM_SECONDS)
+            return True, await _ended_event(queue, 2.0, on_event)  # its end event may still be in transit
+        event = await _ended_event(queue, END_CONFIRM_SECONDS, on_event)
         if event is not None:
             return True, event
         # No end event (late or lost webhook): ask presence before freeing the slot.

@@ -5,16 +5,19 @@ dial-out leg with its own ``userId`` (``<run tag>-<target>-<attempt>``), started
 session limit and followed through Daily's ``dialout.*`` webhooks (delivered as Prefect events by
 the receiver, routed per leg by `EventRouter`).
 
-A leg with no ``dialout.answered`` by its ring timeout is reconciled before it is called
-``no_answer`` (its webhook may be late or lost): `RECONCILE_SECONDS` more for the event-history
-re-read, then Daily's presence by its ``userId``. Listed means up: held like an answered call but
-reported ``unknown`` (it may still ring), unless an ``answered`` event comes while it is held.
+A leg with no ``dialout.answered`` by its ring timeout is reconciled before a verdict (its webhook
+may be late or lost): `RECONCILE_SECONDS` more for the event-history re-read. A leg whose own events
+arrived is then ``no_answer`` and hung up, unless the hang-up brings its ``answered`` after all or
+Daily's own end reason (`ring.after_hang_up`). A leg of which nothing arrived is looked up in
+Daily's presence by its ``userId``: listed means up, held like an answered call but reported
+``unknown``, unless an ``answered`` event comes while it is held. The rule: docs/outcomes.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
@@ -26,10 +29,11 @@ from daily_sip.flows.campaign.model import Campaign, Target
 from daily_sip.flows.collect.listener import DailyEvent, EventRouter
 from daily_sip.flows.collect.results import await_dialin_ready
 from daily_sip.flows.dial.attempts import LegSlots, StartOutcomeUnknown, hang_up_until_ended, start_once
-from daily_sip.flows.dial.ring import Ring, after_ring_timeout
+from daily_sip.flows.dial.ring import Ring, Unanswered, after_hang_up, after_ring_timeout
 from daily_sip.flows.dial.silence import SilenceCheck
 from daily_sip.flows.report import board
 from daily_sip.flows.report.board import Board
+from daily_sip.flows.report.escape import plain
 from daily_sip.flows.report.model import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
 from daily_sip.flows.report.naming import bridge_label
 from daily_sip.flows.steps import dial_leg
@@ -43,8 +47,10 @@ from daily_sip.tasks.retries import inline
 if TYPE_CHECKING:
     from daily_sip.flows.supervision.run import CampaignRun
 
-# A start refused for the session limit (a leg that just ended is not counted out yet) is retried.
+# A start refused for the session limit (a leg that just ended is not counted out yet) is retried,
+# the pause growing to SESSION_LIMIT_MAX_WAIT_SECONDS, until the campaign's deadline.
 SESSION_LIMIT_RETRY_SECONDS = 2.0
+SESSION_LIMIT_MAX_WAIT_SECONDS = 10.0
 # How long after a leg ended Daily may still count it against the session limit (a guess).
 SESSION_COUNT_LAG_SECONDS = 10.0
 # How long a leg waits for an end event after a failed DTMF step (the leg may have ended under us).
@@ -57,9 +63,16 @@ WRONG_ENTRY_HINT = "check meeting ID / passcode"
 # still arrives, and Daily's own end event (408/480) gets a moment to land.
 RECONCILE_SECONDS = 4.0
 PRESENCE_TRIES = 3
+# Daily's presence is near-real-time, "up to ~15 s" behind; poll it at most every 15 s
+# (https://docs.daily.co/reference/rest-api/presence). A leg younger than this that presence does
+# not list yet is looked up once more when it is this old.
+PRESENCE_LAG_SECONDS = 15.0
 HELD_UNCONFIRMED_DETAIL = (
-    "no dialout.answered webhook came, but Daily's presence lists the call "
-    "after the ring timeout: answered with its webhook lost, or still ringing"
+    "none of this call's dialout webhooks came, but Daily's presence lists it "
+    "after the ring timeout: answered with its webhooks lost, or still ringing"
+)
+ANSWERED_LATE_DETAIL = (
+    "answered: its dialout.answered webhook came after the ring timeout, when the call was hung up"
 )
 
 
@@ -77,9 +90,20 @@ async def _next(queue: asyncio.Queue[DailyEvent], deadline: float) -> DailyEvent
     if remaining <= 0:
         return None
     try:
-        return await asyncio.wait_for(queue.get(), remaining)
+        event: DailyEvent | None = await asyncio.wait_for(queue.get(), remaining)
     except TimeoutError:
-        return None
+        event = None
+    _stop_if_cancel_swallowed()
+    return event
+
+
+def _stop_if_cancel_swallowed() -> None:
+    """`asyncio.wait_for` (Python 3.11) returns its result when a cancel lands just as that result
+    arrives, swallowing the cancel; the task still counts the request, so the leg stops here
+    instead of following its call to the end of the hold."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _answered_soon(queue: asyncio.Queue[DailyEvent]) -> DailyEvent | None:
@@ -100,6 +124,14 @@ async def _until_ended(
             return event
         if event.type == "dialout.answered" and on_answered is not None:
             on_answered(event)
+    return None
+
+
+class _RoomFull(Exception):
+    """Raised before a start is sent: the room is full by what Daily accepted."""
+
+
+async def _nothing() -> None:
     return None
 
 
@@ -128,6 +160,10 @@ class Dialer:
         self.report = report
         self.router = router
         self.slots = LegSlots(campaign.leg_capacity)
+        self.capacity = campaign.leg_capacity  # lowered to what Daily accepts (`_learn_limit`)
+        self.up = 0  # legs Daily accepted and has not confirmed ended
+        self.peak = 0  # the most legs Daily accepted at once
+        self._one_start = asyncio.Lock()
         self.live: set[str] = set()
         self.last_leg_end = float("-inf")
         self.finished = 0
@@ -135,6 +171,8 @@ class Dialer:
         self.logger = get_run_logger()
         self.board: Board | None = None  # the live board, when the flow keeps one
         self.silence = SilenceCheck(creds, room)
+        # Asked right before each dial-out; raises CancelledError once the run is cancelled.
+        self.before_start: Callable[[], Awaitable[None]] = _nothing
 
     def show(self, result: TargetResult, phase: str, note: str = "") -> None:
         """A leg changed: tell the live board (it logs the line), else just log it."""
@@ -185,60 +223,127 @@ class Dialer:
                 video=self.campaign.video_codecs if self.campaign.video else None,
             ),
         )
-        async with self.slots:
-            self.show(result, board.DIALLING)
-            loop = asyncio.get_running_loop()
-            give_up = loop.time() + self.campaign.ring_timeout_seconds
-            while True:
-                result.dialed_at = now()
+        while True:
+            async with self.slots:
+                self.show(result, board.DIALLING)
                 try:
-                    session, _recovered = await start_once(self.room, request, queue, self.creds, self.logger)
-                    break
-                except StartOutcomeUnknown as exc:
-                    # It may be ringing somewhere: never dial it again blindly (status stays unknown).
-                    result.error = str(exc)
+                    session = await self._start(request, queue, result)
+                except _RoomFull:
+                    continue  # its slot goes back; the next one opens when a leg of ours ends
+                if session is None:
                     return
-                except DailyRequestError as exc:
-                    # Daily counts a leg out a moment after its end event; wait for the slot. Its
-                    # refusal text is undocumented, so "a leg is up or just ended" is the signal.
-                    if self._may_be_session_limit(exc) and loop.time() < give_up:
-                        await asyncio.sleep(SESSION_LIMIT_RETRY_SECONDS)
-                        continue
-                    result.status, result.error = "failed", exc.info or str(exc)
-                    return
-                except DailyError as exc:
-                    result.status, result.error = "failed", str(exc)
-                    return
-            self.router.bind(session, user_id)
-            result.session_ids.append(session)
-            self.live.add(session)
-            ended = False
+                await self._leg(target, session, user_id, queue, result)
+                return
+
+    async def _start(
+        self, request: StartDialOut, queue: asyncio.Queue[DailyEvent], result: TargetResult
+    ) -> str | None:
+        """The leg's session, or None (the status says why); `_RoomFull` when the room is full."""
+        pause = SESSION_LIMIT_RETRY_SECONDS
+        while True:
+            result.dialed_at = now()
             try:
-                ended = await self.follow(target, session, queue, result)
-                if not ended:
-                    ended = await self.hang_up(session, queue, result, user_id)
-            finally:
-                if ended:
-                    self.live.discard(session)
-                else:  # not confirmed ended: it keeps its slot and stays for cleanup
-                    self.slots.keep()
-                self.last_leg_end = loop.time()
+                session, recovered = await start_once(
+                    self.room, request, queue, self.creds, self.logger, sending=self._sending
+                )
+            except StartOutcomeUnknown as exc:
+                # It may be ringing somewhere: never dial it again blindly (status stays unknown).
+                result.error = str(exc)
+                return None
+            except DailyRequestError as exc:
+                # Daily's refusal text for a full room is undocumented, so "a leg is up or just
+                # ended" is the signal. A refusal with legs of ours up tells the room's real limit:
+                # the campaign goes on with that many (no target fails for it). Daily counts a leg
+                # out a moment after its end event, so a refusal just after a leg ended is waited out.
+                if not self._may_be_session_limit(exc):
+                    result.status, result.error = "failed", exc.info or str(exc)
+                    return None
+                if self._learn_limit(exc):
+                    raise _RoomFull from None
+                await asyncio.sleep(pause)
+                pause = min(pause * 1.5, SESSION_LIMIT_MAX_WAIT_SECONDS)
+                continue
+            except DailyError as exc:
+                result.status, result.error = "failed", str(exc)
+                return None
+            if recovered:
+                self.up += 1  # a start whose answer was lost, found up: Daily counts it
+            return session
+
+    @contextlib.asynccontextmanager
+    async def _sending(self) -> AsyncIterator[None]:
+        """Around each dialOut/start request: one at a time, none while the room is full by what
+        Daily accepted, none once the run is cancelled."""
+        async with self._one_start:
+            if self.up >= self.capacity:
+                raise _RoomFull
+            await self.before_start()
+            yield
+            self.up += 1
+            self.peak = max(self.peak, self.up)
+
+    def _learn_limit(self, exc: DailyRequestError) -> bool:
+        """A start refused for the session limit: go on with the most legs Daily ever accepted at
+        once (never fewer: a refusal just after a leg ended may only be Daily counting it out late).
+
+        True when the start must wait for a leg of ours to end; False to retry it after a pause
+        (nothing of ours up: someone else's sessions, or Daily's late count).
+        """
+        if 0 < self.peak < self.capacity:
+            lowered_from, self.capacity = self.capacity, self.peak
+            self.slots.lower(lowered_from - self.peak)
+            note = (
+                f"session limit found: Daily took {self.peak} leg(s) at once, then refused a start "
+                f"(max_sip_pstn_sessions_per_room), fewer than session_limit {self.campaign.session_limit} "
+                f"allows; went on with at most {self.peak} legs at once (set session_limit to "
+                f"{self.peak + self.campaign.leg_capacity_reserved})"
+            )
+            self.logger.warning("%s; Daily said: %s", note, exc.info or exc)
+            self.report.notes.append(note)
+        return self.up >= self.capacity
+
+    def _leg_ended_recently(self) -> bool:
+        return asyncio.get_running_loop().time() - self.last_leg_end < SESSION_COUNT_LAG_SECONDS
+
+    async def _leg(
+        self,
+        target: Target,
+        session: str,
+        user_id: str,
+        queue: asyncio.Queue[DailyEvent],
+        result: TargetResult,
+    ) -> None:
+        self.router.bind(session, user_id)
+        result.session_ids.append(session)
+        self.live.add(session)
+        ended = False
+        try:
+            ended = await self.follow(target, session, queue, result)
+            if not ended:
+                ended = await self.hang_up(session, queue, result, user_id)
+        finally:
+            if ended:
+                self.live.discard(session)
+                self.up -= 1
+            else:  # not confirmed ended: it keeps its slot and stays for cleanup
+                self.slots.keep()
+            self.last_leg_end = asyncio.get_running_loop().time()
 
     def _may_be_session_limit(self, exc: DailyRequestError) -> bool:
-        recent = asyncio.get_running_loop().time() - self.last_leg_end < SESSION_COUNT_LAG_SECONDS
-        return bool(self.live) or recent or "max_sip_pstn_sessions" in str(exc)
+        return bool(self.up) or self._leg_ended_recently() or "max_sip_pstn_sessions" in str(exc)
 
     async def follow(
         self, target: Target, session: str, queue: asyncio.Queue[DailyEvent], result: TargetResult
     ) -> bool:
         """Track one leg to its end; True when Daily already ended it, False if we must hang up."""
         loop = asyncio.get_running_loop()
-        ring_deadline = loop.time() + self.campaign.ring_timeout_seconds
+        dialed = loop.time()
+        ring_deadline = dialed + self.campaign.ring_timeout_seconds
         heard = reconciling = False
         while True:
             event = await _next(queue, ring_deadline)
             if event is None:
-                step = await self._after_ring_timeout(session, reconciling, heard)
+                step = await self._after_ring_timeout(session, reconciling, heard, dialed)
                 if step is Ring.RECONCILE:
                     reconciling = True
                     ring_deadline = loop.time() + RECONCILE_SECONDS
@@ -257,13 +362,7 @@ class Dialer:
                         self.router.accepted,
                         self.campaign.ring_timeout_seconds,
                     )
-                elif step is Ring.UNKNOWN:
-                    result.status = "unknown"
-                    result.detail = (
-                        f"no dialout.answered within {self.campaign.ring_timeout_seconds:.0f} s and "
-                        "Daily's presence could not be read to tell whether it is up"
-                    )
-                else:
+                else:  # Ring.NO_ANSWER: the hang-up may still bring an answer (see hang_up)
                     result.status = "no_answer"
                     result.detail = f"no answer within {self.campaign.ring_timeout_seconds:.0f} s"
                 return False
@@ -292,7 +391,7 @@ class Dialer:
                 result.detail = "Daily reported the call stopped before it was answered (dialout.stopped)"
                 return True
             elif event.type == "dialout.warning":
-                self.logger.warning("%s: %s", target.uri, event.payload.get("error_msg") or "warning")
+                self.logger.warning("%s: %s", target.uri, plain(event.payload.get("error_msg") or "warning"))
         hold = self.campaign.after_answer
         script = target.script
         if hold.mode == "hang_up_after":
@@ -329,31 +428,38 @@ class Dialer:
         )
         return False
 
-    async def _after_ring_timeout(self, session: str, reconciled: bool, heard: bool) -> Ring:
+    async def _after_ring_timeout(self, session: str, reconciled: bool, heard: bool, dialed: float) -> Ring:
         """`ring.after_ring_timeout`, asking Daily's presence only when the table needs it."""
         known = {"reconciled": reconciled, "heard": heard, "run_heard": self.router.accepted > 0}
         step = after_ring_timeout(**known)
         if step is Ring.ASK_PRESENCE:
-            step = after_ring_timeout(**known, in_room=await self._in_room(session))
+            step = after_ring_timeout(**known, in_room=await self._in_room(session, dialed))
         return step
 
-    async def _in_room(self, session: str) -> bool | None:
+    async def _in_room(self, session: str, dialed: float) -> bool | None:
         """Whether Daily's presence lists this leg; None when presence cannot be read.
 
-        Presence is near-real-time (up to ~15 s behind, https://docs.daily.co/reference/rest-api/presence),
-        but a leg asked about here was started a whole ring timeout ago.
+        Presence is near-real-time, up to `PRESENCE_LAG_SECONDS` behind: a leg it does not list
+        before it is that old is looked up once more then.
         """
+        loop = asyncio.get_running_loop()
         user_id = self.router.user_of(session)
-        for attempt in range(PRESENCE_TRIES):
+        failures = 0
+        while True:
             try:
                 found = await inline(aget_room_presence, self.room, user_id=user_id, credentials=self.creds)
-                return any(p.id == session or (user_id and p.user_id == user_id) for p in found.data)
             except DailyError as exc:
-                if attempt + 1 == PRESENCE_TRIES:
+                failures += 1
+                if failures == PRESENCE_TRIES:
                     self.logger.warning("presence unreadable while reconciling %s: %s", session, exc)
                     return None
                 await asyncio.sleep(1.0)
-        return None
+                continue
+            listed = any(p.id == session or (user_id and p.user_id == user_id) for p in found.data)
+            too_young = dialed + PRESENCE_LAG_SECONDS - loop.time()
+            if listed or too_young <= 0:
+                return listed
+            await asyncio.sleep(too_young)
 
     def _answered(self, event: DailyEvent, result: TargetResult) -> None:
         result.status, result.answered_at = "answered", _at(event)
@@ -474,10 +580,30 @@ class Dialer:
     ) -> bool:
         """Hang up and keep the slot until Daily confirms the end; False if it never did."""
         self.show(result, board.HANGING_UP)
-        ended, event = await hang_up_until_ended(self.room, session, user_id, queue, self.creds, self.logger)
+        unanswered = result.status == "no_answer"  # the ring-timeout verdict; the hang-up may overturn it
+        late: list[DailyEvent] = []
+
+        def watch(event: DailyEvent) -> None:
+            if event.type == "dialout.answered":
+                late.append(event)
+
+        ended, event = await hang_up_until_ended(
+            self.room, session, user_id, queue, self.creds, self.logger, on_event=watch
+        )
         if ended:
             result.stopped_at = _at(event) if event else now()
-            if event is not None and event.type == "dialout.error" and result.answered_at is None:
+            if unanswered and not late and event is not None and event.type == "dialout.stopped":
+                # An `answered` overtaken in transit or retried by Daily may still come: read the
+                # history once more and give it the reconcile grace.
+                self.router.on_stall()
+                if (answer := await _answered_soon(queue)) is not None:
+                    late.append(answer)
+            daily_error = event is not None and event.type == "dialout.error" and result.answered_at is None
+            verdict = after_hang_up(answered_late=unanswered and bool(late), daily_error=daily_error)
+            if verdict is Unanswered.ANSWERED:
+                self._answered(late[0], result)
+                result.detail = ANSWERED_LATE_DETAIL
+            elif verdict is Unanswered.DAILY_DECIDES and event is not None:
                 # Daily's own verdict (e.g. 486 busy, 408) came while we hung up: it decides.
                 result.status, result.sip_code = outcome_of_error(event.payload.get("error_msg"))
                 result.error = event.payload.get("error_msg") or "dial-out error"
@@ -507,6 +633,7 @@ async def dial_out(run: CampaignRun, room: str) -> None:
     assert run.creds is not None, "prove_credentials() first"
     campaign, report = run.campaign, run.report
     run.dialer = dialer = Dialer(campaign, run.creds, room, run.tag, report, run.router)
+    dialer.before_start = run.stop_if_cancelled
     dialer.board = await Board.open(report, run.logger)
     watcher = asyncio.create_task(dialer.watch_dialin())
     try:

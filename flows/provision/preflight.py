@@ -9,8 +9,14 @@ line that names the cause and the fix.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+
 import httpx
 
+from daily_sip.flows.supervision.per_loop import per_loop
 from daily_sip.tasks import DailyCredentials
 from daily_sip.tasks.client import DailyClient
 from daily_sip.tasks.errors import (
@@ -119,4 +125,39 @@ def _with_usable_secret(creds: DailyCredentials, where: str) -> DailyCredentials
             raise PreflightError(
                 f"{where}: {exc}; set it to the `hmac` secret of your Daily webhook (a base64 string)"
             ) from None
+    return creds
+
+
+# Campaigns of one process mostly share one key: the first proves it, the others within this
+# long take that proof instead of each asking Daily. A key revoked in the meantime fails the
+# run's first real call, which says so.
+PROOF_VALID_SECONDS = 60.0
+
+
+@dataclass
+class _Proofs:
+    proven_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+
+_proofs = per_loop(_Proofs)
+
+
+async def proven_credentials(block_name: str | None) -> DailyCredentials:
+    """`credentials_or_explain` then `preflight`; the proof of a key and URL is shared by the
+    campaigns of a process for `PROOF_VALID_SECONDS`. A failure is not remembered.
+
+    Example:
+        ```python
+        creds = await proven_credentials("daily")  # PreflightError names the cause and the fix
+        ```
+    """
+    creds = await credentials_or_explain(block_name)
+    proofs = _proofs()
+    key = (creds.api_url, hashlib.sha256(creds.api_key.get_secret_value().encode()).hexdigest())
+    async with proofs.locks.setdefault(key, asyncio.Lock()):
+        proven_at = proofs.proven_at.get(key)
+        if proven_at is None or time.monotonic() - proven_at >= PROOF_VALID_SECONDS:
+            await preflight(creds)
+            proofs.proven_at[key] = time.monotonic()
     return creds

@@ -8,6 +8,7 @@ Room properties: https://docs.daily.co/reference/rest-api/rooms/config
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -21,6 +22,9 @@ from daily_sip.tasks.rooms import acreate_room, aget_room, aupdate_room
 
 # A created room expires (and ejects everyone) this long after the campaign's deadline.
 CREATED_ROOM_EXTRA_SECONDS = 3600
+
+# A run stopped while its room is being created waits this long for the create's answer.
+CREATE_ANSWER_WAIT_SECONDS = 2.0
 
 # Seconds after the campaign deadline a leg may still be up: the cleanup's hang-ups.
 IDLE_MARGIN_SECONDS = 120
@@ -72,7 +76,20 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
         ledger.created_room = True
         ledger.restore = {"sip": None} if campaign.dial_in.enabled else {}
         await save_ledger(ledger)
-        room = await inline(acreate_room, ledger.room, properties=props, credentials=creds)
+        create = inline(acreate_room, ledger.room, properties=props, credentials=creds)
+        creating = asyncio.ensure_future(create)
+        try:
+            room = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # Stopped while the create request may be on its way: its answer, not a guess, tells
+            # the cleanup whether there is a room to delete (a guess costs it CREATE_SETTLE_SECONDS).
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(creating), CREATE_ANSWER_WAIT_SECONDS)
+            if creating.done() and not creating.cancelled() and creating.exception() is None:
+                ledger.room_confirmed = True
+            else:
+                creating.cancel()
+            raise
         ledger.room_confirmed = True
         return room
     # A dead run's leftovers must never be taken for the room's original state.
@@ -89,9 +106,11 @@ async def provision(campaign: Campaign, creds: DailyCredentials, ledger: Ledger)
         "dialin_config",
     )
     prior_sip = before.config.sip
+    # Exactly what was there: a property the room did not have is put back as null, i.e. removed
+    # (`cleanup.actions` falls back to Daily's defaults if Daily refuses that null).
     ledger.restore = {
-        "enable_dialout": bool(before.config.enable_dialout),
-        "dialout_config": before.config.dialout_config or {"allow_room_start": False},
+        "enable_dialout": before.config.enable_dialout,
+        "dialout_config": before.config.dialout_config,
     }
     if campaign.dial_in.enabled:
         ledger.restore["sip"] = {k: v for k, v in prior_sip.items() if k in known_sip} if prior_sip else None

@@ -1,7 +1,8 @@
 """The live board: where every bridge is right now, as a log line per change and a table artifact.
 
 Each change of a leg (dialling, ringing, answered, DTMF sent, on call, ended + reason, redial
-scheduled) logs one human line naming the bridge, and the board table artifact
+scheduled) logs one human line naming the bridge (ringing, on call and hanging up at DEBUG),
+and the board table artifact
 (``<campaign>-board``) is updated in place with who is on the call now: one artifact per run, not
 a version per change. Updates are coalesced (at most one write per ``MIN_PUBLISH_INTERVAL``) so a
 burst of changes costs one Prefect API call; the last state is always written. The progress
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from daily_sip.flows.report.escape import md, plain
 from daily_sip.flows.report.model import ICONS, CampaignReport, LegEvent, TargetResult
 from daily_sip.flows.report.naming import artifact_key, bridge_label, clip
 
@@ -44,6 +46,10 @@ WAITING, DIALLING, RINGING, ANSWERED, DTMF_SENT, ON_CALL, HANGING_UP, ENDED, RED
     "redial scheduled",
 )
 ON_CALL_PHASES = (ANSWERED, DTMF_SENT, ON_CALL, HANGING_UP)
+# Phases the board, the timeline and the dial step's own state show: their log lines are DEBUG
+# (each INFO line is a row the Prefect server stores; a campaign's log keeps dialling, answered,
+# DTMF sent, redial and ended per bridge).
+QUIET_PHASES = (RINGING, ON_CALL, HANGING_UP)
 PHASE_ICONS = {
     WAITING: "⏳",
     DIALLING: "📞",
@@ -79,6 +85,8 @@ class Board:
         report.timeline = [[] for _ in report.targets]
         self._dirty = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._shown_board: tuple[list[dict[str, str]], str] | None = None
+        self._shown_settled = 0  # the progress artifact is created at 0
 
     @classmethod
     async def open(cls, report: CampaignReport, logger: Any) -> Board:
@@ -93,7 +101,7 @@ class Board:
             progress_id = await acreate_progress_artifact(
                 0.0,
                 key=artifact_key(report.campaign, "progress"),
-                description=f"{report.campaign}: bridges answered or finished",
+                description=f"{md(report.campaign)}: bridges answered or finished",
             )
         board = cls(report, logger, progress_id)
         await board.publish()
@@ -109,7 +117,8 @@ class Board:
         self.report.timeline[result.index].append(LegEvent(at=line.since, phase=phase, note=shown_note))
         attempt = f" (attempt {result.attempts})" if result.attempts > 1 else ""
         shown = phase if phase != ENDED else f"ended: {self._outcome(result)}"
-        self.logger.info("%s: %s%s%s", bridge_label(result), shown, f", {note}" if note else "", attempt)
+        log = self.logger.debug if phase in QUIET_PHASES else self.logger.info
+        log("%s: %s%s%s", bridge_label(result), plain(shown), f", {plain(note)}" if note else "", attempt)
         self._changed()
 
     @staticmethod
@@ -143,9 +152,11 @@ class Board:
             ),
         }
 
-    def headline(self) -> str:
+    def headline(self, shown: Callable[[str], str] = str) -> str:
+        """Who is on the call and how many are where; ``shown`` renders each name (`escape.md`
+        for a markdown description)."""
         c = self.counts()
-        who = ", ".join(self.on_call) or "nobody"
+        who = ", ".join(shown(name) for name in self.on_call) or "nobody"
         return (
             f"{c['on the call']} on the call ({who}); {c['ringing']} dialling/ringing, "
             f"{c['waiting']} waiting, {c['done']} done of {len(self.lines)}"
@@ -173,15 +184,16 @@ class Board:
 
     def artifact_rows(self) -> list[dict[str, str]]:
         """`rows` as the board artifact shows them: cut to fit the Prefect UI's artifact column at
-        1,400 px ("on call" is in "now"; long names and notes end in "…")."""
+        1,400 px ("on call" is in "now"; long names and notes end in "…"). The Prefect UI renders
+        each cell as markdown: names and notes are escaped (`escape.md`)."""
         return [
             {
                 "#": r["#"],
-                "bridge": clip(r["bridge"], 24),
+                "bridge": md(clip(plain(r["bridge"]), 24)),
                 "now": r["now"],
                 "since": r["since"],
                 "try": r["attempt"],
-                "note": clip(r["note"], 30),
+                "note": md(clip(plain(r["note"]), 30)),
             }
             for r in self.rows()
         ]
@@ -214,25 +226,32 @@ class Board:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.actions import ArtifactUpdate
 
-        rows, headline = self.artifact_rows(), self.headline()
-        with contextlib.suppress(Exception):
-            if self.board_id is None:
-                self.board_id = await acreate_table_artifact(table=rows, key=self.key, description=headline)
-            else:
-                data = await TableArtifact(table=rows).aformat()
-                async with get_client() as client:
-                    await client.update_artifact(
-                        self.board_id, ArtifactUpdate(data=data, description=headline)
+        # An artifact's description is markdown too. What the UI already shows is not written
+        # again: each write is an API call and an event.
+        rows, headline = self.artifact_rows(), self.headline(md)
+        if (rows, headline) != self._shown_board:
+            with contextlib.suppress(Exception):
+                if self.board_id is None:
+                    self.board_id = await acreate_table_artifact(
+                        table=rows, key=self.key, description=headline
                     )
-        if self.progress_id:
-            c = self.counts()
+                else:
+                    data = await TableArtifact(table=rows).aformat()
+                    async with get_client() as client:
+                        await client.update_artifact(
+                            self.board_id, ArtifactUpdate(data=data, description=headline)
+                        )
+                self._shown_board = (rows, headline)
+        settled = self.counts()["settled"]
+        if self.progress_id and settled != self._shown_settled:
             with contextlib.suppress(Exception):
                 await aupdate_progress_artifact(
                     self.progress_id,
-                    100.0 * c["settled"] / max(1, len(self.lines)),
-                    description=f"{self.report.campaign}: {c['settled']}/{len(self.lines)} bridges "
-                    f"answered or finished; {headline}",
+                    100.0 * settled / max(1, len(self.lines)),
+                    description=f"{md(self.report.campaign)}: {settled}/{len(self.lines)} bridges "
+                    "answered or finished",
                 )
+                self._shown_settled = settled
 
     async def close(self) -> None:
         """Stop the coalescing writer and write the final state once."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
 from daily_sip.flows.campaign.model import ANSWERED, Outcome
+from daily_sip.flows.report.escape import code, md, plain
 from daily_sip.flows.report.naming import clip
 
 # Daily does not document how a failed call appears in `dialout.error.error_msg`: it is free
@@ -175,16 +177,17 @@ class TargetResult(BaseModel):
 
     def table_row(self) -> dict[str, str]:
         """One row of the results table artifact: what fits the Prefect UI's artifact column at
-        1,400 px (the full row is in the summary artifact and in the run's result)."""
+        1,400 px (the full row is in the summary artifact and in the run's result). The Prefect UI
+        renders each cell as markdown, so text cells are escaped (`escape.md`)."""
         return {
             "#": str(self.index + 1),
-            "bridge": clip(self.display_name or self.sip_uri, 24),
+            "bridge": md(clip(plain(self.display_name or self.sip_uri), 24)),
             "status": self.status,
             "SIP": "" if self.sip_code is None else str(self.sip_code),
             "try": str(self.attempts),
             "on call": _secs(self.seconds_on_call),
-            "dtmf": clip(self.dtmf_sent or "", 10),
-            "detail": clip(self.error or self.detail or "", 22),
+            "dtmf": md(clip(plain(self.dtmf_sent or ""), 10)),
+            "detail": md(clip(plain(self.error or self.detail or ""), 22)),
         }
 
 
@@ -212,7 +215,7 @@ class CampaignReport(BaseModel):
         default_factory=list, description="What cleanup could not finish; left to the sweeper."
     )
     error: str | None = None
-    events_received: int = 0
+    events_received: int = Field(default=0, description="Signed events for this run's legs and room.")
     duplicate_events: int = 0
     event_latency_p50: float | None = Field(default=None, description="Daily send -> flow, seconds")
     event_latency_p95: float | None = None
@@ -254,6 +257,12 @@ class CampaignReport(BaseModel):
 
     @property
     def message(self) -> str:
+        """The verdict in one line: counts by status, then why it stopped, notes, what is left."""
+        return self.message_as(str)
+
+    def message_as(self, shown: Callable[[str], str]) -> str:
+        """`message` with ``shown`` applied to the text that comes from outside (Daily's errors,
+        what cleanup could not do): `escape.md` for markdown."""
         good = Counter(t.status for t in self.targets if self.counts_toward_success(t))
         others = Counter(t.status for t in self.targets if not self.counts_toward_success(t))
         tail = ", ".join(f"{status.replace('_', ' ')} {n}" for status, n in sorted(others.items()))
@@ -272,11 +281,11 @@ class CampaignReport(BaseModel):
         if tail:
             text += f"; {tail}"
         if self.error:
-            text += f". Stopped early: {self.error}"
+            text += f". Stopped early: {shown(self.error)}"
         for note in self.notes:
-            text += f". {note}"
+            text += f". {shown(note)}"
         if self.cleanup_pending:
-            text += f". Cleanup not finished, left for the sweeper: {'; '.join(self.cleanup_pending)}"
+            text += f". Cleanup not finished, left for the sweeper: {shown('; '.join(self.cleanup_pending))}"
         return text
 
     def table(self) -> str:
@@ -305,11 +314,15 @@ class CampaignReport(BaseModel):
     @property
     def rule(self) -> str:
         """The success rule in words, with whether it held."""
+        return self.rule_as(str)
+
+    def rule_as(self, shown: Callable[[str], str]) -> str:
+        """`rule` with ``shown`` applied to Daily's text in it (`escape.md` for markdown)."""
         n = len(self.targets)
         verb = "answer" if self.success_counts == "answered" else "join (answer, for bridges without DTMF)"
         need = f"at least {self.required} of {n} bridges must {verb}"
         if self.error:
-            return f"{need}; not applied: the campaign stopped early ({self.error})"
+            return f"{need}; not applied: the campaign stopped early ({shown(self.error)})"
         held = "met" if self.succeeded >= self.required else "not met"
         return f"{need}; {held} with {self.succeeded}"
 
@@ -325,13 +338,17 @@ class CampaignReport(BaseModel):
         from prefect.states import Cancelled, Completed, Failed
 
         if cancelled:
-            return Cancelled(message=f"cancelled on request; {self.message}", data=self)
+            return Cancelled(message=f"cancelled on request; {plain(self.message)}", data=self)
         if self.success:
-            return Completed(message=self.message, data=self)
-        return Failed(message=self.message, data=self)
+            return Completed(message=plain(self.message), data=self)
+        return Failed(message=plain(self.message), data=self)
 
     def summary_markdown(self) -> str:
-        """The run at a glance: verdict, the rule that decided it, every bridge with its times."""
+        """The run at a glance: verdict, the rule that decided it, every bridge with its times.
+
+        Every piece of user or Daily text is escaped (`escape.md`): a name cannot add a heading,
+        a link or a table cell, so the verdict line is always the first line.
+        """
         verdict = "✅ succeeded" if self.success else "❌ did not succeed"
         duration = (
             f" in {(self.finished_at - self.started_at).total_seconds():.0f} s" if self.finished_at else ""
@@ -340,11 +357,11 @@ class CampaignReport(BaseModel):
         if self.cleanup_pending:
             cleanup += "; STILL PENDING (left to the sweeper): " + "; ".join(self.cleanup_pending)
         lines = [
-            f"## {self.campaign} {verdict}{duration}: {self.message}",
+            f"## {md(self.campaign)} {verdict}{duration}: {self.message_as(md)}",
             "",
-            f"**Success rule:** {self.rule}.",
+            f"**Success rule:** {self.rule_as(md)}.",
             "",
-            f"Started {self.started_at:%Y-%m-%d %H:%M:%S} UTC. Room `{self.room}`"
+            f"Started {self.started_at:%Y-%m-%d %H:%M:%S} UTC. Room `{code(self.room)}`"
             f"{' (created for this run)' if self.room_created else ''}; "
             f"dial-in endpoints ready {len(self.dialin_ready)}/{len(self.dialin_endpoints)}.",
             "",
@@ -365,8 +382,8 @@ class CampaignReport(BaseModel):
                 _secs(t.seconds_on_call),
                 t.error or t.detail or "",
             ]
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        lines += ["", f"Afterwards: {cleanup}."]
+            lines.append("| " + " | ".join(md(c) for c in cells) + " |")
+        lines += ["", f"Afterwards: {md(cleanup)}."]
         if self.forged_events:
             lines += ["", f"⚠️ {self.forged_events} event(s) not signed by Daily were ignored."]
         return "\n".join(lines) + self._steps_markdown()
@@ -378,12 +395,12 @@ class CampaignReport(BaseModel):
             if not t.dtmf_script:
                 continue
             lines = [
-                f"\n\n**{t.display_name or t.sip_uri}**: `{t.status}`, script `{t.dtmf_script}`"
+                f"\n\n**{md(t.display_name or t.sip_uri)}**: `{t.status}`, script `{code(t.dtmf_script)}`"
                 + (f", answered after {t.seconds_to_answer:.1f} s" if t.seconds_to_answer is not None else "")
                 + (f", joined after {t.seconds_to_joined:.1f} s" if t.seconds_to_joined is not None else "")
             ]
             lines += [
-                f"- `{s.tones}` at {s.sent_at.isoformat(timespec='milliseconds')} "
+                f"- `{code(s.tones)}` at {s.sent_at.isoformat(timespec='milliseconds')} "
                 f"(answer + {s.after_answer_s:.1f} s)"
                 for s in t.dtmf_steps
             ]

@@ -16,6 +16,7 @@ from typing import Any
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
 from daily_sip.flows.report.board import Board
+from daily_sip.flows.report.escape import md, plain
 from daily_sip.flows.report.model import CampaignReport
 from daily_sip.flows.report.naming import artifact_key
 from daily_sip.flows.report.timeline import timeline_markdown
@@ -26,18 +27,18 @@ async def publish(report: CampaignReport) -> None:
         await acreate_table_artifact(
             table=[t.table_row() for t in report.targets],
             key=artifact_key(report.campaign, "results"),
-            description=report.message,
+            description=report.message_as(md),  # descriptions are markdown too
         )
         await acreate_markdown_artifact(
             markdown=report.summary_markdown(),
             key=artifact_key(report.campaign, "summary"),
-            description=f"{report.campaign}: {report.message}",
+            description=f"{md(report.campaign)}: {report.message_as(md)}",
         )
         if any(report.timeline):
             await acreate_markdown_artifact(
                 markdown=timeline_markdown(report),
                 key=artifact_key(report.campaign, "timeline"),
-                description=f"{report.campaign}: one lane per bridge",
+                description=f"{md(report.campaign)}: one lane per bridge",
             )
 
 
@@ -61,7 +62,7 @@ async def close_out(report: CampaignReport, board: Board | None, logger: Any, cp
         await board.close()
     await publish(report)
     # The table is in the artifacts (and `daily-sip run` prints it): one line here, not twice.
-    logger.info("%s (results: artifact %s)", report.message, artifact_key(report.campaign, "results"))
+    logger.info("%s (results: artifact %s)", plain(report.message), artifact_key(report.campaign, "results"))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     logger.info(
         "resources: %.3f s CPU in this run, %.3f s in its process, peak RSS %.0f MB",
@@ -93,7 +94,7 @@ async def publish_for_run(report: CampaignReport, flow_run_id: str) -> None:
                     key=artifact_key(report.campaign, "results"),
                     type="table",
                     data=json.dumps([t.table_row() for t in report.targets]),
-                    description=report.message,
+                    description=report.message_as(md),
                     flow_run_id=run_id,
                 )
             )
@@ -102,7 +103,7 @@ async def publish_for_run(report: CampaignReport, flow_run_id: str) -> None:
                     key=artifact_key(report.campaign, "summary"),
                     type="markdown",
                     data=report.summary_markdown(),
-                    description=f"{report.campaign}: {report.message}",
+                    description=f"{md(report.campaign)}: {report.message_as(md)}",
                     flow_run_id=run_id,
                 )
             )

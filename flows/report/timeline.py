@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,7 @@ from daily_sip.flows.report.board import (
     REDIAL,
     RINGING,
 )
+from daily_sip.flows.report.escape import md, plain
 from daily_sip.flows.report.model import CampaignReport
 
 # Lane segments: the phase a span starts with -> what the span is.
@@ -69,7 +71,8 @@ def lanes(report: CampaignReport) -> tuple[list[Lane], float]:
 
     out = []
     for target, events in zip(report.targets, report.timeline or [[] for _ in report.targets], strict=False):
-        lane = Lane(target.display_name or target.sip_uri, [], [], [], None, target.status.replace("_", " "))
+        label = plain(target.display_name or target.sip_uri)  # one line each, whatever the name holds
+        lane = Lane(label, [], [], [], None, target.status.replace("_", " "))
         for i, e in enumerate(events):
             nxt = events[i + 1].at if i + 1 < len(events) else end_all
             kind = SPAN_OF.get(e.phase)
@@ -83,7 +86,7 @@ def lanes(report: CampaignReport) -> tuple[list[Lane], float]:
             elif e.phase == REDIAL:
                 lane.redials.append(s(e.at))
             elif e.phase == ENDED:
-                lane.end = (s(e.at), e.note or target.status)
+                lane.end = (s(e.at), plain(e.note or target.status))
         out.append(lane)
     return out, max(s(end_all), 1.0)
 
@@ -115,10 +118,11 @@ def text_timeline(report: CampaignReport, width: int = 60, name_chars: int = 24,
 def timeline_markdown(report: CampaignReport) -> str:
     # The Prefect UI shows markdown artifacts in a column of ~75 monospace characters whatever the
     # window's width: lanes and outcome fit it; the reasons are in the results table beside it.
-    return (
-        f"### {report.campaign}: what happened when\n\n"
-        f"```\n{text_timeline(report, width=32, name_chars=20, reasons=False)}\n```\n"
-    )
+    # The lanes are a code block: no markup inside, and a fence longer than any run of backticks
+    # in a name, so no name can close it.
+    picture = text_timeline(report, width=32, name_chars=20, reasons=False)
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", picture)), default=0))
+    return f"### {md(report.campaign)}: what happened when\n\n{fence}\n{picture}\n{fence}\n"
 
 
 def render_png(report: CampaignReport, path: str | Path) -> Path:
@@ -151,7 +155,7 @@ def render_png(report: CampaignReport, path: str | Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlim(0, total * 1.25)
     ax.set_xlabel(f"seconds since {report.started_at:%Y-%m-%d %H:%M:%S} UTC")
-    ax.set_title(f"{report.campaign}: {report.message}", fontsize=10)
+    ax.set_title(plain(f"{report.campaign}: {report.message}"), fontsize=10)
     handles = [Patch(color=c, label=k) for k, c in COLOURS.items()] + [
         plt.Line2D([], [], marker="|", ls="", color="#1f4fb4", mew=2, markersize=10, label="DTMF sent"),
         plt.Line2D([], [], marker="o", ls="", color="#9467bd", label="redial scheduled"),

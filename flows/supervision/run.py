@@ -28,12 +28,12 @@ from prefect.context import FlowRunContext
 
 from daily_sip.flows.campaign.model import Campaign
 from daily_sip.flows.cleanup.heartbeat import Heartbeat
-from daily_sip.flows.cleanup.ledger import Ledger, report_snapshot
+from daily_sip.flows.cleanup.ledger import CrashReportSnapshot, Ledger
 from daily_sip.flows.collect import results
 from daily_sip.flows.collect.listener import EventRouter
 from daily_sip.flows.collect.verify import EventVerifier
 from daily_sip.flows.dial.dialer import Dialer, now
-from daily_sip.flows.provision.preflight import credentials_or_explain, preflight
+from daily_sip.flows.provision.preflight import proven_credentials
 from daily_sip.flows.provision.room import NotReadyError
 from daily_sip.flows.provision.room_lock import room_lock
 from daily_sip.flows.report.board import Board
@@ -42,6 +42,7 @@ from daily_sip.flows.report.naming import slug
 from daily_sip.flows.report.publish import close_out
 from daily_sip.flows.steps import clean_up
 from daily_sip.flows.supervision.cancel_watch import ASKED, cancel_watch
+from daily_sip.flows.supervision.start_window import TooLateError, too_late, window_of
 from daily_sip.flows.sweeper import RoomLeftoversError
 from daily_sip.tasks import DailyCredentials, DailyError
 
@@ -50,7 +51,7 @@ from daily_sip.tasks import DailyCredentials, DailyError
 ORPHAN_CHECK_SECONDS = 1.0
 
 # What stops a campaign but is the campaign's verdict, not a crash: recorded in its report.
-STOPS = (DailyError, TimeoutError, NotReadyError, RoomLeftoversError)
+STOPS = (DailyError, TimeoutError, NotReadyError, RoomLeftoversError, TooLateError)
 
 
 class CampaignRun:
@@ -92,6 +93,11 @@ class CampaignRun:
             required=campaign.success.required(len(campaign.targets)),
             success_counts=campaign.success.counts,
         )
+        flow_run = context.flow_run if context else None
+        self.due = flow_run.expected_start_time if flow_run else None
+        self.start_window = window_of(
+            campaign.start_window_seconds, bool(flow_run and flow_run.auto_scheduled)
+        )
         self.ledger = Ledger(
             flow_run_id=self.flow_run_id,
             room=self.room_name,
@@ -110,6 +116,21 @@ class CampaignRun:
         self.orphaned = asyncio.Event()
         self.worker_stopping = asyncio.Event()
         self.held = contextlib.AsyncExitStack()
+        self.body: asyncio.Task[Any] | None = None  # the flow's task, once supervised
+
+    async def stop_if_cancelled(self) -> None:
+        """Before each dial-out: a fresh read of this run's state; a cancel request stops it here.
+
+        The watches notice a cancel within a second; this closes that second for new calls:
+        a run asked to cancel starts no call after the read that saw it.
+        """
+        if not self.in_flow_run:
+            return
+        if await cancel_watch().cancelled(self.flow_run_id):
+            self.cancel_asked.set()
+            if self.body is not None:
+                self.body.cancel()  # the whole campaign stops, not only this leg
+            raise asyncio.CancelledError
 
     @property
     def board(self) -> Board | None:
@@ -120,10 +141,17 @@ class CampaignRun:
     def live_sessions(self) -> set[str]:
         return self.dialer.live if self.dialer else set()
 
+    def check_start_window(self) -> None:
+        """Stop before anything is touched when the run starts past its start window."""
+        reason = too_late(self.due, now(), self.start_window)
+        if reason is not None:
+            for target in self.report.targets:
+                target.detail = "not dialled: the run started past its start window"
+            raise TooLateError(reason)
+
     async def prove_credentials(self) -> DailyCredentials:
         """Load the credentials and prove key and URL with one cheap call, before anything is touched."""
-        creds = await credentials_or_explain(self.credentials_block)
-        await preflight(creds)
+        creds = await proven_credentials(self.credentials_block)
         self.creds = creds
         self.router.verifier = EventVerifier(creds.webhook_secret)
         if not self.router.verifier.can_verify:
@@ -207,9 +235,10 @@ async def supervise(run: CampaignRun) -> AsyncIterator[CampaignRun]:
     cpu_at_start = time.process_time()
     body = asyncio.current_task()
     assert body is not None
+    run.body = body
     watches = contextlib.ExitStack()
     watches.enter_context(_stop_watches(run, body))
-    await run.hold(Heartbeat(run.ledger, snapshot=lambda: report_snapshot(run.report)))
+    await run.hold(Heartbeat(run.ledger, snapshot=CrashReportSnapshot(run.report)))
     try:
         yield run
     except STOPS as exc:
@@ -225,6 +254,7 @@ async def supervise(run: CampaignRun) -> AsyncIterator[CampaignRun]:
     finally:
         watches.close()  # a cancel from here on would only cut the cleanup and the report short
         await clean_up(run)  # the flow's own, or now: once, shielded from a cancel
+        await results.take_late_answers(run.report, run.router, run.tag, run.logger)
         results.count_forged(run.report, run.router, run.logger)
         await close_out(run.report, run.board, run.logger, cpu_at_start)
         await run.held.aclose()  # the room is free for the next campaign once it is cleaned up

@@ -31,14 +31,18 @@ class DailyRequest(BaseModel):
     def to_body(self) -> dict[str, Any]:
         """The JSON body, with Daily's field names.
 
-        Only fields with a value are sent, except an explicit ``"sip": null``, which is how
-        Daily turns SIP off.
+        Only fields with a value are sent, except an explicit null of `NULL_MEANS_OFF` (``"sip":
+        null`` is how Daily turns SIP off).
         """
         return _drop_nulls(self.model_dump(mode="json", by_alias=True, exclude_unset=True))
 
 
-# Properties whose null is a command to Daily rather than "not given".
-NULL_MEANS_OFF = frozenset({"sip"})
+# Properties whose null is a command to Daily rather than "not given": ``sip: null`` turns SIP
+# off (https://docs.daily.co/guides/products/dial-in-dial-out/sip); for the dial-out properties
+# null removes what a campaign set on a borrowed room that did not have them, so the room's
+# config lists again only what it listed before (it "includes only configuration parameters that
+# differ from room configuration defaults", https://docs.daily.co/reference/rest-api/rooms/create-room).
+NULL_MEANS_OFF = frozenset({"sip", "enable_dialout", "dialout_config"})
 
 
 def _drop_nulls(value: Any) -> Any:

@@ -7,9 +7,11 @@ from pydantic import Field, field_validator, model_validator
 from .base import DailyRequest, DailyResponse
 from .validators import (
     AudioCodecList,
+    CallerId,
     DigitDurationMs,
     DisplayName,
     DtmfTones,
+    Extension,
     SipUriStr,
     UserId,
     VideoCodecList,
@@ -40,8 +42,8 @@ class StartDialOut(DailyRequest):
     phone_number: str | None = Field(default=None, alias="phoneNumber", pattern=r"^\+[1-9]\d{6,14}$")
     display_name: DisplayName | None = Field(default=None, alias="displayName")
     user_id: UserId | None = Field(default=None, alias="userId")
-    caller_id: str | None = Field(default=None, alias="callerId")
-    extension: str | None = Field(default=None, max_length=20, pattern=r"^[0-9*#wW]+$")
+    caller_id: CallerId | None = Field(default=None, alias="callerId")
+    extension: Extension | None = Field(default=None)
     wait_before_extension_dial_sec: int | None = Field(
         default=None, alias="waitBeforeExtensionDialSec", ge=0, le=60
     )

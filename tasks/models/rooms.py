@@ -52,7 +52,9 @@ class SipSettings(DailyRequest):
     video: bool | None = None
     num_endpoints: int | None = Field(default=None, ge=1, le=MAX_SIP_ENDPOINTS)
     codecs: SipCodecs | None = None
-    provider: str | None = None
+    # "daily" or "signalwire"; unset means SignalWire's host
+    # (https://docs.daily.co/docs/guides/features/dial-in-dial-out).
+    provider: Literal["daily", "signalwire"] | None = None
     force_digit_only_username: bool | None = None
     dialin_config: DialinConfig | None = None
 
@@ -75,8 +77,9 @@ class DialoutConfig(DailyRequest):
 class RoomProperties(DailyRequest):
     """The room properties this library sets. ``sip=None`` (set explicitly) turns SIP off."""
 
-    exp: int | None = Field(default=None, description="Unix seconds after which nobody can join")
-    nbf: int | None = None
+    # Unix seconds; a fraction is accepted (pipecat sends ``time.time() + 3600``).
+    exp: int | float | None = Field(default=None, description="Unix seconds after which nobody can join")
+    nbf: int | float | None = None
     eject_at_room_exp: bool | None = None
     max_participants: int | None = Field(default=None, ge=1)
     enable_dialout: bool | None = None
@@ -118,7 +121,7 @@ class RoomConfig(DailyResponse):
     sip_uri: SipUri | None = None
     enable_dialout: bool | None = None
     dialout_config: dict | None = None
-    exp: int | None = None
+    exp: int | float | None = None
 
 
 class Room(DailyResponse):

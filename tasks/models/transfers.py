@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from .base import DailyRequest
-from .validators import check_sip_uri
+from .validators import CallerId, Extension, check_sip_uri
 
 
 def _check_endpoint(value: str) -> str:
@@ -31,8 +31,8 @@ class SipCallTransfer(DailyRequest):
 
     session_id: str = Field(alias="sessionId", min_length=1)
     to_end_point: TransferEndpoint = Field(alias="toEndPoint")
-    caller_id: str | None = Field(default=None, alias="callerId")
-    extension: str | None = Field(default=None, max_length=20, pattern=r"^[0-9*#wW]+$")
+    caller_id: CallerId | None = Field(default=None, alias="callerId")
+    extension: Extension | None = Field(default=None)
     wait_before_extension_dial_sec: int | None = Field(
         default=None, alias="waitBeforeExtensionDialSec", ge=0, le=60
     )

@@ -85,7 +85,10 @@ def check_display_name(value: str) -> str:
     if len(value) > MAX_DISPLAY_NAME_LENGTH:
         raise ValueError(f"is {len(value)} characters long; at most {MAX_DISPLAY_NAME_LENGTH}")
     if _has_control(value, _TEXT_JOINERS):
-        raise ValueError("contains control characters (newline, tab, ...); remove them")
+        raise ValueError(
+            "contains control characters (newline, tab, ESC, bidi override, ...); "
+            "write it on one line without them"
+        )
     return value
 
 
@@ -108,6 +111,37 @@ def check_dtmf(value: str) -> str:
     return value
 
 
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_EXTENSION_RE = re.compile(r"^[0-9*#]{1,20}$")
+
+
+def check_caller_id(value: str) -> str:
+    """``callerId`` is the ``id`` (a UUID) of a number bought on Daily, never the number itself
+    (https://docs.daily.co/reference/rest-api/rooms/dialout/start)."""
+    if value.startswith("+") or value.replace("-", "").replace(" ", "").isdigit():
+        raise ValueError(
+            "is a phone number; Daily wants the id of a purchased number "
+            "(GET /purchased-phone-numbers, field 'id'), e.g. '0a1b2c3d-...'"
+        )
+    if not _UUID_RE.match(value):
+        raise ValueError(
+            "must be the id (a UUID) of a number purchased on Daily (GET /purchased-phone-numbers)"
+        )
+    return value
+
+
+def check_extension(value: str) -> str:
+    """Digits dialled after the number answers: 0-9, * and #, at most 20
+    (https://docs.daily.co/reference/rest-api/rooms/dialout/start); pauses (w/W) are not Daily's,
+    use ``waitBeforeExtensionDialSec`` instead."""
+    if not _EXTENSION_RE.match(value):
+        raise ValueError(
+            "must be 1-20 characters from 0-9 * # (no pauses such as 'w': "
+            "set waitBeforeExtensionDialSec instead)"
+        )
+    return value
+
+
 def check_room_name(value: str) -> str:
     if not ROOM_NAME_RE.match(value):
         raise ValueError("must be 1-128 characters of A-Z, a-z, 0-9, '-' or '_' (Daily's room-name rule)")
@@ -127,6 +161,8 @@ DisplayName = Annotated[str, AfterValidator(check_display_name)]
 UserId = Annotated[str, AfterValidator(check_user_id)]
 DtmfTones = Annotated[str, BeforeValidator(_upper), AfterValidator(check_dtmf)]
 RoomName = Annotated[str, AfterValidator(check_room_name)]
+CallerId = Annotated[str, AfterValidator(check_caller_id)]
+Extension = Annotated[str, AfterValidator(check_extension)]
 AudioCodecList = Annotated[list[Annotated[AudioCodec, BeforeValidator(_upper)]], AfterValidator(check_unique)]
 VideoCodecList = Annotated[list[Annotated[VideoCodec, BeforeValidator(_upper)]], AfterValidator(check_unique)]
 DigitDurationMs = Annotated[int, Field(ge=50, le=2000)]

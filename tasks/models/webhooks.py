@@ -66,8 +66,13 @@ class Webhook(DailyResponse):
 
     @property
     def failed(self) -> bool:
-        """True when Daily stopped delivering (FAILED); an update with the same URL revives it."""
-        return str(self.state).upper() in ("FAILED", "0")
+        """True when Daily stopped delivering; an update with the same URL revives it.
+
+        Daily's pages name that state ``FAILED`` (https://docs.daily.co/reference/rest-api/webhooks)
+        or ``INACTIVE`` (https://docs.daily.co/reference/rest-api/webhooks/create), an older
+        spec FAILED 0 / STOPPED 2: each of them counts.
+        """
+        return str(self.state).upper() in ("FAILED", "INACTIVE", "STOPPED", "0", "2")
 
 
 class WebhookEvent(DailyResponse):

@@ -217,3 +217,31 @@ async def test_a_worker_killed_with_kill_9_leaves_its_campaigns_to_the_sweeper(p
     async with get_client() as client:
         run = await client.read_flow_run(run_id)
     assert run.state.type.value == "CRASHED", run.state
+
+
+async def test_a_killed_workers_campaign_is_cleaned_up_by_a_peer_within_90_s(pool, worker):
+    """Exposure bound: kill -9 with legs up; the other worker's own sweep hangs them up, deletes
+    the room and marks the run Crashed, with no operator action."""
+    stack, tmp, env = pool
+    run_id = await _submit({**STAYING, "name": "exposed"})
+    await _answered_legs(stack, run_id, 2, worker)
+    peer = Worker(tmp, env)
+    try:
+        await asyncio.sleep(5)  # the peer is up and sweeping
+        os.killpg(worker.proc.pid, signal.SIGKILL)
+        died = time.monotonic()
+        worker.proc.wait(10)
+        while _live_legs(stack, run_id) or _room_of(stack, run_id):
+            assert time.monotonic() - died < 120, f"still exposed; peer log:\n{peer.tail()}"
+            await asyncio.sleep(0.5)
+        exposure = time.monotonic() - died
+        print(f"\nexposure after kill -9 of a worker: {exposure:.1f} s")
+        assert exposure <= 90, f"legs up / room left {exposure:.0f} s after the worker died"
+        deadline = time.monotonic() + 30
+        async with get_client() as client:
+            while (run := await client.read_flow_run(run_id)).state.type.value != "CRASHED":
+                assert time.monotonic() < deadline, run.state
+                await asyncio.sleep(0.5)
+        assert "found dead by the sweeper" in (run.state.message or ""), run.state
+    finally:
+        stop_process(peer.proc)

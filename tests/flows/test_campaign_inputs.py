@@ -4,6 +4,7 @@ numbers that YAML would mangle; and how the Prefect form shows the flow's parame
 from __future__ import annotations
 
 import pytest
+import yaml
 from prefect.utilities.callables import parameter_schema
 from pydantic import ValidationError
 
@@ -66,3 +67,38 @@ def test_form_shows_titles_and_plain_inputs_for_optional_text():
     # Left empty in the form, they mean "not set".
     c = Campaign(targets=[{"sip_uri": "sip:a@x.example.com", "display_name": "", "dtmf": ""}], room="")
     assert (c.room, c.targets[0].display_name, c.targets[0].dtmf) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("headers", "words"),
+    [
+        ({"Foo": "x"}, "header 'Foo' is not allowed"),
+        ({"X-Ok": "a\nb"}, "header 'X-Ok' has control characters"),
+    ],
+)
+def test_a_bad_header_is_reported_under_its_field(tmp_path, headers, words):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "targets": [
+                    {"sip_uri": "sip:a@x.example.com"},
+                    {"sip_uri": "sip:b@x.example.com", "headers": headers},
+                ]
+            }
+        )
+    )
+    with pytest.raises(CampaignFileError) as info:
+        load_campaign(str(path))
+    assert f"targets.1.headers: {words}" in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["Ops\n## ✅ succeeded: 4/4 joined", "title\x1b]0;pwned\x07", "bidi\u202eoverride", "cr\rline"]
+)
+def test_a_campaign_name_is_one_line_without_control_characters(tmp_path, name):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "targets": [{"sip_uri": "sip:a@x.example.com"}]}))
+    with pytest.raises(CampaignFileError) as info:
+        load_campaign(str(path))
+    assert "\n  name: contains control characters" in str(info.value), str(info.value)

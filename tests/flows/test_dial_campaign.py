@@ -110,16 +110,29 @@ async def test_more_targets_than_the_session_limit_wait_for_a_free_leg(stack):
     assert most_at_once <= 2, f"{most_at_once} legs up at once; limit 3 minus 1 dial-in endpoint"
 
 
-async def test_existing_room_gets_its_settings_back(stack):
+@pytest.mark.parametrize(
+    ("name", "properties"),
+    [
+        ("standing-room", {}),
+        ("tuned-room", {"enable_dialout": True, "dialout_config": {"max_idle_timeout_sec": 30}}),
+    ],
+)
+async def test_existing_room_gets_exactly_its_settings_back(stack, name, properties):
     async with httpx.AsyncClient(headers=stack.emulator.headers()) as http:
-        r = await http.post(f"{stack.emulator.base_url}/rooms", json={"name": "standing-room"})
+        r = await http.post(f"{stack.emulator.base_url}/rooms", json={"name": name, "properties": properties})
         assert r.status_code == 200
-    c = campaign("sip:a@b.example.com", room="standing-room")
+        before = (await http.get(f"{stack.emulator.base_url}/rooms/{name}")).json()["config"]
+    c = campaign("sip:a@b.example.com", room=name)
     state, report = await run(stack, c)
     assert state.is_completed()
-    room = next(r for r in stack.rooms() if r["name"] == "standing-room")
-    assert not room["sip_enabled"] and not room["enable_dialout"] and room["legs_up"] == 0
-    assert not report.room_created and "SIP off in room standing-room" in report.cleanup[0]
+    room = next(r for r in stack.rooms() if r["name"] == name)
+    assert not room["sip_enabled"] and room["legs_up"] == 0
+    assert room["enable_dialout"] is bool(properties.get("enable_dialout"))
+    assert not report.room_created and f"SIP off in room {name}" in report.cleanup[0]
+    async with httpx.AsyncClient(headers=stack.emulator.headers()) as http:
+        after = (await http.get(f"{stack.emulator.base_url}/rooms/{name}")).json()["config"]
+    # Nothing gained, nothing lost: no dialout_config the room did not have.
+    assert after == before, (before, after)
 
 
 async def test_redial_on_busy_counts_attempts(stack):

@@ -47,7 +47,21 @@ async def test_router_takes_only_signed_events_for_its_own_legs():
     router.feed(relayed(answered("run-0-1", n=5), secret=new_webhook_secret()))  # not Daily's key
     router.feed(to_prefect_event(answered("run-0-1", n=6)))  # no proof at all
     assert mine.qsize() == 1 and (await asyncio.wait_for(mine.get(), 1)).type == "dialout.answered"
-    assert (router.accepted, router.duplicates, router.forged, router.foreign) == (2, 1, 3, 2)
+    # Only the events meant for this run count as received (not the other run's leg).
+    assert (router.accepted, router.duplicates, router.forged, router.foreign) == (1, 1, 3, 2)
+
+
+async def test_events_of_sessions_this_run_never_started_are_not_counted_as_received():
+    router = EventRouter(EventVerifier(SecretStr(SECRET)), "r1")
+    by_session = answered("x", n=1)
+    del by_session["payload"]["user_id"]  # Daily may name only the session
+    other = answered("y", n=2)
+    del other["payload"]["user_id"]
+    router.feed(relayed(by_session))
+    router.feed(relayed(other))
+    assert router.accepted == 0  # whose they are is not known yet
+    router.bind("s-x", "run-0-1")  # this run's leg: its early event is handed over and counted
+    assert router.accepted == 1 and router.queue("run-0-1").qsize() == 1
 
 
 def test_without_a_secret_nothing_is_trusted():

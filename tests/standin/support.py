@@ -117,6 +117,13 @@ class Emu:
         self.client.close()
 
 
+# The stand-in's defaults are Daily's documented behaviour: presence 15 s behind, and an answered
+# dial-out alone in its room hung up at once (`max_idle_timeout_sec` 0). Tests that are not about
+# these dial into rooms nobody else joins and read presence at once, so they turn both off;
+# a test about them passes its own values.
+TEST_BEHAVIOUR = {"presence_lag": 0, "enforce_idle_default": False}
+
+
 def _flag_args(flags: dict[str, Any]) -> list[str]:
     args: list[str] = []
     for key, value in flags.items():
@@ -133,7 +140,7 @@ def _flag_args(flags: dict[str, Any]) -> list[str]:
 def launch(api_key: str = API_KEY, **flags: Any) -> Emu:
     """Start `python -m daily_sip.standin` on a free port and wait for its URL line."""
     cmd = [sys.executable, "-m", "daily_sip.standin", "--host", "127.0.0.1", "--port", "0"]
-    cmd += ["--api-key", api_key, *_flag_args(flags)]
+    cmd += ["--api-key", api_key, *_flag_args({**TEST_BEHAVIOUR, **flags})]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,

@@ -30,6 +30,8 @@ def world():
         hangup_after=5,
         session_limit=3,
         participant_events=False,
+        presence_lag=0,
+        enforce_idle_default=False,
     )
     backend = Backend(cfg, clock=clock, scheduler=sched)
     seen: list = []
@@ -333,6 +335,7 @@ def test_every_telephony_profile_ends_each_failing_outcome_without_an_answer(pro
             ring_timeout=10,
             telephony_profile=profile,
             participant_events=False,
+            presence_lag=0,
         ),
         clock=clock,
         scheduler=sched,
@@ -360,7 +363,9 @@ def test_presence_lag_delays_joins_and_leaves():
     clock = FakeClock()
     sched = ManualScheduler(clock)
     backend = Backend(
-        EmulatorConfig(connect_delay=0.5, answer_delay=1.0, presence_lag=10), clock=clock, scheduler=sched
+        EmulatorConfig(connect_delay=0.5, answer_delay=1.0, presence_lag=10, enforce_idle_default=False),
+        clock=clock,
+        scheduler=sched,
     )
     room = dial_room(backend)
     leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com", "userId": "u-1"})
@@ -377,7 +382,11 @@ def test_presence_lag_delays_joins_and_leaves():
 def test_participant_events_for_every_leg():
     clock = FakeClock()
     sched = ManualScheduler(clock)
-    backend = Backend(EmulatorConfig(connect_delay=0.5, answer_delay=1.0), clock=clock, scheduler=sched)
+    backend = Backend(
+        EmulatorConfig(connect_delay=0.5, answer_delay=1.0, presence_lag=0, enforce_idle_default=False),
+        clock=clock,
+        scheduler=sched,
+    )
     seen: list = []
     backend.subscribe(seen.append)
     room = dial_room(backend)
@@ -402,9 +411,10 @@ def test_call_transfers_send_calltransfer_webhooks(world):
     backend, sched, seen = world
     room = dial_room(backend)
     leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com"})
+    other = backend.start_dialout(room, {"sipUri": "sip:bob@example.com"})
     sched.advance(1.5)
     backend.sip_call_transfer(room, {"sessionId": leg.id, "toEndPoint": "sip:desk@pbx.example.com"})
-    backend.sip_refer(room, {"sessionId": leg.id, "toEndPoint": "sip:busy@pbx.example.com"})
+    backend.sip_refer(room, {"sessionId": other.id, "toEndPoint": "sip:busy@pbx.example.com"})
     sched.advance(1.0)
     transfers = [
         (e.type, e.payload.get("complete_status"), e.payload["is_sip_refer"])
@@ -412,7 +422,9 @@ def test_call_transfers_send_calltransfer_webhooks(world):
         if e.type.startswith("calltransfer.")
     ]
     assert transfers == [
+        ("calltransfer.triggered", None, False),
         ("calltransfer.initiated", None, False),
+        ("calltransfer.triggered", None, True),
         ("calltransfer.initiated", None, True),
         ("calltransfer.answered", None, False),
         ("calltransfer.completed", "completed", False),
@@ -421,3 +433,35 @@ def test_call_transfers_send_calltransfer_webhooks(world):
     completed = [e.payload for e in seen if e.type == "calltransfer.completed"]
     assert completed[1]["refer_sip_response_code"] == "202"
     assert completed[0]["to_endpoint"] == "sip:desk@pbx.example.com" and completed[0]["session_id"] == leg.id
+
+
+def test_a_transferred_leg_leaves_the_room():
+    # Daily: "the SIP user is removed from the room"; participant.left and dialout.stopped fire
+    # (https://docs.daily.co/docs/guides/features/dial-in-dial-out/transfers).
+    clock = FakeClock()
+    sched = ManualScheduler(clock)
+    backend = Backend(
+        EmulatorConfig(connect_delay=0.5, answer_delay=1.0, presence_lag=0, enforce_idle_default=False),
+        clock=clock,
+        scheduler=sched,
+    )
+    seen: list = []
+    backend.subscribe(seen.append)
+    room = dial_room(backend)
+    web = backend.join_web(room, {"user_name": "host"})
+    for kind in ("sip_call_transfer", "sip_refer"):
+        leg = backend.start_dialout(room, {"sipUri": "sip:alice@example.com", "userId": kind})
+        sched.advance(1.5)
+        seen.clear()
+        getattr(backend, kind)(room, {"sessionId": leg.id, "toEndPoint": "sip:desk@pbx.example.com"})
+        assert types(seen)[:4] == [
+            "calltransfer.triggered",
+            "calltransfer.initiated",
+            "dialout.stopped",
+            "participant.left",
+        ], kind
+        assert not leg.active and leg.transfers[0]["toEndPoint"] == "sip:desk@pbx.example.com"
+        assert [p["userId"] for p in backend.room_presence(room)["data"]] == [None], "only the host"
+        with pytest.raises(ApiError, match="invalid sessionId"):
+            backend.sip_refer(room, {"sessionId": leg.id, "toEndPoint": "sip:desk@pbx.example.com"})
+    assert web.id in backend.rooms[room].participants

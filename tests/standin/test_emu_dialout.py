@@ -270,14 +270,25 @@ def test_call_transfer_and_refer(shared):
     for path in (transfer, refer):
         r = shared.post(path, {"sessionId": str(uuid.uuid4()), "toEndPoint": "sip:b@x.com"})
         assert r.status_code == 404 and r.json()["info"] == "invalid sessionId"
+    r = shared.post(transfer, {"sessionId": sid, "toEndPoint": "+15551112222", "callerId": "+15550001111"})
+    assert r.status_code == 400 and "callerId" in r.json()["info"]  # the id of a purchased number
+    second = shared.start_ok(room, sipUri="sip:agent2@x.com")
+    shared.wait_leg(second, lambda leg: leg["state"] == "answered")
     r = shared.post(transfer, {"sessionId": sid, "toEndPoint": "+15551112222", "extension": "42"})
     assert r.status_code == 200 and r.json() == {"ok": True}
-    assert shared.post(refer, {"sessionId": sid, "toEndPoint": "sip:desk@pbx.example"}).json() == {"ok": True}
-    transfers = shared.leg(sid)["transfers"]
-    assert [(t["kind"], t["toEndPoint"]) for t in transfers] == [
-        ("sipCallTransfer", "+15551112222"),
-        ("sipRefer", "sip:desk@pbx.example"),
+    assert shared.post(refer, {"sessionId": second, "toEndPoint": "sip:desk@pbx.example"}).json() == {
+        "ok": True
+    }
+    # Each transferred leg has left the room (Daily: "the SIP user is removed from the room").
+    assert [(t["kind"], t["toEndPoint"]) for t in shared.leg(sid)["transfers"]] == [
+        ("sipCallTransfer", "+15551112222")
     ]
+    assert [(t["kind"], t["toEndPoint"]) for t in shared.leg(second)["transfers"]] == [
+        ("sipRefer", "sip:desk@pbx.example")
+    ]
+    assert (
+        shared.leg(sid)["end_reason"] == "call-transfer" and shared.leg(second)["end_reason"] == "sip-refer"
+    )
     empty = shared.make_room()["name"]
     r = shared.post(f"/rooms/{empty}/sipRefer", {"sessionId": sid, "toEndPoint": "sip:b@x.com"})
     assert r.status_code == 404 and r.json()["info"] == "Room is not hosting a call"

@@ -258,21 +258,24 @@ async def test_send_dtmf_to_a_ringing_or_unknown_leg_fails(client, emulator, fre
     assert emulator.introspect(f"legs/{ringing.session_id}")["dtmf"] == []
 
 
-async def test_sip_call_transfer_and_refer_are_recorded_on_the_leg(client, emulator, fresh_name, poll):
+async def test_sip_call_transfer_and_refer_move_the_leg_out_of_the_room(client, emulator, fresh_name, poll):
     session = await answered_leg(client, emulator, poll, fresh_name("xfer"))
     room = emulator.introspect(f"legs/{session}")["room"]
+    other = (await client.start_dial_out(room, {"sipUri": TARGET})).session_id
+    await poll(lambda: emulator.introspect(f"legs/{other}")["state"] == "answered")
     ack = await client.sip_call_transfer(
         room, {"sessionId": session, "toEndPoint": "sip:ops@pbx.example.com"}
     )
     assert ack.ok is True
-    ack = await client.sip_refer(room, {"sessionId": session, "toEndPoint": "+14155550100"})
+    ack = await client.sip_refer(room, {"sessionId": other, "toEndPoint": "+14155550100"})
     assert ack.ok is True
-    leg = emulator.introspect(f"legs/{session}")
-    assert [(t["kind"], t["toEndPoint"]) for t in leg["transfers"]] == [
-        ("sipCallTransfer", "sip:ops@pbx.example.com"),
-        ("sipRefer", "+14155550100"),
-    ]
-    assert leg["active"]
+    for sid, kind, to in (
+        (session, "sipCallTransfer", "sip:ops@pbx.example.com"),
+        (other, "sipRefer", "+14155550100"),
+    ):
+        leg = emulator.introspect(f"legs/{sid}")
+        assert [(t["kind"], t["toEndPoint"]) for t in leg["transfers"]] == [(kind, to)]
+        assert not leg["active"], "Daily removes the SIP user from the room"
 
 
 async def test_transfers_of_an_unknown_session_are_not_found(client, emulator, fresh_name, poll):

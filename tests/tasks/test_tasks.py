@@ -133,6 +133,10 @@ async def test_room_and_sip_tasks(creds, module_emu, fresh_name):
     assert name not in {r["name"] for r in module_emu.introspect("rooms")}
 
 
+# The id of a number bought on Daily (a UUID), as `callerId` wants it.
+CALLER_NUMBER_ID = "34b0eb2b-6f0a-4e57-9b6c-1c2f6c1d2e3f"
+
+
 async def test_dial_out_transfer_and_presence_tasks(creds, module_emu, fresh_name, poll):
     name = fresh_name("task-dial")
 
@@ -142,24 +146,44 @@ async def test_dial_out_transfer_and_presence_tasks(creds, module_emu, fresh_nam
         leg = await astart_dial_out(name, {"sipUri": TARGET, "userId": "task-leg-1"}, credentials=creds)
         in_room = await aget_room_presence(name, user_id="task-leg-1", credentials=creds)
         everywhere = await aget_presence(credentials=creds)
-        await poll(lambda: module_emu.introspect(f"legs/{leg.session_id}")["state"] == "answered")
+        refer_leg = await astart_dial_out(name, {"sipUri": TARGET}, credentials=creds)
+        stop_leg = await astart_dial_out(name, {"sipUri": TARGET}, credentials=creds)
+        for started in (leg, refer_leg, stop_leg):
+            await poll(lambda s=started: module_emu.introspect(f"legs/{s.session_id}")["state"] == "answered")
         dtmf = await asend_dtmf(name, leg.session_id, "12*#", credentials=creds)
         transfer = await asip_call_transfer(
-            name, leg.session_id, "sip:ops@pbx.example.com", credentials=creds
+            name,
+            leg.session_id,
+            "+14155550100",
+            credentials=creds,
+            caller_id=CALLER_NUMBER_ID,
+            extension="1234#",
+            wait_before_extension_dial_sec=2,
         )
-        refer = await asip_refer(name, leg.session_id, "+14155550100", credentials=creds)
-        stopped = await astop_dial_out(name, leg.session_id, credentials=creds)
-        return leg, in_room, everywhere, (dtmf, transfer, refer, stopped)
+        refer = await asip_refer(name, refer_leg.session_id, "sip:desk@pbx.example.com", credentials=creds)
+        stopped = await astop_dial_out(name, stop_leg.session_id, credentials=creds)
+        return leg, in_room, everywhere, (dtmf, transfer, refer, stopped), (refer_leg, stop_leg)
 
-    leg, in_room, everywhere, acks = await dial_flow()
+    leg, in_room, everywhere, acks, (refer_leg, stop_leg) = await dial_flow()
     assert [p.id for p in in_room.data] == [leg.session_id]
     assert [p.user_id for p in everywhere[name]] == ["task-leg-1"]
     assert all(ack.ok for ack in acks)
     seen = module_emu.introspect(f"legs/{leg.session_id}")
     assert seen["userId"] == "task-leg-1"
     assert [d["tones"] for d in seen["dtmf"]] == ["12*#"]
-    assert [t["kind"] for t in seen["transfers"]] == ["sipCallTransfer", "sipRefer"]
-    assert (seen["state"], seen["end_reason"]) == ("stopped", "api-stop")
+    # The task passes Daily's documented transfer fields; the transferred leg leaves the room.
+    [transfer] = seen["transfers"]
+    assert (transfer["callerId"], transfer["extension"], transfer["waitBeforeExtensionDialSec"]) == (
+        CALLER_NUMBER_ID,
+        "1234#",
+        2,
+    )
+    assert (seen["state"], seen["end_reason"]) == ("stopped", "call-transfer")
+    referred = module_emu.introspect(f"legs/{refer_leg.session_id}")
+    assert [t["kind"] for t in referred["transfers"]] == ["sipRefer"] and referred[
+        "end_reason"
+    ] == "sip-refer"
+    assert module_emu.introspect(f"legs/{stop_leg.session_id}")["end_reason"] == "api-stop"
 
 
 async def test_webhook_tasks(prefect_server, fast_emulator, sink):
