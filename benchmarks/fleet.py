@@ -42,6 +42,9 @@ import httpx
 
 from daily_sip.local_stack import STANDIN_DEV_KEY, LocalStack, _drain, free_port, new_webhook_secret
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.ha import Haproxy, Redis, missing
+
 POOL = "fleet"
 HOLD_SECONDS = 2.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -265,6 +268,109 @@ def start_prefect_server(
     raise RuntimeError(f"prefect server not healthy after {timeout:.0f} s")
 
 
+def prefect_ha_env(pg: Postgres, redis: Redis, home: Path) -> dict[str, str]:
+    """Prefect's settings for several API servers (docs.prefect.io/v3/advanced/self-hosted):
+    events, caches, ordering and concurrency leases in Redis (``prefect-redis``), background
+    services coordinated through Docket on Redis, migrations run once, not by each server."""
+    host, port = redis.url.removeprefix("redis://").split("/")[0].split(":")
+    return {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": "",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": pg.url,
+        "PREFECT_API_DATABASE_MIGRATE_ON_START": "false",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE": "20",
+        "PREFECT_SERVER_DATABASE_SQLALCHEMY_MAX_OVERFLOW": "30",
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_REDIS_MESSAGING_HOST": host,
+        "PREFECT_REDIS_MESSAGING_PORT": port,
+        "PREFECT_REDIS_MESSAGING_DB": "0",
+        "PREFECT_SERVER_DOCKET_URL": f"redis://{host}:{port}/1",
+    }
+
+
+def _copy(stream: object, path: Path) -> None:
+    """Keep reading a child's stdout (a full pipe blocks it) into a file beside its log."""
+    with path.open("w") as out:
+        for line in stream:  # type: ignore[attr-defined]
+            out.write(line)
+            out.flush()
+
+
+@dataclass
+class HA:
+    """The several-server setup: Redis, N API servers, their services once, haproxy in front."""
+
+    redis: Redis
+    lb: Haproxy
+    servers: list[subprocess.Popen]
+    services: subprocess.Popen
+    pacers: list[subprocess.Popen] = field(default_factory=list)
+
+
+def start_prefect_ha(stack: LocalStack, pg: Postgres, n: int, timeout: float = 240) -> tuple[str, HA]:
+    """PostgreSQL migrated once, Redis, ``n`` API servers (``prefect server start --no-services``),
+    one ``prefect server services start``, haproxy checking ``/api/health``; returns the
+    balancer's API URL. Every process is in ``stack.procs``, every file under its workdir."""
+    if why := missing():
+        raise SystemExit(f"--servers needs {why}")
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    redis = Redis.start(stack.workdir, stack.procs)
+    home = stack.workdir / "prefect-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **prefect_ha_env(pg, redis, home)}
+    subprocess.run(
+        [prefect, "server", "database", "upgrade", "-y"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    ports = [free_port() for _ in range(n)]
+    servers: list[subprocess.Popen] = []
+    deadline = time.monotonic() + timeout
+
+    def healthy(port: int, proc: subprocess.Popen) -> None:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server on {port} exited (see its log in {stack.workdir})")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server on {port} not healthy after {timeout:.0f} s")
+            time.sleep(0.5)
+
+    # The first server registers Prefect's block types; several at once race on it (a unique-key
+    # error ends the loser), so the others start once it is up.
+    for i, port in enumerate(ports):
+        cmd = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-services"]
+        proc = stack._spawn(f"prefect-server-{i}", cmd, prefect_ha_env(pg, redis, home))
+        threading.Thread(
+            target=_copy, args=(proc.stdout, stack.workdir / f"prefect-server-{i}.out"), daemon=True
+        ).start()
+        servers.append(proc)
+        if i == 0:
+            healthy(port, proc)
+    services = stack._spawn(
+        "prefect-services", [prefect, "server", "services", "start"], prefect_ha_env(pg, redis, home)
+    )
+    threading.Thread(
+        target=_copy, args=(services.stdout, stack.workdir / "prefect-services.out"), daemon=True
+    ).start()
+    for port, proc in zip(ports, servers, strict=True):
+        healthy(port, proc)
+    lb = Haproxy.start(
+        {"api": [f"http://127.0.0.1:{p}" for p in ports]}, {"api": "/api/health"}, stack.workdir, stack.procs
+    )
+    time.sleep(1.5)  # two passed checks (500 ms apart) bring a server in
+    return f"{lb.url('api')}/api", HA(redis, lb, servers, services)
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -439,12 +545,39 @@ class Fleet:
     standin_pid: int = 0
     receiver_pid: int = 0
     pacer_pid: int = 0
+    ha: HA | None = None
+    # CPU of processes killed by a fault, read just before the kill (their /proc is gone after).
+    dead_cpu: dict[str, float] = field(default_factory=dict)
+
+
+def server_pids(f: Fleet) -> list[int]:
+    """Every Prefect server process: the one server, or the API servers and their services."""
+    if f.ha is None:
+        return [f.server_pid]
+    return [p.pid for p in f.ha.servers] + [f.ha.services.pid]
+
+
+def pacer_pids(f: Fleet) -> list[int]:
+    return [p.pid for p in f.ha.pacers] if f.ha is not None else [f.pacer_pid] if f.pacer_pid else []
+
+
+def servers_cpu(f: Fleet) -> float:
+    return sum(tree_cpu(pid) for pid in server_pids(f)) + f.dead_cpu.get("server", 0.0)
 
 
 def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fleet:
     t0 = time.monotonic()
-    api_url, server_pid = start_prefect_server(stack, pg, count_requests=args.count_requests)
-    print(f"prefect server on PostgreSQL healthy after {time.monotonic() - t0:.1f} s (pid {server_pid})")
+    ha: HA | None = None
+    if args.servers:
+        api_url, ha = start_prefect_ha(stack, pg, args.servers)
+        server_pid = ha.servers[0].pid
+        print(
+            f"{args.servers} prefect API servers + services on PostgreSQL and Redis, behind haproxy, "
+            f"healthy after {time.monotonic() - t0:.1f} s"
+        )
+    else:
+        api_url, server_pid = start_prefect_server(stack, pg, count_requests=args.count_requests)
+        print(f"prefect server on PostgreSQL healthy after {time.monotonic() - t0:.1f} s (pid {server_pid})")
     os.environ.update(PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="WARNING")
     secret = new_webhook_secret()
     daily_url = stack.standin(rate_limit_scale=args.rate_scale)
@@ -453,8 +586,17 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
     os.environ["DAILY_RECEIVER_SPOOL_DIR"] = str(stack.workdir / "receiver-spool")
     webhook_url = stack.receiver(secret, api_url)
     receiver_pid = stack.procs[-1].pid
-    pacer_url = stack.pacer() if hasattr(stack, "pacer") else ""  # absent in code before the pacer
-    pacer_pid = stack.procs[-1].pid if pacer_url else 0
+    if ha is not None:  # pacers sharing one book in Redis; campaigns know them all
+        urls = []
+        for i in range(args.pacers):
+            cmd = [sys.executable, "-m", "daily_sip.pacer", "--port", "0", "--redis-url", ha.redis.url]
+            proc = stack._spawn(f"pacer-{i}", cmd)
+            urls.append(stack._first_line_url(f"pacer-{i}", proc))
+            ha.pacers.append(proc)
+        pacer_url, pacer_pid = ",".join(urls), ha.pacers[0].pid
+    else:
+        pacer_url = stack.pacer() if hasattr(stack, "pacer") else ""  # absent in code before the pacer
+        pacer_pid = stack.procs[-1].pid if pacer_url else 0
     print(f"stand-in, receiver, pacer up after {time.monotonic() - t0:.1f} s")
     os.environ["DAILY_PACER_URL"] = pacer_url  # setup's own Daily calls share the account's windows
     from daily_sip.worker import WORKER_TYPE  # imports Prefect: only once PREFECT_API_URL is set
@@ -516,6 +658,7 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
         standin_pid,
         receiver_pid,
         pacer_pid,
+        ha,
     )
 
 
@@ -523,9 +666,12 @@ def _side_cpu(f: Fleet) -> dict[str, float]:
     """CPU so far of the components fleet() did not measure at first (0 for one not started)."""
     return {
         "receiver": tree_cpu(f.receiver_pid) if f.receiver_pid else 0.0,
-        "pacer": tree_cpu(f.pacer_pid) if f.pacer_pid else 0.0,
+        "pacer": sum(tree_cpu(pid) for pid in pacer_pids(f)) + f.dead_cpu.get("pacer", 0.0),
         "standin": tree_cpu(f.standin_pid) if f.standin_pid else 0.0,
         "workers_tree": sum(tree_cpu(w.pid) for w in f.workers),
+        "redis": (tree_cpu(f.ha.redis.proc.pid) if f.ha and f.ha.redis.proc else 0.0)
+        + f.dead_cpu.get("redis", 0.0),
+        "haproxy": tree_cpu(f.ha.lb.proc.pid) if f.ha and f.ha.lb.proc else 0.0,
     }
 
 
@@ -542,14 +688,14 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     dials = args.campaigns * args.targets
     # What the server and the database burn with nothing to do (services, worker polls), so the
     # per-dial figures can be read with and without it.
-    idle0 = (tree_cpu(server_pid), tree_cpu(pg.pid), time.monotonic())
+    idle0 = (servers_cpu(f), tree_cpu(pg.pid), time.monotonic())
     await asyncio.sleep(args.idle_sample)
     idle = (
-        (tree_cpu(server_pid) - idle0[0]) / (time.monotonic() - idle0[2]),
+        (servers_cpu(f) - idle0[0]) / (time.monotonic() - idle0[2]),
         (tree_cpu(pg.pid) - idle0[1]) / (time.monotonic() - idle0[2]),
     )
     cpu0 = {
-        "server": tree_cpu(server_pid),
+        "server": servers_cpu(f),
         "postgres": tree_cpu(pg.pid),
         "workers": sum(_stat(w.pid)[1] for w in workers),
         **_side_cpu(f),
@@ -560,13 +706,18 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     run_ids = await submit(name, specs)
     submitted = time.monotonic() - started
     by_campaign = dict(zip(run_ids, specs, strict=True))
+    faulting = asyncio.ensure_future(inject_faults(args, f, dials))
     runs, resubmitted = await wait_for(run_ids, name, by_campaign, args.timeout)
+    faults = await faulting if faulting.done() else []
+    faulting.cancel()
     makespan = time.monotonic() - started
     print(f"all {len(runs)} runs final after {makespan:.1f} s")
     ends = [r.end_time for r in runs.values() if r.end_time]
     await asyncio.sleep(3)  # the workers reap their last runs: then their CPU is in cutime/cstime
-    cpu1 = {"server": tree_cpu(server_pid), "postgres": tree_cpu(pg.pid), **_side_cpu(f)}
-    side = {k: cpu1[k] - cpu0[k] for k in ("receiver", "pacer", "standin", "workers_tree")}
+    cpu1 = {"server": servers_cpu(f), "postgres": tree_cpu(pg.pid), **_side_cpu(f)}
+    side = {
+        k: cpu1[k] - cpu0[k] for k in ("receiver", "pacer", "standin", "workers_tree", "redis", "haproxy")
+    }
     rss = {
         "workers": sum(tree_peak_rss_mb(w.pid) for w in workers),
         "prefect_server": tree_peak_rss_mb(server_pid),
@@ -596,7 +747,11 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         requests = (await http.get(f"{daily_root}/_emulator/requests")).json()
         rooms = (await http.get(f"{daily_root}/_emulator/rooms")).json()
         legs = (await http.get(f"{daily_root}/_emulator/legs")).json()
-        pacer = (await http.get(f"{pacer_url}/healthz")).json() if pacer_url else {}
+        pacer = {}
+        for url in pacer_url.split(",") if pacer_url else []:  # the first still up
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                pacer = (await http.get(f"{url}/healthz")).json()
+                break
         events = (await http.get(f"{daily_root}/_emulator/events")).json()
         deliveries = (await http.get(f"{daily_root}/_emulator/deliveries")).json()
     webhooks = webhook_delays(events, deliveries)
@@ -663,9 +818,19 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
             "workers_with_runs": round(1000 * side["workers_tree"] / dials, 1),
             "receiver": round(1000 * side["receiver"] / dials, 1),
             "pacer": round(1000 * side["pacer"] / dials, 1),
+            "redis": round(1000 * side["redis"] / dials, 1),
+            "haproxy": round(1000 * side["haproxy"] / dials, 1),
             "project_total": round(
                 1000
-                * (side["workers_tree"] + side["receiver"] + side["pacer"] + server_cpu + pg_cpu)
+                * (
+                    side["workers_tree"]
+                    + side["receiver"]
+                    + side["pacer"]
+                    + side["redis"]
+                    + side["haproxy"]
+                    + server_cpu
+                    + pg_cpu
+                )
                 / dials,
                 1,
             ),
@@ -688,7 +853,66 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         "prefect_database": footprint,
         "rooms_left": len(rooms),
         "legs_left_up": sum(1 for leg in legs if leg.get("active")),
+        "servers": args.servers,
+        "pacers": args.pacers if args.servers else 1,
+        "faults": [{**fault, **_gap_after(legs, fault["at"], args.rate_scale)} for fault in faults],
     }
+
+
+def _gap_after(legs: list[dict], at: float, rate_scale: float) -> dict:
+    """Time the dialling lost to a fault: how much longer the dial starts after it took than
+    Daily's bound for that many (5 per 5 s: one a second), and the longest pause between two."""
+    starts = sorted(
+        datetime.fromisoformat(leg["created_at"]).timestamp() for leg in legs if leg.get("created_at")
+    )
+    after = [t for t in starts if t >= at]
+    before = [t for t in starts if t < at]
+    gaps = [b - a for a, b in zip(([before[-1]] if before else []) + after, after, strict=False)]
+    bound = bound_seconds(len(after), rate_scale) if after else 0.0
+    return {
+        "longest_dial_pause_after_s": round(max(gaps), 1) if gaps else None,
+        "dials_after": len(after),
+        "dialling_after_s": round(after[-1] - at, 1) if after else None,
+        "bound_after_s": round(bound, 1),
+    }
+
+
+async def inject_faults(args: argparse.Namespace, f: Fleet, dials: int) -> list[dict]:
+    """Once ``--fault-at`` of the dials have started: kill -9 one API server, one pacer, restart
+    Redis (as asked); returns what was done and when (wall clock)."""
+    if not (args.kill_server or args.kill_pacer or args.restart_redis):
+        return []
+    async with httpx.AsyncClient(timeout=10) as http:
+        while True:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                requests = (await http.get(f"{f.daily_root}/_emulator/requests")).json()
+                by_status = requests.get("by_route", {}).get("POST /rooms/{name}/dialOut/start", {})
+                if int(by_status.get("200", 0)) >= dials * args.fault_at:
+                    break
+            await asyncio.sleep(0.5)
+    done: list[dict] = []
+
+    def kill(kind: str, proc: subprocess.Popen) -> None:
+        f.dead_cpu[kind] = f.dead_cpu.get(kind, 0.0) + tree_cpu(proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    if args.kill_server and f.ha is not None:
+        done.append({"fault": "kill -9 of API server 0", "at": time.time()})
+        kill("server", f.ha.servers[0])
+    if args.kill_pacer and f.ha is not None:
+        done.append({"fault": "kill -9 of pacer 0", "at": time.time()})
+        kill("pacer", f.ha.pacers[0])
+    if args.restart_redis and f.ha is not None:
+        at = time.time()
+        if f.ha.redis.proc is not None:
+            f.dead_cpu["redis"] = f.dead_cpu.get("redis", 0.0) + tree_cpu(f.ha.redis.proc.pid)
+        down = await asyncio.to_thread(f.ha.redis.restart, True)
+        done.append({"fault": "kill -9 + restart of Redis", "at": at, "down_s": round(down, 2)})
+    for fault in done:
+        print(f"  fault: {fault['fault']}")
+    return done
 
 
 def show(result: dict) -> None:
@@ -729,8 +953,9 @@ def show(result: dict) -> None:
         ("CPU per dial: workers themselves", f"{cpu['workers_own']} ms"),
         ("CPU per dial: workers with their runs (process trees)", f"{cpu['workers_with_runs']} ms"),
         ("CPU per dial: receiver / pacer", f"{cpu['receiver']} ms / {cpu['pacer']} ms"),
+        ("CPU per dial: Redis / haproxy", f"{cpu.get('redis', 0)} ms / {cpu.get('haproxy', 0)} ms"),
         (
-            "CPU per dial: project total (workers' trees, receiver, pacer, server, PostgreSQL)",
+            "CPU per dial: project total (workers' trees, receiver, pacer, Redis, haproxy, servers, PG)",
             f"{cpu['project_total']} ms",
         ),
         ("CPU per dial: stand-in (not counted)", f"{cpu['standin_not_counted']} ms"),
@@ -754,6 +979,19 @@ def show(result: dict) -> None:
         ),
         ("rooms / legs left on the stand-in", f"{result['rooms_left']} / {result['legs_left_up']}"),
     ]
+    if result.get("servers"):
+        rows.insert(
+            0, ("setup", f"{result['servers']} API servers behind haproxy, Redis, {result['pacers']} pacers")
+        )
+    for fault in result.get("faults", []):
+        rows.append(
+            (
+                f"fault: {fault['fault']}",
+                f"{fault['dials_after']} dials after it took {fault['dialling_after_s']} s "
+                f"(Daily's bound: {fault['bound_after_s']} s); longest pause between two "
+                f"{fault['longest_dial_pause_after_s']} s",
+            )
+        )
     for row in rows:
         table.add_row(*row)
     Console().print(table)
@@ -987,6 +1225,22 @@ def main() -> int:
         metavar="N",
         help="keep N busy-loop processes running from before the fleet until after the peer",
     )
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=0,
+        help="N > 0: Prefect's several-server setup (docs/ha.md): Redis, N API servers, services "
+        "once, haproxy in front, pacers sharing one book in Redis",
+    )
+    parser.add_argument("--pacers", type=int, default=2, help="pacer processes with --servers")
+    parser.add_argument("--kill-server", action="store_true", help="kill -9 one API server at --fault-at")
+    parser.add_argument("--kill-pacer", action="store_true", help="kill -9 one pacer at --fault-at")
+    parser.add_argument(
+        "--restart-redis", action="store_true", help="kill -9 and restart Redis at --fault-at"
+    )
+    parser.add_argument(
+        "--fault-at", type=float, default=0.5, help="faults once this share of the dials has started"
+    )
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
     parser.add_argument(
         "--count-requests",
@@ -995,6 +1249,8 @@ def main() -> int:
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the workdir with every log")
     args = parser.parse_args()
+    if (args.kill_server or args.kill_pacer or args.restart_redis) and not args.servers:
+        parser.error("--kill-server, --kill-pacer and --restart-redis need --servers N")
     if args.limit_per_worker is None:
         args.limit_per_worker = 10 if args.worker_type == "process" else 0
     # Stopped with SIGTERM or SIGINT (even when started in the background, where SIGINT is

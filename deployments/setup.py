@@ -239,7 +239,7 @@ async def _check_pacer() -> str:
     """One line on how Daily's rate limits will be kept; raises `PacerUnreachable` for a dead URL."""
     import httpx
 
-    from daily_sip.tasks.ratelimit import PACER_URL_ENV, pacer_headers, pacer_url
+    from daily_sip.tasks.ratelimit import PACER_URL_ENV, pacer_headers, pacer_url, pacer_urls
 
     url = pacer_url()
     if not url:
@@ -247,12 +247,14 @@ async def _check_pacer() -> str:
             f"pacer: {PACER_URL_ENV} not set here; Daily's rate limits are kept per process "
             "(right for one worker; several workers need `python -m daily_sip.pacer`)"
         )
-    try:
-        async with httpx.AsyncClient(timeout=5, trust_env=False, headers=pacer_headers()) as http:
-            answer = await http.get(f"{url}/healthz")
-        ok = answer.status_code == 200 and answer.json().get("ok") is True
-    except (httpx.HTTPError, ValueError):
-        ok = False
+    ok = False
+    async with httpx.AsyncClient(timeout=5, trust_env=False, headers=pacer_headers()) as http:
+        for one in pacer_urls():  # several pacers sharing one book: one answering is enough
+            try:
+                answer = await http.get(f"{one}/healthz")
+                ok = ok or (answer.status_code == 200 and answer.json().get("ok") is True)
+            except (httpx.HTTPError, ValueError):
+                pass
     if not ok:
         raise PacerUnreachable(
             f"{PACER_URL_ENV}={url}: no pacer answers at /healthz; start "

@@ -60,11 +60,12 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DailyError
@@ -149,6 +150,7 @@ class Permit:
     limiter: WindowLimiter | None = None
     pid: str | None = None
     pacer: str | None = None
+    others: list[str] = field(default_factory=list)  # pacers sharing its book, if it dies
 
     async def done(self) -> None:
         if self.pid is None:
@@ -157,10 +159,21 @@ class Permit:
         if self.limiter is not None:
             self.limiter.close(pid)
         elif self.pacer is not None:
-            try:  # lost: the pacer's lease closes the permit a little later
-                await _http().post(f"{self.pacer}/v1/permits/{pid}/done", timeout=DONE_TIMEOUT)
-            except Exception as exc:
-                logger.debug("pacer did not take the report of permit %s: %s", pid, exc)
+            # A pacer restarting (it keeps its book, see `daily_sip.pacer.statefile`) is back
+            # within a second or two; a report lost for good leaves the permit to its lease.
+            deadline = time.monotonic() + DONE_TIMEOUT
+            pacers = [self.pacer, *self.others]
+            for attempt in itertools.count():
+                try:
+                    url = pacers[attempt % len(pacers)]
+                    response = await _http().post(f"{url}/v1/permits/{pid}/done", timeout=DONE_TIMEOUT)
+                    response.raise_for_status()
+                    return
+                except Exception as exc:
+                    if time.monotonic() >= deadline:
+                        logger.debug("pacer did not take the report of permit %s: %s", pid, exc)
+                        return
+                    await asyncio.sleep(0.2)
 
 
 # Limiters and HTTP clients belong to one event loop (asyncio.Lock, pooled connections).
@@ -195,8 +208,18 @@ def pacer_headers() -> dict[str, str]:
 
 
 def pacer_url() -> str | None:
-    """The shared pacer's base URL (``DAILY_PACER_URL``), or None for in-process pacing."""
-    return (os.environ.get(PACER_URL_ENV) or "").strip().rstrip("/") or None
+    """The shared pacer's base URL (``DAILY_PACER_URL``), or None for in-process pacing.
+
+    Several URLs, comma-separated, name pacers that share one book (``--redis-url``): an ask
+    that cannot reach one goes to the next.
+    """
+    return ",".join(pacer_urls()) or None
+
+
+def pacer_urls() -> list[str]:
+    """Every pacer named by ``DAILY_PACER_URL`` (comma-separated), in order."""
+    raw = os.environ.get(PACER_URL_ENV) or ""
+    return [url.strip().rstrip("/") for url in raw.split(",") if url.strip()]
 
 
 def run_warning(message: str, *args: object) -> None:
@@ -224,16 +247,19 @@ def _http() -> Any:
     return client
 
 
-async def _answer(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The pacer's answer to one ask; while it cannot be reached the ask is retried (0.5 s,
-    doubling to 10 s, a warning each time) and fails after ``PACER_GIVE_UP_SECONDS``."""
+async def _answer(urls: list[str], body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A pacer's answer to one ask and which pacer gave it; while none can be reached the ask is
+    retried (at once on the next pacer, then 0.5 s doubling to 10 s, a warning each time) and
+    fails after ``PACER_GIVE_UP_SECONDS``."""
     # Here, not at the top: `retries` imports this module (`paced_call` paces its calls).
     from .retries import doubling, retry
 
     started = time.monotonic()
     backoff = doubling(0.5, 10.0)
+    turn = [0]
 
     async def ask() -> dict[str, Any]:
+        url = urls[turn[0] % len(urls)]
         response = await _http().post(f"{url}/v1/permits", json=body)
         response.raise_for_status()
         answer = response.json()
@@ -242,29 +268,33 @@ async def _answer(url: str, body: dict[str, Any]) -> dict[str, Any]:
         return answer
 
     def pause(n: int, error: Exception) -> float | None:
-        return None if time.monotonic() - started >= PACER_GIVE_UP_SECONDS else backoff(n, error)
+        if time.monotonic() - started >= PACER_GIVE_UP_SECONDS:
+            return None
+        turn[0] += 1
+        return 0.0 if turn[0] % len(urls) else backoff(n, error)  # the next pacer at once
 
     def unreachable(error: Exception, _n: int, pause: float) -> None:
         run_warning(
             "shared pacer %s unreachable (%s: %s); waiting %.1f s for it: no Daily call is "
             "sent without a permit",
-            url,
+            urls[(turn[0] - 1) % len(urls)],
             type(error).__name__,
             error,
             pause,
         )
 
     try:  # refused, timed out, 5xx, garbage: all mean "no permit yet"
-        return await retry(ask, when=lambda _error: True, delay=pause, on_retry=unreachable)
+        answer = await retry(ask, when=lambda _error: True, delay=pause, on_retry=unreachable)
+        return answer, urls[turn[0] % len(urls)]
     except Exception as exc:
         waited = time.monotonic() - started
         raise PacerUnavailableError(
-            f"shared pacer {url} unreachable for {waited:.0f} s ({type(exc).__name__}: "
+            f"shared pacer {','.join(urls)} unreachable for {waited:.0f} s ({type(exc).__name__}: "
             f"{exc}); the Daily call was not sent"
         ) from None
 
 
-async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: bool) -> Permit:
+async def _shared_permit(urls: list[str], rate: RateClass, scale: float, after_429: bool) -> Permit:
     """Ask the pacer until it grants a permit; wait out an absent pacer (never bypass it)."""
     body: dict[str, Any] = {
         "rate": rate.key,
@@ -275,9 +305,9 @@ async def _shared_permit(url: str, rate: RateClass, scale: float, after_429: boo
     # Not a retry: an ask the pacer held for its whole time is answered "ask again", and asked
     # again at once, keeping its place in the line (`_answer` retries an unreachable pacer).
     while True:
-        answer = await _answer(url, body)
+        answer, url = await _answer(urls, body)
         if answer.get("id"):
-            return Permit(pid=str(answer["id"]), pacer=url)
+            return Permit(pid=str(answer["id"]), pacer=url, others=[u for u in urls if u != url])
         body.update(since=answer.get("since"), after_429=False)  # held long enough: keep our place
 
 
@@ -300,9 +330,9 @@ async def pace(rate: RateClass, *, after_429: bool = False) -> Permit:
     scale = rate_scale()
     if scale == 0:
         return Permit()
-    url = pacer_url()
-    if url:
-        return await _shared_permit(url, rate, scale, after_429)
+    urls = pacer_urls()
+    if urls:
+        return await _shared_permit(urls, rate, scale, after_429)
     if not _warned_local:
         _warned_local = True
         run_warning(

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 # Longer than `DailyClient`'s own timeouts (15 s read, 5 s connect) plus a report's way back.
 LEASE_SECONDS = 30.0
@@ -90,3 +91,37 @@ class PermitBook:
         """Permits still open at ``now`` (granted, neither reported nor past their lease)."""
         self._ends(now)
         return len(self._open)
+
+    def state(self, now: float) -> dict[str, Any]:
+        """What still counts, as plain data with times as ages (seconds before ``now``).
+
+        Ages, not instants: the pacer's monotonic clock starts anew with its process, so a book
+        written by one process is read by the next as ``from_state(state, now + elapsed)``.
+        """
+        self._ends(now)
+        return {
+            "windows": [list(window) for window in self.windows],
+            "open": {pid: now - granted for pid, granted in self._open.items()},
+            "closed": [now - end for end in self._closed],
+            "blocked": max(0.0, self._blocked_until - now),
+            "granted": self.granted,
+            "penalties": self.penalties,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], now: float, lease: float = LEASE_SECONDS) -> PermitBook:
+        """The book `state` described, ``now`` being the same instant on this process's clock.
+
+        Example:
+            >>> old = PermitBook(((1, 5.0),))
+            >>> old.done(old.grant(now=100.0), now=101.0)
+            >>> PermitBook.from_state(old.state(now=102.0), now=3.0).wait(now=3.0)  # 1 s + 3 s ago
+            4.0
+        """
+        book = cls(tuple((int(c), float(s)) for c, s in state["windows"]), lease)
+        book._open = {str(pid): now - float(age) for pid, age in state["open"].items()}
+        book._closed = [now - float(age) for age in state["closed"]]
+        book._blocked_until = now + float(state["blocked"])
+        book.granted = int(state["granted"])
+        book.penalties = int(state["penalties"])
+        return book

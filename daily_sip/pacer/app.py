@@ -15,16 +15,21 @@ A held ask costs an idle connection and a future: a thousand waiting calls are a
 sleeping sockets, not a thousand pollers. A caller that hangs up while it waits leaves the line.
 
 With ``token`` set, every ``/v1`` request needs ``Authorization: Bearer <token>``.
+
+With a `StateFile`, every grant, answer and 429 is written to it and a new process starts from
+it: a restart grants no more than Daily's window still allows (see `daily_sip.pacer.statefile`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import hmac
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -33,6 +38,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from daily_sip.tasks.window import PermitBook
+
+from .shared import RedisBook, RedisBooks
+from .statefile import StateFile, StateFileError
 
 logger = logging.getLogger("daily_sip.pacer")
 
@@ -55,9 +63,10 @@ def _windows(raw: Any) -> tuple[tuple[int, float], ...]:
 class Line:
     """One book and the callers waiting on it, oldest ``since`` first."""
 
-    def __init__(self, book: PermitBook, index: int) -> None:
+    def __init__(self, book: PermitBook, index: int, changed: Any = None) -> None:
         self.book = book
         self.index = index  # a permit id is "<index>-<id in the book>"
+        self.changed = changed  # called after every grant (the state file's writer)
         self._waiters: list[tuple[float, int, asyncio.Future[str]]] = []
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
@@ -83,6 +92,8 @@ class Line:
                 self._timer = asyncio.get_running_loop().call_later(wait, self.pump)
                 return
             heapq.heappop(self._waiters)[2].set_result(self.book.grant(now))
+            if self.changed is not None:
+                self.changed()
 
     @property
     def waiting(self) -> int:
@@ -95,21 +106,70 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> Starlette:
-    """The pacer's Starlette app; books live as long as the app (one process = one truth)."""
-    lines: dict[tuple[str, str], Line] = {}
-    by_index: list[Line] = []
-
-    def _authorized(request: Request) -> bool:
+def _authorizer(token: str | None) -> Callable[[Request], bool]:
+    def authorized(request: Request) -> bool:
         if not token:
             return True
         given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         return hmac.compare_digest(given.encode(), token.encode())
 
+    return authorized
+
+
+async def _hold(request: Request, granted: asyncio.Future[str], hold: float) -> tuple[str | None, bool]:
+    """Wait up to ``hold`` s for the grant; ``(id or None, whether the caller hung up)``."""
+    hangup = asyncio.ensure_future(_disconnected(request))
+    try:
+        either: set[asyncio.Future[Any]] = {granted, hangup}
+        await asyncio.wait(either, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hung_up = hangup.done() and not hangup.cancelled()
+        hangup.cancel()
+    if not granted.done():
+        granted.cancel()  # leaves the line; the pump skips it
+        return None, hung_up
+    return granted.result(), hung_up
+
+
+def _ask(
+    body: Any, hold_seconds: float, clock: Callable[[], float] = time.monotonic
+) -> tuple[str, tuple[tuple[int, float], ...], str, float, float]:
+    """``(rate, windows, account, since, hold)`` of a permit request; ValueError and co. if bad."""
+    return (
+        str(body["rate"]),
+        _windows(body["windows"]),
+        str(body.get("account") or "default"),
+        float(body.get("since") or clock()),
+        min(hold_seconds, float(body.get("hold") or hold_seconds)),
+    )
+
+
+def create_app(
+    token: str | None = None, hold_seconds: float = HOLD_SECONDS, state: StateFile | None = None
+) -> Starlette:
+    """The pacer's Starlette app; books live as long as the app (one process = one truth), and
+    with ``state`` also in its file, read back by the next process (see `statefile`)."""
+    lines: dict[tuple[str, str], Line] = {}
+    by_index: list[Line] = []
+
+    def _save() -> None:
+        if state is not None:
+            now = time.monotonic()
+            state.save([(a, r, line.index, line.book) for (a, r), line in lines.items()], now)
+
+    if state is not None:
+        for account, rate, index, book in sorted(state.load(time.monotonic()), key=lambda x: x[2]):
+            if index != len(by_index):  # ids name lines by position: keep every position
+                raise StateFileError(f"state file {state.path} is not a pacer's book (line ids)")
+            lines[(account, rate)] = Line(book, index, _save)
+            by_index.append(lines[(account, rate)])
+
+    _authorized = _authorizer(token)
+
     def _line(account: str, rate: str, windows: tuple[tuple[int, float], ...]) -> Line:
         line = lines.get((account, rate))
         if line is None:
-            line = lines[(account, rate)] = Line(PermitBook(windows), len(by_index))
+            line = lines[(account, rate)] = Line(PermitBook(windows), len(by_index), _save)
             by_index.append(line)
         elif line.book.windows != windows:
             logger.warning(
@@ -126,7 +186,8 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
         index, _, own = pid.partition("-")
         if index.isdigit() and int(index) < len(by_index):
             line = by_index[int(index)]
-            line.book.done(own, time.monotonic())  # unknown ids (lease ran out, restart): no-op
+            line.book.done(own, time.monotonic())  # unknown ids (lease ran out): no-op
+            _save()
             line.pump()
 
     async def permits(request: Request) -> JSONResponse:
@@ -134,11 +195,7 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
             return JSONResponse({"error": "authentication-error"}, status_code=401)
         try:
             body = await request.json()
-            rate = str(body["rate"])
-            windows = _windows(body["windows"])
-            account = str(body.get("account") or "default")
-            since = float(body.get("since") or time.monotonic())
-            hold = min(hold_seconds, float(body.get("hold") or hold_seconds))
+            rate, windows, account, since, hold = _ask(body, hold_seconds)
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid-request-error", "info": str(exc)}, status_code=400)
         line = _line(account, rate, windows)
@@ -147,18 +204,12 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
                 "%s/%s: a client got 429 from Daily; granting nothing for one window", account, rate
             )
             line.book.penalize(time.monotonic())
+            _save()
         granted = line.join(since)
-        hangup = asyncio.ensure_future(_disconnected(request))
-        try:
-            either: set[asyncio.Future[Any]] = {granted, hangup}
-            await asyncio.wait(either, timeout=hold, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            hung_up = hangup.done() and not hangup.cancelled()
-            hangup.cancel()
-        if not granted.done():
-            granted.cancel()  # leaves the line; `pump` skips it
+        got, hung_up = await _hold(request, granted, hold)
+        if got is None:
             return JSONResponse({"wait": True, "since": since})
-        pid = f"{line.index}-{granted.result()}"
+        pid = f"{line.index}-{got}"
         if hung_up:  # nobody will send on it
             _close(pid)
         return JSONResponse({"id": pid, "delay": 0})
@@ -185,6 +236,142 @@ def create_app(token: str | None = None, hold_seconds: float = HOLD_SECONDS) -> 
                 },
             }
         )
+
+    return Starlette(
+        routes=[
+            Route("/v1/permits", permits, methods=["POST"]),
+            Route("/v1/permits/{pid}/done", done, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+class SharedLine:
+    """The callers of this process waiting on one `RedisBook`, oldest ``since`` first.
+
+    Other pacers serve the same book: a grant is whatever Redis's script says fits, and a permit
+    closed by any pacer wakes this one (pub/sub); without that message (Redis restarting) the line
+    still wakes when the script said one may fit.
+    """
+
+    def __init__(self, book: RedisBook) -> None:
+        self.book = book
+        self._waiters: list[tuple[float, int, asyncio.Future[str]]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def join(self, since: float) -> asyncio.Future[str]:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (since, next(self._seq), future))
+        self.wake()
+        return future
+
+    def wake(self) -> None:
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._pump())
+
+    def _first(self) -> asyncio.Future[str] | None:
+        while self._waiters and self._waiters[0][2].done():  # its caller left
+            heapq.heappop(self._waiters)
+        return self._waiters[0][2] if self._waiters else None
+
+    async def _pump(self) -> None:
+        while self._first() is not None:
+            self._wake.clear()
+            try:
+                pid, wait = await self.book.try_grant()
+            except Exception as exc:  # Redis unreachable: nothing is granted without the book
+                logger.warning("pacer: Redis unreachable (%s: %s); granting nothing", type(exc).__name__, exc)
+                pid, wait = None, 0.5
+            if pid is not None:
+                first = self._first()
+                if first is None:  # the caller left while Redis answered
+                    await self.book.store.done(pid)
+                    return
+                heapq.heappop(self._waiters)
+                first.set_result(pid)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for *_, future in self._waiters if not future.done())
+
+
+def create_shared_app(
+    books: RedisBooks, token: str | None = None, hold_seconds: float = HOLD_SECONDS
+) -> Starlette:
+    """The pacer's app with its book in Redis: any number of these serve the same windows.
+
+    Permit ids name their book, so a permit is reported to any of them. ``since`` is wall-clock
+    time here, so a caller that asks again at another pacer keeps roughly its place.
+    """
+    lines: dict[tuple[str, str], SharedLine] = {}
+    _authorized = _authorizer(token)
+    listener: list[asyncio.Task[None]] = []
+
+    def _woken(book: str) -> None:
+        for line in lines.values():
+            if line.book.id == book:
+                line.wake()
+
+    def _line(account: str, rate: str, windows: tuple[tuple[int, float], ...]) -> SharedLine:
+        if not listener:
+            listener.append(asyncio.ensure_future(books.listen(_woken)))
+        line = lines.get((account, rate))
+        if line is None:
+            line = lines[(account, rate)] = SharedLine(books.book(account, rate, windows))
+        line.book.windows = windows
+        return line
+
+    async def permits(request: Request) -> JSONResponse:
+        if not _authorized(request):
+            return JSONResponse({"error": "authentication-error"}, status_code=401)
+        try:
+            body = await request.json()
+            rate, windows, account, since, hold = _ask(body, hold_seconds, time.time)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": "invalid-request-error", "info": str(exc)}, status_code=400)
+        line = _line(account, rate, windows)
+        if body.get("after_429"):
+            logger.warning(
+                "%s/%s: a client got 429 from Daily; granting nothing for one window", account, rate
+            )
+            try:
+                await line.book.penalize()
+            except Exception as exc:
+                return JSONResponse({"error": "unavailable", "info": type(exc).__name__}, status_code=503)
+        granted = line.join(since)
+        pid, hung_up = await _hold(request, granted, hold)
+        if pid is None:
+            return JSONResponse({"wait": True, "since": since})
+        if hung_up:  # nobody will send on it
+            with contextlib.suppress(Exception):
+                await books.done(pid)
+        return JSONResponse({"id": pid, "delay": 0})
+
+    async def done(request: Request) -> JSONResponse:
+        if not _authorized(request):
+            return JSONResponse({"error": "authentication-error"}, status_code=401)
+        try:
+            await books.done(request.path_params["pid"])
+        except Exception as exc:  # the client retries, then leaves it to the lease
+            return JSONResponse({"error": "unavailable", "info": type(exc).__name__}, status_code=503)
+        return JSONResponse({"ok": True})
+
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            await books.ping()
+            stats = {
+                f"{a}/{r}": {**await line.book.stats(), "waiting": line.waiting}
+                for (a, r), line in lines.items()
+            }
+        except Exception as exc:  # a balancer takes this pacer out while it has no book
+            return JSONResponse({"ok": False, "error": f"redis: {type(exc).__name__}"}, status_code=503)
+        return JSONResponse({"ok": True, "books": stats})
 
     return Starlette(
         routes=[

@@ -236,3 +236,108 @@ async def test_a_429_all_the_same_is_waited_out_not_a_failure(
     assert by_route["200"] == 6 and by_route["429"] >= 1
     health = await asyncio.to_thread(lambda: httpx.get(f"{pacer}/healthz").json())
     assert health["books"]["default/dialout-start"]["after_429"] >= 1
+
+
+def test_a_pacer_killed_and_restarted_at_once_keeps_dailys_window(start_emulator, tmp_path):
+    """kill -9 right after a full window was granted, restarted at once on the same address.
+
+    A pacer that started from an empty book granted a second full window on top of the calls Daily
+    had just counted (5 x 429 measured); one that reads its state file waits them out.
+    """
+    emu = start_emulator(rate_limit_scale=1, session_limit=30, connect_delay=0.05, answer_delay=0.05)
+    room = _room(emu)
+    args = ("--port", str(free_port()), "--state-file", str(tmp_path / "pacer.json"))
+    proc, url = _start_pacer(*args)
+    env = {**os.environ, "DAILY_PACER_URL": url, "DAILY_RATE_LIMIT_SCALE": "1"}
+    campaigns = [
+        subprocess.Popen(
+            [sys.executable, "-c", CAMPAIGN_PROCESS, emu.base_url, emu.api_key, room, f"c{n}"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(5)
+    ]
+    try:
+        with httpx.Client(base_url=url, timeout=5) as http:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # two full windows granted: the second just now
+                books = http.get("/healthz").json()["books"]
+                if books.get("default/dialout-start", {}).get("granted", 0) >= 10:
+                    break
+                time.sleep(0.02)
+        proc.kill()  # SIGKILL: nothing is flushed on the way out
+        proc.wait()
+        proc, again = _start_pacer(*args)
+        assert again == url
+        for campaign in campaigns:
+            _, err = campaign.communicate(timeout=120)
+            assert campaign.returncode == 0, err[-2000:]
+        requests = emu.introspect("requests")
+        assert requests["by_route"]["POST /rooms/{name}/dialOut/start"] == {"200": 20}, requests
+        assert requests["rate_limited"] == 0
+        book = httpx.get(f"{url}/healthz").json()["books"]["default/dialout-start"]
+        assert (book["granted"], book["open"]) == (20, 0)  # the first process's grants included
+    finally:
+        for campaign in campaigns:
+            if campaign.poll() is None:
+                campaign.kill()
+        stop_process(proc)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    from benchmarks.ha import Redis, missing
+
+    if why := missing():
+        pytest.skip(why)
+    redis = Redis.start()
+    yield redis.url
+    redis.stop()
+
+
+def test_two_pacers_share_one_book_and_either_may_die(start_emulator, redis_url):
+    """Two pacers on one Redis book; campaigns know both; one is killed after two windows."""
+    emu = start_emulator(rate_limit_scale=1, session_limit=30, connect_delay=0.05, answer_delay=0.05)
+    room = _room(emu)
+    (first, a), (second, b) = (_start_pacer("--redis-url", redis_url) for _ in range(2))
+    campaigns = [
+        subprocess.Popen(
+            [sys.executable, "-c", CAMPAIGN_PROCESS, emu.base_url, emu.api_key, room, f"c{n}"],
+            env={
+                **os.environ,
+                "DAILY_PACER_URL": f"{a},{b}" if n % 2 else f"{b},{a}",
+                "DAILY_RATE_LIMIT_SCALE": "1",
+            },
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(5)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # one book: both pacers count the same grants
+            books = httpx.get(f"{b}/healthz", timeout=5).json()["books"]
+            if books.get("default/dialout-start", {}).get("granted", 0) >= 10:
+                break
+            time.sleep(0.02)
+        first.kill()
+        first.wait()
+        for campaign in campaigns:
+            _, err = campaign.communicate(timeout=120)
+            assert campaign.returncode == 0, err[-2000:]
+        requests = emu.introspect("requests")
+        assert requests["by_route"]["POST /rooms/{name}/dialOut/start"] == {"200": 20}, requests
+        assert requests["rate_limited"] == 0
+        book = httpx.get(f"{b}/healthz").json()["books"]["default/dialout-start"]
+        assert (book["granted"], book["open"]) == (20, 0)
+        started = sorted(
+            datetime.fromisoformat(leg["created_at"]) for leg in emu.introspect("legs", room=room)
+        )
+        assert all((started[i + 5] - started[i]).total_seconds() >= 4.9 for i in range(len(started) - 5))
+    finally:
+        for campaign in campaigns:
+            if campaign.poll() is None:
+                campaign.kill()
+        stop_process(first)
+        stop_process(second)

@@ -165,7 +165,7 @@ async def test_an_unreachable_pacer_is_asked_again_then_given_up_on(pauses, monk
     monkeypatch.setattr(ratelimit, "_http", Refusing)
     monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     with pytest.raises(ratelimit.PacerUnavailableError, match="unreachable for 300 s"):
-        await ratelimit._shared_permit("http://pacer", ratelimit.DIALOUT_START, 1.0, False)
+        await ratelimit._shared_permit(["http://pacer"], ratelimit.DIALOUT_START, 1.0, False)
     assert pauses == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]
 
 
