@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from daily_sip import strict_json
 from daily_sip.tasks.window import PermitBook
 
 from .shared import RedisBook, RedisBooks
@@ -194,7 +195,7 @@ def create_app(
         if not _authorized(request):
             return JSONResponse({"error": "authentication-error"}, status_code=401)
         try:
-            body = await request.json()
+            body = strict_json.loads(await request.body())  # no NaN, depth or size bombs
             rate, windows, account, since, hold = _ask(body, hold_seconds)
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid-request-error", "info": str(exc)}, status_code=400)
@@ -331,7 +332,7 @@ def create_shared_app(
         if not _authorized(request):
             return JSONResponse({"error": "authentication-error"}, status_code=401)
         try:
-            body = await request.json()
+            body = strict_json.loads(await request.body())  # no NaN, depth or size bombs
             rate, windows, account, since, hold = _ask(body, hold_seconds, time.time)
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid-request-error", "info": str(exc)}, status_code=400)

@@ -197,6 +197,25 @@ def test_an_ask_is_held_no_longer_than_it_says_it_can_wait(pacer):
         assert held["wait"] is True and time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"rate": "t", "windows": [[1, NaN]]}',
+        b'{"rate": "t", "windows": [[1, 1.0]], "hold": Infinity}',
+        b"[" * 5000 + b"]" * 5000,
+        b'{"rate": "t", "windows": [[' + b"9" * 5000 + b", 1.0]]}",
+        b"\xff\xfe",
+    ],
+    ids=["nan", "infinity", "deep", "huge-int", "not-utf8"],
+)
+def test_bad_bytes_get_a_400_and_the_pacer_keeps_granting(pacer, body):
+    with httpx.Client(base_url=pacer, timeout=10) as http:
+        refused = http.post("/v1/permits", content=body, headers={"Content-Type": "application/json"})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "invalid-request-error"
+        assert "id" in http.post("/v1/permits", json={"rate": "t", "windows": [[100, 1.0]]}).json()
+
+
 async def test_unreachable_pacer_is_waited_for_loudly_never_bypassed(start_emulator, monkeypatch, caplog):
     emu = start_emulator(rate_limit_scale=1, connect_delay=0.05, answer_delay=0.05)
     room = _room(emu)
