@@ -60,11 +60,14 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import itertools
 import logging
 import os
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -294,6 +297,32 @@ async def _answer(urls: list[str], body: dict[str, Any]) -> tuple[dict[str, Any]
         ) from None
 
 
+_place: contextvars.ContextVar[float | None] = contextvars.ContextVar("daily_pacer_place", default=None)
+
+
+@contextlib.contextmanager
+def place_in_line(since: float | None = None) -> Iterator[float]:
+    """Every ask to the shared pacer made inside takes one place in its line: ``since``
+    (wall-clock seconds; default now), so the pacer serves the oldest holder first.
+
+    A campaign takes its place once, when it starts: when many campaigns start together, the
+    pacer then serves them one after another instead of one call of each in turn, so each
+    campaign's bridges join its room together and each campaign ends as soon as it can (a
+    campaign alive for the whole top of the hour costs Prefect writes for all of it).
+
+    Example:
+        ```python
+        with place_in_line():
+            permit = await pace(DIALOUT_START)  # ahead of every ask of a later place
+        ```
+    """
+    token = _place.set(time.time() if since is None else since)
+    try:
+        yield _place.get() or 0.0
+    finally:
+        _place.reset(token)
+
+
 async def _shared_permit(urls: list[str], rate: RateClass, scale: float, after_429: bool) -> Permit:
     """Ask the pacer until it grants a permit; wait out an absent pacer (never bypass it)."""
     body: dict[str, Any] = {
@@ -302,6 +331,8 @@ async def _shared_permit(urls: list[str], rate: RateClass, scale: float, after_4
         "after_429": after_429,
         "hold": ASK_HOLD,
     }
+    if (place := _place.get()) is not None:
+        body["since"] = place
     # Not a retry: an ask the pacer held for its whole time is answered "ask again", and asked
     # again at once, keeping its place in the line (`_answer` retries an unreachable pacer).
     while True:

@@ -133,7 +133,7 @@ async def _hold(request: Request, granted: asyncio.Future[str], hold: float) -> 
 
 
 def _ask(
-    body: Any, hold_seconds: float, clock: Callable[[], float] = time.monotonic
+    body: Any, hold_seconds: float, clock: Callable[[], float] = time.time
 ) -> tuple[str, tuple[tuple[int, float], ...], str, float, float]:
     """``(rate, windows, account, since, hold)`` of a permit request; ValueError and co. if bad."""
     return (

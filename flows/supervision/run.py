@@ -45,6 +45,7 @@ from daily_sip.flows.supervision.cancel_watch import ASKED, cancel_watch
 from daily_sip.flows.supervision.start_window import TooLateError, too_late, window_of
 from daily_sip.flows.sweeper import RoomLeftoversError
 from daily_sip.tasks import DailyCredentials, DailyError
+from daily_sip.tasks.ratelimit import place_in_line
 
 # How often a run under a `process` worker checks that its worker is still alive (a local
 # check, no API call).
@@ -230,6 +231,12 @@ def _stop_watches(run: CampaignRun, body: asyncio.Task[Any]) -> Any:
 
 
 @contextlib.asynccontextmanager
+async def _in_place() -> AsyncIterator[None]:
+    with place_in_line():
+        yield
+
+
+@contextlib.asynccontextmanager
 async def supervise(run: CampaignRun) -> AsyncIterator[CampaignRun]:
     """Watches, heartbeat, and on every way out: clean up, close and publish the report (module doc)."""
     cpu_at_start = time.process_time()
@@ -238,6 +245,8 @@ async def supervise(run: CampaignRun) -> AsyncIterator[CampaignRun]:
     run.body = body
     watches = contextlib.ExitStack()
     watches.enter_context(_stop_watches(run, body))
+    # The shared pacer serves campaigns oldest first, this one's cleanup included.
+    await run.hold(_in_place())
     await run.hold(Heartbeat(run.ledger, snapshot=CrashReportSnapshot(run.report)))
     try:
         yield run
