@@ -21,6 +21,18 @@ the soak started its own Prefect server, that server is ``kill -9``-ed and resta
 while campaigns are running. After all campaigns the sweeper runs once; then the stand-in's own
 state (``/_emulator/...``) is compared with what the runs reported.
 
+``--pacer-restart``: the stand-in enforces Daily's real rate limits (``rate_limit_scale=1``), the
+campaigns (in-process and ``daily-sip run`` alike) pace through one shared pacer
+(``python -m daily_sip.pacer`` on a fixed port, ``DAILY_PACER_URL``, ``DAILY_RATE_LIMIT_SCALE=1``)
+that keeps its book in ``--state-file <workdir>/pacer.json``. Half-way through the soak (from
+campaign N/2 on, as soon as call starts wait for the pacer's window, i.e. Daily's window is full
+and there is demand; after 30 s anyway) that pacer is ``kill -9``-ed and started again on the same
+port within 0.5 s. The verdict adds the stand-in's 429s on ``POST /rooms/{name}/dialOut/start``
+(from ``/_emulator/requests``), the pacer restarts, its downtime and the call starts waiting at
+the kill; exit status 1 also on any such 429: a pacer that forgets what it granted before it died
+is what makes Daily answer them. ``--pacer-memory`` runs the same with ``--state-file ''`` (the
+book in memory only), to show what the state file is for.
+
 Prints: campaigns, rooms left, SIP left on, borrowed rooms not restored, legs left up, wrong
 statuses, double dials, runs past deadline (then the troubles drawn and the restarts done).
 Exit status 1 if any leftover or double dial. Each wrong status and each late run is printed on
@@ -30,7 +42,7 @@ and double dial; the wrong statuses left are all a far end that answered and hun
 second whose ``dialout.answered`` was lost, reported ``ended_before_answer``.
 
     .venv/bin/python benchmarks/chaos.py [CAMPAIGNS] [--seed S] [--parallel P] [--no-restarts]
-        [--troubles none,kill-9,...] [--receiver-kills SHARE]
+        [--troubles none,kill-9,...] [--receiver-kills SHARE] [--pacer-restart [--pacer-memory]]
 
 Starts its own stand-in and receiver; uses the Prefect server at PREFECT_API_URL if set (then it
 is not restarted), else starts one. Worker and flow-run-child kills are not part of it (see
@@ -87,6 +99,12 @@ KILL_WINDOW = (0.0, 15.0)
 STARTUP_LIMIT = 60.0
 # A killed run's legs and room are watched this long for the sweep (the promise is 90 s).
 EXPOSURE_LIMIT = 180.0
+# --pacer-restart: from campaign N/2 on, the pacer is killed as soon as call starts wait for its
+# window (so Daily's window is full and there is demand), or after PACER_WAIT_LIMIT anyway, and
+# started again on its port PACER_PAUSE after the kill.
+PACER_WAIT_LIMIT = 30.0
+PACER_PAUSE = (0.0, 0.5)
+DIALOUT_START_ROUTE = "POST /rooms/{name}/dialOut/start"
 
 
 class Restartable:
@@ -151,7 +169,12 @@ class Soak:
         prefect: Restartable | None = None,
         troubles: list[str] | None = None,
         receiver_kill_share: float = RECEIVER_KILL_SHARE,
+        pacer: Restartable | None = None,
     ) -> None:
+        self.pacer = pacer
+        # Its own draws, so that the pacer mode leaves the campaigns of a seed as they were.
+        self.pacer_rng = random.Random(seed + 1)
+        self.pacer_waiting: list[int] = []
         self.trouble_kinds = troubles or TROUBLES
         self.receiver_kill_share = receiver_kill_share
         self.root, self.webhook_url = root, webhook_url
@@ -352,6 +375,8 @@ class Soak:
                             self.later(self.rng.uniform(2, 10), self.prefect, self.rng.uniform(0, 3))
                         )
                     )
+                if i == n // 2 and self.pacer is not None:
+                    restarts.append(asyncio.create_task(self.pacer_restart(self.pacer)))
                 # One receiver kill per `parallel` campaigns on average at the default share.
                 if self.receiver is not None and self.rng.random() < self.receiver_kill_share / parallel:
                     restarts.append(
@@ -371,6 +396,18 @@ class Soak:
         sweeper.cancel()
         self.emu("faults", "DELETE")
         await sweep_ledgers(grace_seconds=0)
+
+    async def pacer_restart(self, pacer: Restartable) -> None:
+        """``kill -9`` the pacer while call starts wait for its window (a successor that forgot
+        the window would grant them at once: 429s), or after PACER_WAIT_LIMIT anyway."""
+        waiting, until = 0, time.monotonic() + PACER_WAIT_LIMIT
+        while not waiting and time.monotonic() < until:
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                books = (await asyncio.to_thread(httpx.get, pacer.health, timeout=2)).json()["books"]
+                waiting = sum(b["waiting"] for k, b in books.items() if k.endswith("/dialout-start"))
+        self.pacer_waiting.append(waiting)
+        await pacer.restart(self.pacer_rng.uniform(*PACER_PAUSE))
 
     @staticmethod
     async def later(delay: float, proc: Restartable, pause: float) -> None:
@@ -465,12 +502,23 @@ async def soak(
     prefect: Restartable | None = None,
     troubles: list[str] | None = None,
     receiver_kill_share: float = RECEIVER_KILL_SHARE,
+    pacer: Restartable | None = None,
 ) -> dict[str, Any]:
     s = Soak(
-        daily_url.removesuffix("/v1"), webhook_url, seed, receiver, prefect, troubles, receiver_kill_share
+        daily_url.removesuffix("/v1"),
+        webhook_url,
+        seed,
+        receiver,
+        prefect,
+        troubles,
+        receiver_kill_share,
+        pacer,
     )
     await s.run(n, parallel)
     result: dict[str, Any] = s.verdict()
+    if pacer is not None:
+        by_route = s.emu("requests")["by_route"]
+        result["429 on dialOut/start"] = by_route.get(DIALOUT_START_ROUTE, {}).get("429", 0)
     result["_troubles"] = dict(s.troubles)
     result["_restarts"] = {
         "runs killed (kill -9)": s.killed,
@@ -479,6 +527,10 @@ async def soak(
         "Prefect server restarts": prefect.restarts if prefect else 0,
         "Prefect server down (s)": prefect.down_seconds if prefect else [],
     }
+    if pacer is not None:
+        result["_restarts"]["pacer restarts (kill -9)"] = pacer.restarts
+        result["_restarts"]["pacer down (s)"] = pacer.down_seconds
+        result["_restarts"]["dial starts waiting at the kill"] = s.pacer_waiting
     return result
 
 
@@ -514,6 +566,22 @@ def _receiver(workdir: Path, secret: str, api: str) -> tuple[str, Restartable]:
     return port, receiver
 
 
+def _pacer(workdir: Path, memory_only: bool) -> tuple[str, Restartable]:
+    """The shared pacer on a fixed port (a restart must come back where its clients look)."""
+    from daily_sip.local_stack import free_port
+
+    port = free_port()
+    state = "" if memory_only else str((workdir / "pacer.json").resolve())
+    pacer = Restartable(
+        "pacer",
+        [sys.executable, "-m", "daily_sip.pacer", "--port", str(port), "--state-file", state],
+        {},
+        f"http://127.0.0.1:{port}/healthz",
+        workdir,
+    )
+    return f"http://127.0.0.1:{port}", pacer
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("campaigns", type=int, nargs="?", default=20)
@@ -531,14 +599,29 @@ def main() -> int:
         default=RECEIVER_KILL_SHARE,
         help="receiver kills (and restarts) per PARALLEL campaigns started",
     )
+    parser.add_argument(
+        "--pacer-restart",
+        action="store_true",
+        help="Daily's real rate limits, campaigns paced by a shared pacer that is kill -9-ed and "
+        "restarted on its port half-way; exit 1 on any 429 on dialOut/start",
+    )
+    parser.add_argument(
+        "--pacer-memory",
+        action="store_true",
+        help="with --pacer-restart: the pacer keeps its book in memory only (--state-file '')",
+    )
     args = parser.parse_args()
+    if args.pacer_memory and not args.pacer_restart:
+        parser.error("--pacer-memory needs --pacer-restart")
     troubles = [t.strip() for t in args.troubles.split(",") if t.strip()]
     unknown = sorted(set(troubles) - set(TROUBLES))
     if unknown:
         parser.error(f"unknown trouble {', '.join(unknown)}; known: {', '.join(TROUBLES)}")
     secret = new_webhook_secret()
     workdir = Path(tempfile.mkdtemp(prefix="chaos-stack-"))
-    prefect = None
+    prefect = pacer = None
+    # 0: the stand-in's limits off and no pacing; 1: Daily's limits, paced by the shared pacer.
+    scale = 1 if args.pacer_restart else 0
     with LocalStack(workdir=workdir) as stack:
         api = os.environ.get("PREFECT_API_URL")
         if not api:
@@ -546,7 +629,7 @@ def main() -> int:
             prefect.start()
             os.environ["PREFECT_API_URL"] = api
         daily_url = stack.standin(
-            rate_limit_scale=0,
+            rate_limit_scale=scale,
             connect_delay=0.05,
             answer_delay=0.1,
             ring_timeout=2,
@@ -562,11 +645,15 @@ def main() -> int:
         try:
             receiver.start()
             webhook_url = _webhook_url(receiver)
+            if args.pacer_restart:
+                pacer_url, pacer = _pacer(workdir, args.pacer_memory)
+                pacer.start()
+                os.environ["DAILY_PACER_URL"] = pacer_url
             os.environ.update(
                 DAILY_API_KEY=STANDIN_DEV_KEY,
                 DAILY_API_URL=daily_url,
                 DAILY_WEBHOOK_SECRET=secret,
-                DAILY_RATE_LIMIT_SCALE="0",
+                DAILY_RATE_LIMIT_SCALE=str(scale),
             )
             result = asyncio.run(
                 soak(
@@ -579,10 +666,13 @@ def main() -> int:
                     None if args.no_restarts else prefect,
                     troubles,
                     args.receiver_kills,
+                    pacer,
                 )
             )
         finally:
             receiver.close()
+            if pacer is not None:
+                pacer.close()
             if prefect is not None:
                 prefect.close()
     troubles, restarts = result.pop("_troubles"), result.pop("_restarts")
@@ -593,6 +683,7 @@ def main() -> int:
     for key, value in restarts.items():
         print(f"{key.ljust(width)}  {value}")
     bad = ("rooms left", "SIP left on", "borrowed rooms not restored", "legs left up", "double dials")
+    bad += ("429 on dialOut/start",) if pacer is not None else ()
     return 1 if any(result[k] for k in bad) else 0
 
 
