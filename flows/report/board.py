@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from daily_sip.flows.report.escape import md, plain
+from daily_sip.flows.report.escape import cell, md, plain
 from daily_sip.flows.report.model import ICONS, CampaignReport, LegEvent, TargetResult
 from daily_sip.flows.report.naming import artifact_key, bridge_label, clip
 
@@ -189,11 +189,11 @@ class Board:
         return [
             {
                 "#": r["#"],
-                "bridge": md(clip(plain(r["bridge"]), 24)),
+                "bridge": cell(clip(plain(r["bridge"]), 24)),
                 "now": r["now"],
                 "since": r["since"],
                 "try": r["attempt"],
-                "note": md(clip(plain(r["note"]), 30)),
+                "note": cell(clip(plain(r["note"]), 30)),
             }
             for r in self.rows()
         ]

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
 from daily_sip.flows.campaign.model import ANSWERED, Outcome
-from daily_sip.flows.report.escape import code, md, plain
+from daily_sip.flows.report.escape import cell, code, md, plain
 from daily_sip.flows.report.naming import clip
 
 # Daily does not document how a failed call appears in `dialout.error.error_msg`: it is free
@@ -181,13 +181,13 @@ class TargetResult(BaseModel):
         renders each cell as markdown, so text cells are escaped (`escape.md`)."""
         return {
             "#": str(self.index + 1),
-            "bridge": md(clip(plain(self.display_name or self.sip_uri), 24)),
+            "bridge": cell(clip(plain(self.display_name or self.sip_uri), 24)),
             "status": self.status,
             "SIP": "" if self.sip_code is None else str(self.sip_code),
             "try": str(self.attempts),
             "on call": _secs(self.seconds_on_call),
-            "dtmf": md(clip(plain(self.dtmf_sent or ""), 10)),
-            "detail": md(clip(plain(self.error or self.detail or ""), 22)),
+            "dtmf": cell(clip(plain(self.dtmf_sent or ""), 10)),
+            "detail": cell(clip(plain(self.error or self.detail or ""), 22)),
         }
 
 
