@@ -61,6 +61,31 @@ def _windows(raw: Any) -> tuple[tuple[int, float], ...]:
     return tuple(out)
 
 
+class Waiters:
+    """Callers waiting for a permit, oldest ``since`` first; a caller that hung up is skipped."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, asyncio.Future[str]]] = []
+        self._seq = itertools.count()
+
+    def add(self, since: float) -> asyncio.Future[str]:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (since, next(self._seq), future))
+        return future
+
+    def first(self) -> asyncio.Future[str] | None:
+        """The oldest caller still waiting, or None."""
+        while self._heap and self._heap[0][2].done():
+            heapq.heappop(self._heap)
+        return self._heap[0][2] if self._heap else None
+
+    def pop(self) -> asyncio.Future[str]:
+        return heapq.heappop(self._heap)[2]
+
+    def __len__(self) -> int:
+        return sum(1 for *_, future in self._heap if not future.done())
+
+
 class Line:
     """One book and the callers waiting on it, oldest ``since`` first."""
 
@@ -68,13 +93,11 @@ class Line:
         self.book = book
         self.index = index  # a permit id is "<index>-<id in the book>"
         self.changed = changed  # called after every grant (the state file's writer)
-        self._waiters: list[tuple[float, int, asyncio.Future[str]]] = []
-        self._seq = itertools.count()
+        self._waiters = Waiters()
         self._timer: asyncio.TimerHandle | None = None
 
     def join(self, since: float) -> asyncio.Future[str]:
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (since, next(self._seq), future))
+        future = self._waiters.add(since)
         self.pump()
         return future
 
@@ -83,22 +106,19 @@ class Line:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._waiters:
-            if self._waiters[0][2].done():  # its caller left
-                heapq.heappop(self._waiters)
-                continue
+        while self._waiters.first() is not None:
             now = time.monotonic()
             wait = self.book.wait(now)
             if wait > 0:
                 self._timer = asyncio.get_running_loop().call_later(wait, self.pump)
                 return
-            heapq.heappop(self._waiters)[2].set_result(self.book.grant(now))
+            self._waiters.pop().set_result(self.book.grant(now))
             if self.changed is not None:
                 self.changed()
 
     @property
     def waiting(self) -> int:
-        return sum(1 for *_, future in self._waiters if not future.done())
+        return len(self._waiters)
 
 
 async def _disconnected(request: Request) -> None:
@@ -257,14 +277,12 @@ class SharedLine:
 
     def __init__(self, book: RedisBook) -> None:
         self.book = book
-        self._waiters: list[tuple[float, int, asyncio.Future[str]]] = []
-        self._seq = itertools.count()
+        self._waiters = Waiters()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def join(self, since: float) -> asyncio.Future[str]:
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (since, next(self._seq), future))
+        future = self._waiters.add(since)
         self.wake()
         return future
 
@@ -273,13 +291,8 @@ class SharedLine:
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._pump())
 
-    def _first(self) -> asyncio.Future[str] | None:
-        while self._waiters and self._waiters[0][2].done():  # its caller left
-            heapq.heappop(self._waiters)
-        return self._waiters[0][2] if self._waiters else None
-
     async def _pump(self) -> None:
-        while self._first() is not None:
+        while self._waiters.first() is not None:
             self._wake.clear()
             try:
                 pid, wait = await self.book.try_grant()
@@ -287,11 +300,11 @@ class SharedLine:
                 logger.warning("pacer: Redis unreachable (%s: %s); granting nothing", type(exc).__name__, exc)
                 pid, wait = None, 0.5
             if pid is not None:
-                first = self._first()
+                first = self._waiters.first()
                 if first is None:  # the caller left while Redis answered
                     await self.book.store.done(pid)
                     return
-                heapq.heappop(self._waiters)
+                self._waiters.pop()
                 first.set_result(pid)
                 continue
             with contextlib.suppress(TimeoutError):
@@ -299,7 +312,7 @@ class SharedLine:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for *_, future in self._waiters if not future.done())
+        return len(self._waiters)
 
 
 def create_shared_app(
