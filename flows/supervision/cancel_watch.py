@@ -32,8 +32,10 @@ from daily_sip.flows.supervision.per_loop import per_loop
 
 logger = logging.getLogger("daily_sip.cancel_watch")
 
-# While the event subscription is down, runs' states are read this often.
+# While the event subscription is down, runs' states are read this often; while it is being
+# set up, more often (a run's first seconds).
 FALLBACK_POLL_SECONDS = 2.0
+STARTUP_POLL_SECONDS = 1.0
 # The subscription is kept this long after the last watched run ends, for the next one.
 IDLE_CLOSE_SECONDS = 60.0
 
@@ -134,6 +136,9 @@ class CancelWatch:
         from prefect.client.orchestration import get_client
 
         mine = None
+        # Until the subscription is up (a websocket and a first read of the runs' states: seconds
+        # on a busy server), the runs' states are read instead.
+        bridge = asyncio.create_task(self._poll(until_subscribed=True))
         try:
             # Prefect's runner's observer (3.9): private, so its absence falls back to polling.
             from prefect._internal.observers import FlowRunCancellingObserver
@@ -145,6 +150,7 @@ class CancelWatch:
                 ) as observer,
             ):
                 self._observer = mine = observer
+                bridge.cancel()
                 for run_id in list(self._runs):
                     observer.add_in_flight_flow_run_id(uuid.UUID(run_id))
                 while True:
@@ -161,10 +167,12 @@ class CancelWatch:
                         await self._changed.wait()
         except Exception as exc:  # the subscription could not be had: fall back to reading states
             logger.warning("cancel subscription unavailable (%s); reading run states instead", exc)
+            bridge.cancel()
             if self._observer is mine:
                 self._observer = None
             await self._poll()
         finally:
+            bridge.cancel()
             if self._observer is mine:
                 self._observer = None
 
@@ -174,12 +182,13 @@ class CancelWatch:
         for run_id in await _cancelled_among(client, ids):
             self._stop(run_id)
 
-    async def _poll(self) -> None:
+    async def _poll(self, until_subscribed: bool = False) -> None:
         from prefect.client.orchestration import get_client
 
+        every = STARTUP_POLL_SECONDS if until_subscribed else FALLBACK_POLL_SECONDS
         async with get_client() as client:
-            while self._runs:
-                await asyncio.sleep(FALLBACK_POLL_SECONDS)
+            while self._runs and not (until_subscribed and self._observer is not None):
+                await asyncio.sleep(every)
                 for run_id in await _cancelled_among(client, list(self._runs)):
                     self._stop(run_id)
 
