@@ -9,14 +9,11 @@ line that names the cause and the fix.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import time
-from dataclasses import dataclass, field
 
 import httpx
 
-from daily_sip.flows.supervision.per_loop import per_loop
+from daily_sip.flows.supervision.per_loop import AtMostEvery, per_loop
 from daily_sip.tasks import DailyCredentials
 from daily_sip.tasks.client import DailyClient
 from daily_sip.tasks.errors import (
@@ -134,13 +131,7 @@ def _with_usable_secret(creds: DailyCredentials, where: str) -> DailyCredentials
 PROOF_VALID_SECONDS = 60.0
 
 
-@dataclass
-class _Proofs:
-    proven_at: dict[tuple[str, str], float] = field(default_factory=dict)
-    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-
-
-_proofs = per_loop(_Proofs)
+_proofs = per_loop(lambda: AtMostEvery(PROOF_VALID_SECONDS))
 
 
 async def proven_credentials(block_name: str | None) -> DailyCredentials:
@@ -153,11 +144,6 @@ async def proven_credentials(block_name: str | None) -> DailyCredentials:
         ```
     """
     creds = await credentials_or_explain(block_name)
-    proofs = _proofs()
     key = (creds.api_url, hashlib.sha256(creds.api_key.get_secret_value().encode()).hexdigest())
-    async with proofs.locks.setdefault(key, asyncio.Lock()):
-        proven_at = proofs.proven_at.get(key)
-        if proven_at is None or time.monotonic() - proven_at >= PROOF_VALID_SECONDS:
-            await preflight(creds)
-            proofs.proven_at[key] = time.monotonic()
+    await _proofs().run(key, lambda: preflight(creds))
     return creds

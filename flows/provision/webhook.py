@@ -9,12 +9,9 @@ the next campaign after at most that long. A failed check is not remembered.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import time
-from dataclasses import dataclass, field
 
-from daily_sip.flows.supervision.per_loop import per_loop
+from daily_sip.flows.supervision.per_loop import AtMostEvery, per_loop
 from daily_sip.tasks import DailyCredentials
 from daily_sip.tasks.retries import inline
 from daily_sip.tasks.webhooks import aensure_webhook
@@ -22,13 +19,7 @@ from daily_sip.tasks.webhooks import aensure_webhook
 CHECK_EVERY_SECONDS = 60.0
 
 
-@dataclass
-class _Checks:
-    done_at: dict[tuple[str, ...], float] = field(default_factory=dict)
-    locks: dict[tuple[str, ...], asyncio.Lock] = field(default_factory=dict)
-
-
-_checks = per_loop(_Checks)
+_checks = per_loop(lambda: AtMostEvery(CHECK_EVERY_SECONDS))
 
 
 def _key(url: str, creds: DailyCredentials) -> tuple[str, ...]:
@@ -50,12 +41,4 @@ async def ensure_webhook_shared(url: str, creds: DailyCredentials) -> bool:
         await ensure_webhook_shared("https://hooks.example.com/webhook", creds)  # False: shared
         ```
     """
-    checks, key = _checks(), _key(url, creds)
-    lock = checks.locks.setdefault(key, asyncio.Lock())
-    async with lock:
-        done_at = checks.done_at.get(key)
-        if done_at is not None and time.monotonic() - done_at < CHECK_EVERY_SECONDS:
-            return False
-        await inline(aensure_webhook, url, credentials=creds)
-        checks.done_at[key] = time.monotonic()
-        return True
+    return await _checks().run(_key(url, creds), lambda: inline(aensure_webhook, url, credentials=creds))
