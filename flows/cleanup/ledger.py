@@ -113,12 +113,16 @@ class CrashReportSnapshot:
     def __init__(self, report: Any) -> None:
         self.report = report
         self._last: dict[str, Any] | None = None
-        self._statuses: list[Any] = []
+        self._statuses: list[tuple[Any, ...]] = []
         self._at = 0.0
 
     def __call__(self) -> dict[str, Any]:
         snapshot = report_snapshot(self.report)
-        statuses = [t.get("status") for t in snapshot.get("targets", [])]
+        # A target's status changes only when its leg ends; its answer is a time that is set.
+        statuses = [
+            (t.get("status"), *(bool(t.get(k)) for k in ("answered_at", "joined_at", "stopped_at")))
+            for t in snapshot.get("targets", [])
+        ]
         fresh = time.monotonic() - self._at < self.REFRESH_SECONDS
         if self._last is not None and statuses == self._statuses and fresh:
             return self._last
