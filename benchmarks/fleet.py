@@ -23,6 +23,7 @@ import collections
 import contextlib
 import glob
 import json
+import logging
 import os
 import re
 import shutil
@@ -461,7 +462,7 @@ async def wait_for(
             await asyncio.sleep(5)
 
 
-async def run_logs(run_ids: list[str]) -> list[str]:
+async def run_logs(run_ids: list[str], detailed: bool = False) -> list[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
@@ -475,7 +476,12 @@ async def run_logs(run_ids: list[str]) -> list[str]:
                     limit=200,
                     offset=offset,
                 )
-                messages += [log.message for log in page]
+                messages += [
+                    f"{log.timestamp:%H:%M:%S.%f} {logging.getLevelName(log.level)} {log.message}"
+                    if detailed
+                    else log.message
+                    for log in page
+                ]
                 if len(page) < 200:
                     break
                 offset += 200
@@ -732,6 +738,12 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(w.pid, signal.SIGTERM)
     logs = await run_logs(list(runs))
+    failed = [rid for rid, r in runs.items() if r.state and not r.state.is_completed()]
+    if failed and args.keep_logs:  # what a failed campaign said, beside the processes' logs
+        with (f.stack.workdir / "failed-runs.log").open("w") as out:
+            for rid in failed:
+                out.write(f"== {by_campaign[rid]['name']} ({rid}): {runs[rid].state.message}\n")
+                out.writelines(f"{line}\n" for line in await run_logs([rid], detailed=True))
     resources = [tuple(map(float, m.groups())) for m in map(RESOURCES.search, logs) if m]
     resubscribed = sum(1 for m in logs if "live event stream for room" in m)
     # Failures early in the run, while the other campaign processes still start up (imports
