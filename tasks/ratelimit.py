@@ -185,6 +185,8 @@ _local: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, WindowLim
 )
 _pacer_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 _warned_local = False
+# Per list of pacer URLs: the index of the one this process asks first (the last to answer).
+_preferred: dict[tuple[str, ...], int] = {}
 
 PACER_URL_ENV = "DAILY_PACER_URL"
 PACER_TOKEN_ENV = "DAILY_PACER_TOKEN"
@@ -259,11 +261,15 @@ async def _answer(urls: list[str], body: dict[str, Any]) -> tuple[dict[str, Any]
 
     started = time.monotonic()
     backoff = doubling(0.5, 10.0)
+    key = tuple(urls)
+    first = _preferred.get(key, 0)  # the pacer that last answered this process
     turn = [0]
 
+    def url_now() -> str:
+        return urls[(first + turn[0]) % len(urls)]
+
     async def ask() -> dict[str, Any]:
-        url = urls[turn[0] % len(urls)]
-        response = await _http().post(f"{url}/v1/permits", json=body)
+        response = await _http().post(f"{url_now()}/v1/permits", json=body)
         response.raise_for_status()
         answer = response.json()
         if not answer.get("id") and not answer.get("wait"):
@@ -277,18 +283,25 @@ async def _answer(urls: list[str], body: dict[str, Any]) -> tuple[dict[str, Any]
         return 0.0 if turn[0] % len(urls) else backoff(n, error)  # the next pacer at once
 
     def unreachable(error: Exception, _n: int, pause: float) -> None:
+        failed = (first + turn[0] - 1) % len(urls)
+        if _preferred.get(key, 0) != failed:
+            # Another ask of this process already found it down and moved on: one warning
+            # per outage and process, not one per waiting call.
+            logger.debug("shared pacer %s unreachable (%s)", urls[failed], type(error).__name__)
+            return
+        _preferred[key] = (failed + 1) % len(urls)
         run_warning(
-            "shared pacer %s unreachable (%s: %s); waiting %.1f s for it: no Daily call is "
-            "sent without a permit",
-            urls[(turn[0] - 1) % len(urls)],
+            "shared pacer %s unreachable (%s: %s); %s: no Daily call is sent without a permit",
+            urls[failed],
             type(error).__name__,
             error,
-            pause,
+            f"asking {url_now()} instead" if pause == 0.0 else f"waiting {pause:.1f} s for it",
         )
 
     try:  # refused, timed out, 5xx, garbage: all mean "no permit yet"
         answer = await retry(ask, when=lambda _error: True, delay=pause, on_retry=unreachable)
-        return answer, urls[turn[0] % len(urls)]
+        _preferred[key] = (first + turn[0]) % len(urls)
+        return answer, url_now()
     except Exception as exc:
         waited = time.monotonic() - started
         raise PacerUnavailableError(

@@ -231,6 +231,34 @@ async def test_unreachable_pacer_is_waited_for_loudly_never_bypassed(start_emula
     assert "POST /rooms/{name}/dialOut/start" not in emu.introspect("requests")["by_route"]
 
 
+async def test_a_dead_pacer_is_named_once_and_skipped_by_the_calls_after_it(
+    start_emulator, pacer, monkeypatch, caplog
+):
+    """Calls waiting together find the first pacer dead: one warning, and all go to the next."""
+    emu = start_emulator(rate_limit_scale=10, session_limit=20, connect_delay=0.05, answer_delay=0.05)
+    room = _room(emu)
+    dead = f"http://127.0.0.1:{free_port()}"  # nobody listens
+    monkeypatch.setenv("DAILY_RATE_LIMIT_SCALE", "10")
+    monkeypatch.setenv("DAILY_PACER_URL", f"{dead},{pacer}")
+    monkeypatch.setattr(ratelimit, "_preferred", {})
+    async with DailyClient(emu.api_key, emu.base_url) as daily:
+        from daily_sip.tasks.retries import paced_call
+
+        await asyncio.gather(
+            *(
+                paced_call(
+                    DIALOUT_START, lambda i=i: daily.start_dial_out(room, {"sipUri": f"sip:d{i}@b.example"})
+                )
+                for i in range(8)
+            )
+        )
+        # Later calls of this process ask the pacer that answered, not the dead one first.
+        await paced_call(DIALOUT_START, lambda: daily.start_dial_out(room, {"sipUri": "sip:late@b.example"}))
+    named = [r.getMessage() for r in caplog.records if dead in r.getMessage() and r.levelname == "WARNING"]
+    assert len(named) == 1 and f"asking {pacer} instead" in named[0], named
+    assert emu.introspect("requests")["by_route"]["POST /rooms/{name}/dialOut/start"] == {"200": 9}
+
+
 async def test_a_429_all_the_same_is_waited_out_not_a_failure(
     prefect_server, start_emulator, pacer, monkeypatch
 ):
@@ -289,9 +317,14 @@ def test_a_pacer_killed_and_restarted_at_once_keeps_dailys_window(start_emulator
         proc.wait()
         proc, again = _start_pacer(*args)
         assert again == url
+        warnings = []
         for campaign in campaigns:
             _, err = campaign.communicate(timeout=120)
             assert campaign.returncode == 0, err[-2000:]
+            warnings.append(err.count("unreachable"))
+        # The first ask to find the dead pacer warns and moves the process to the other pacer;
+        # its other waiting calls do not warn again.
+        assert max(warnings) <= 1, warnings
         requests = emu.introspect("requests")
         assert requests["by_route"]["POST /rooms/{name}/dialOut/start"] == {"200": 20}, requests
         assert requests["rate_limited"] == 0
@@ -342,9 +375,14 @@ def test_two_pacers_share_one_book_and_either_may_die(start_emulator, redis_url)
             time.sleep(0.02)
         first.kill()
         first.wait()
+        warnings = []
         for campaign in campaigns:
             _, err = campaign.communicate(timeout=120)
             assert campaign.returncode == 0, err[-2000:]
+            warnings.append(err.count("unreachable"))
+        # The first ask to find the dead pacer warns and moves the process to the other pacer;
+        # its other waiting calls do not warn again.
+        assert max(warnings) <= 1, warnings
         requests = emu.introspect("requests")
         assert requests["by_route"]["POST /rooms/{name}/dialOut/start"] == {"200": 20}, requests
         assert requests["rate_limited"] == 0
