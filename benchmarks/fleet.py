@@ -177,6 +177,17 @@ class Postgres:
         ).stdout
         return [line.split("\t") for line in out.splitlines() if line]
 
+    def restart(self) -> float:
+        """Stop at once (``pg_ctl -m immediate``: no shutdown checkpoint, crash recovery at the
+        next start, as after a kill -9) and start again on the same port; seconds down."""
+        pg_ctl, data = _pg_bin("pg_ctl") or "pg_ctl", str(self.root / "data")
+        started = time.monotonic()
+        self._run(pg_ctl, "-D", data, "-m", "immediate", "-w", "stop")
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        self._run(pg_ctl, "-D", data, "-l", str(self.root / "postgres.log"), "-o", options, "-w", "start")
+        self.pid = int((self.root / "data" / "postmaster.pid").read_text().split()[0])
+        return time.monotonic() - started
+
     def stop(self) -> None:
         if not self.root.exists():  # stopped already (before the peer ran)
             return
@@ -571,6 +582,10 @@ def servers_cpu(f: Fleet) -> float:
     return sum(tree_cpu(pid) for pid in server_pids(f)) + f.dead_cpu.get("server", 0.0)
 
 
+def postgres_cpu(f: Fleet) -> float:
+    return tree_cpu(f.pg.pid) + f.dead_cpu.get("postgres", 0.0)
+
+
 def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fleet:
     t0 = time.monotonic()
     ha: HA | None = None
@@ -643,7 +658,7 @@ def start_fleet(args: argparse.Namespace, stack: LocalStack, pg: Postgres) -> Fl
                 "--name",
                 f"fleet-{w}",
             ]
-        if args.limit_per_worker:
+        if args.limit_per_worker or (args.limit_per_worker == 0 and args.worker_type != "process"):
             cmd += ["--limit", str(args.limit_per_worker)]
         with (stack.workdir / f"worker-{w}.log").open("wb") as log:
             proc = subprocess.Popen(
@@ -694,15 +709,15 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     dials = args.campaigns * args.targets
     # What the server and the database burn with nothing to do (services, worker polls), so the
     # per-dial figures can be read with and without it.
-    idle0 = (servers_cpu(f), tree_cpu(pg.pid), time.monotonic())
+    idle0 = (servers_cpu(f), postgres_cpu(f), time.monotonic())
     await asyncio.sleep(args.idle_sample)
     idle = (
         (servers_cpu(f) - idle0[0]) / (time.monotonic() - idle0[2]),
-        (tree_cpu(pg.pid) - idle0[1]) / (time.monotonic() - idle0[2]),
+        (postgres_cpu(f) - idle0[1]) / (time.monotonic() - idle0[2]),
     )
     cpu0 = {
         "server": servers_cpu(f),
-        "postgres": tree_cpu(pg.pid),
+        "postgres": postgres_cpu(f),
         "workers": sum(_stat(w.pid)[1] for w in workers),
         **_side_cpu(f),
     }
@@ -720,7 +735,7 @@ async def fleet(args: argparse.Namespace, f: Fleet) -> dict:
     print(f"all {len(runs)} runs final after {makespan:.1f} s")
     ends = [r.end_time for r in runs.values() if r.end_time]
     await asyncio.sleep(3)  # the workers reap their last runs: then their CPU is in cutime/cstime
-    cpu1 = {"server": servers_cpu(f), "postgres": tree_cpu(pg.pid), **_side_cpu(f)}
+    cpu1 = {"server": servers_cpu(f), "postgres": postgres_cpu(f), **_side_cpu(f)}
     side = {
         k: cpu1[k] - cpu0[k] for k in ("receiver", "pacer", "standin", "workers_tree", "redis", "haproxy")
     }
@@ -892,7 +907,7 @@ def _gap_after(legs: list[dict], at: float, rate_scale: float) -> dict:
 async def inject_faults(args: argparse.Namespace, f: Fleet, dials: int) -> list[dict]:
     """Once ``--fault-at`` of the dials have started: kill -9 one API server, one pacer, restart
     Redis (as asked); returns what was done and when (wall clock)."""
-    if not (args.kill_server or args.kill_pacer or args.restart_redis):
+    if not (args.kill_server or args.kill_pacer or args.restart_redis or args.restart_postgres):
         return []
     async with httpx.AsyncClient(timeout=10) as http:
         while True:
@@ -922,6 +937,11 @@ async def inject_faults(args: argparse.Namespace, f: Fleet, dials: int) -> list[
             f.dead_cpu["redis"] = f.dead_cpu.get("redis", 0.0) + tree_cpu(f.ha.redis.proc.pid)
         down = await asyncio.to_thread(f.ha.redis.restart, True)
         done.append({"fault": "kill -9 + restart of Redis", "at": at, "down_s": round(down, 2)})
+    if args.restart_postgres:
+        at = time.time()
+        f.dead_cpu["postgres"] = f.dead_cpu.get("postgres", 0.0) + tree_cpu(f.pg.pid)
+        down = await asyncio.to_thread(f.pg.restart)
+        done.append({"fault": "immediate stop + restart of PostgreSQL", "at": at, "down_s": round(down, 2)})
     for fault in done:
         print(f"  fault: {fault['fault']}")
     return done
@@ -1001,7 +1021,8 @@ def show(result: dict) -> None:
                 f"fault: {fault['fault']}",
                 f"{fault['dials_after']} dials after it took {fault['dialling_after_s']} s "
                 f"(Daily's bound: {fault['bound_after_s']} s); longest pause between two "
-                f"{fault['longest_dial_pause_after_s']} s",
+                f"{fault['longest_dial_pause_after_s']} s"
+                + (f"; down {fault['down_s']} s" if "down_s" in fault else ""),
             )
         )
     for row in rows:
@@ -1214,8 +1235,8 @@ def main() -> int:
         "--limit-per-worker",
         type=int,
         default=None,
-        help="flow runs a worker runs at once (0 = no limit; default: 10 for "
-        "process workers, no limit in-process)",
+        help="the workers' --limit (default: 10 for process workers; in-process: the worker's own "
+        "default, 10 campaigns still starting their calls; 0 there = no limit)",
     )
     parser.add_argument("--rate-scale", type=float, default=1.0, help="Daily's limits times this")
     parser.add_argument("--timeout", type=float, default=1800, help="give up waiting after this (s)")
@@ -1251,6 +1272,11 @@ def main() -> int:
         "--restart-redis", action="store_true", help="kill -9 and restart Redis at --fault-at"
     )
     parser.add_argument(
+        "--restart-postgres",
+        action="store_true",
+        help="stop PostgreSQL at once (crash recovery at restart) and start it again at --fault-at",
+    )
+    parser.add_argument(
         "--fault-at", type=float, default=0.5, help="faults once this share of the dials has started"
     )
     parser.add_argument("--json-out", type=Path, help="also write the figures here as JSON")
@@ -1264,7 +1290,7 @@ def main() -> int:
     if (args.kill_server or args.kill_pacer or args.restart_redis) and not args.servers:
         parser.error("--kill-server, --kill-pacer and --restart-redis need --servers N")
     if args.limit_per_worker is None:
-        args.limit_per_worker = 10 if args.worker_type == "process" else 0
+        args.limit_per_worker = 10 if args.worker_type == "process" else None
     # Stopped with SIGTERM or SIGINT (even when started in the background, where SIGINT is
     # ignored), it still stops everything it started: the finally below runs.
     for sig in (signal.SIGINT, signal.SIGTERM):

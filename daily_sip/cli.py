@@ -383,7 +383,12 @@ def worker(
         str, typer.Option("--pool", "-p", help="Work pool to take runs from (created if missing).")
     ],
     limit: Annotated[
-        int | None, typer.Option(help="Campaigns this worker runs at once (default: no limit).", min=1)
+        int | None,
+        typer.Option(
+            help="Campaigns this worker takes at once that have not yet started their calls; one that "
+            "has frees its place while it holds them (default: 10; 0 = no limit).",
+            min=0,
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Worker name shown in the Prefect UI.")] = None,
     starts_per_second: Annotated[
@@ -427,7 +432,8 @@ def worker(
     logging.getLogger("daily_sip").setLevel(logging.INFO)
     typer.echo(
         f"daily-sip worker: pool {pool!r} (type {WORKER_TYPE}), "
-        f"{'up to ' + str(limit) if limit else 'any number of'} campaigns at once; Ctrl-C stops"
+        f"{'any number of' if limit == 0 else f'up to {limit or 10}'} campaigns starting their calls "
+        "at once; Ctrl-C stops"
     )
     from daily_sip.worker import print_run_logs_from
 

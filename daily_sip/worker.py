@@ -25,7 +25,11 @@ What sharing costs, and what covers it:
 
 Example::
 
-    daily-sip worker --pool campaigns --limit 50
+    daily-sip worker --pool campaigns --limit 20
+
+``--limit`` counts the campaigns that have not yet started their calls (default
+`DEFAULT_LIMIT`): one that has started them frees its place, so campaigns that hold their calls
+for a whole meeting do not stop the next ones (`flows.supervision.admission`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import os
 import signal
 import socket
 import threading
+from functools import partial
 from typing import Any
 
 import anyio
@@ -47,6 +52,11 @@ WORKER_TYPE = "daily-sip-inprocess"
 # left late after their rate-limit permit and Daily answered 429. Daily's call-start rate (1/s
 # per account) is the bound anyway: starting campaigns faster only makes them wait in memory.
 STARTS_PER_SECOND = 2.0
+# Campaigns a worker takes that have not yet started their calls (`flows.supervision.admission`):
+# Daily starts ~one dial-out a second, so more of them only wait in memory, each paying Prefect
+# writes while it waits. 10 keeps the start window busy with a worker poll of up to 10 s between
+# a place freeing and the next run starting (benchmarks/fleet.py, docs/benchmarks.md).
+DEFAULT_LIMIT = 10
 # How long a graceful stop waits for the campaigns to clean up and report.
 STOP_GRACE_SECONDS = 120.0
 
@@ -143,6 +153,8 @@ class CampaignWorker(BaseWorker[CampaignJobConfiguration, BaseVariables, Campaig
     ) -> CampaignWorkerResult:
         from prefect.flow_engine import run_flow
 
+        from daily_sip.flows.supervision.admission import admitted
+
         # Prefect adds its own settings (this worker's, so already in effect here); anything else
         # the deployment sets cannot apply to one run of a shared process.
         own = sorted(
@@ -159,9 +171,11 @@ class CampaignWorker(BaseWorker[CampaignJobConfiguration, BaseVariables, Campaig
         flow_run = await self.client.read_flow_run(flow_run.id)  # its state is Submitting by now
         identifier = f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}"
         # run_flow resolves the run's parameters (and defaults) as `prefect flow-run execute` does.
-        run = asyncio.create_task(
-            run_flow(flow, flow_run=flow_run, return_type="state"), name=f"flow-run-{flow_run.id}"
-        )
+        # The run frees its place in the worker's limit once it has started its calls (or ends).
+        with admitted(partial(self._release_limit_slot, flow_run.id)):
+            run = asyncio.create_task(
+                run_flow(flow, flow_run=flow_run, return_type="state"), name=f"flow-run-{flow_run.id}"
+            )
         self._running[str(flow_run.id)] = run
         if task_status is not None:
             task_status.started(identifier)
@@ -211,8 +225,6 @@ async def _serve(
 
 
 async def _serve_with_clients(worker: CampaignWorker, stop: asyncio.Event) -> None:
-    from functools import partial
-
     from prefect.context import AsyncClientContext
 
     from daily_sip.flows.supervision.cancel_watch import WORKER_STOPPING, cancel_watch
@@ -271,6 +283,9 @@ def serve_worker(
 ) -> None:
     """Run a `CampaignWorker` until SIGTERM or Ctrl-C, then stop it gracefully.
 
+    ``limit``: campaigns at once that have not yet started their calls; None for
+    `DEFAULT_LIMIT`, 0 for no limit.
+
     The event loop runs in a thread of its own: Prefect's flow engine installs a SIGTERM handler
     per run when it runs on the main thread, which in a process shared by many runs would raise
     into whichever run happened to be on the CPU. The main thread keeps the signals.
@@ -286,7 +301,8 @@ def serve_worker(
     def run_loop() -> None:
         asyncio.set_event_loop(loop)
         try:
-            loop.run_until_complete(_serve(pool, name, limit, stop, starts_per_second))
+            places = DEFAULT_LIMIT if limit is None else (limit or None)
+            loop.run_until_complete(_serve(pool, name, places, stop, starts_per_second))
         except BaseException as exc:
             failure.append(exc)
         finally:

@@ -37,6 +37,7 @@ from daily_sip.flows.report.escape import plain
 from daily_sip.flows.report.model import CampaignReport, DtmfStepResult, TargetResult, outcome_of_error
 from daily_sip.flows.report.naming import bridge_label
 from daily_sip.flows.steps import dial_leg
+from daily_sip.flows.supervision.admission import all_started
 from daily_sip.tasks import DailyCredentials, DailyError, DailyRequestError
 from daily_sip.tasks.dialout import asend_dtmf
 from daily_sip.tasks.events import DIALOUT_LEG_ENDED as ENDED
@@ -167,6 +168,7 @@ class Dialer:
         self.live: set[str] = set()
         self.last_leg_end = float("-inf")
         self.finished = 0
+        self._first_starts: set[int] = set()
         self.all_ready = asyncio.Event()
         self.logger = get_run_logger()
         self.board: Board | None = None  # the live board, when the flow keeps one
@@ -185,6 +187,14 @@ class Dialer:
                 result.status if phase == board.ENDED else phase,
                 f", {note}" if note else "",
             )
+
+    def _started_once(self, index: int) -> None:
+        """A target's first dial-out start returned. Once as many have as the room can hold at
+        once, the campaign no longer waits for Daily's start rate: it frees its worker place
+        (`admission`); the rest wait for legs of its own to end."""
+        self._first_starts.add(index)
+        if len(self._first_starts) >= min(len(self.campaign.targets), self.capacity):
+            all_started()
 
     async def dial_all(self) -> None:
         await asyncio.gather(*(self.run_target(i) for i in range(len(self.campaign.targets))))
@@ -230,6 +240,8 @@ class Dialer:
                     session = await self._start(request, queue, result)
                 except _RoomFull:
                     continue  # its slot goes back; the next one opens when a leg of ours ends
+                if attempt == 1:
+                    self._started_once(index)
                 if session is None:
                     return
                 await self._leg(target, session, user_id, queue, result)

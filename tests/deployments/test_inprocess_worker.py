@@ -37,11 +37,11 @@ STAYING = {
 
 
 class Worker:
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+    def __init__(self, tmp: Path, env: dict[str, str], *options: str) -> None:
         self.log = tmp / f"worker-{time.monotonic_ns()}.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                [str(BIN / "daily-sip"), "worker", "--pool", POOL],
+                [str(BIN / "daily-sip"), "worker", "--pool", POOL, *options],
                 cwd=tmp,
                 env=env,
                 stdout=out,
@@ -166,6 +166,27 @@ async def test_campaigns_share_the_worker_process_and_a_cancel_reaches_only_its_
     async with get_client() as client:
         await client.set_flow_run_state(staying[1], _cancelling(), force=True)
     assert (await _final(staying[1], worker, within=60)).state.type.value == "CANCELLED"
+
+
+async def test_a_campaign_holding_its_calls_frees_its_place_in_the_workers_limit(pool):
+    """``--limit 1``: the second campaign starts once the first has started its calls, while
+    the first still holds its bridges (the limit counts campaigns starting their calls)."""
+    stack, tmp, env = pool
+    worker = Worker(tmp, env, "--limit", "1")
+    try:
+        first = await _submit({**STAYING, "name": "limit-first"})
+        second = await _submit({**STAYING, "name": "limit-second"})
+        await _answered_legs(stack, first, 2, worker)
+        await _answered_legs(stack, second, 2, worker)
+        assert len(_live_legs(stack, first)) == 2  # both campaigns on their calls at once
+        async with get_client() as client:
+            for run_id in (first, second):
+                await client.set_flow_run_state(run_id, _cancelling(), force=True)
+        for run_id in (first, second):
+            assert (await _final(run_id, worker, within=60)).state.type.value == "CANCELLED"
+            assert not _room_of(stack, run_id) and not _live_legs(stack, run_id)
+    finally:
+        stop_process(worker.proc)
 
 
 def _cancelling():
