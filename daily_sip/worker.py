@@ -35,6 +35,7 @@ for a whole meeting do not stop the next ones (`flows.supervision.admission`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import signal
@@ -57,6 +58,8 @@ STARTS_PER_SECOND = 2.0
 # writes while it waits. 10 keeps the start window busy with a worker poll of up to 10 s between
 # a place freeing and the next run starting (benchmarks/fleet.py, docs/benchmarks.md).
 DEFAULT_LIMIT = 10
+# After a place is freed, the next poll waits this long so places freed together share it.
+POLL_AFTER_RELEASE_SECONDS = 0.5
 # How long a graceful stop waits for the campaigns to clean up and report.
 STOP_GRACE_SECONDS = 120.0
 
@@ -111,6 +114,31 @@ class CampaignWorker(BaseWorker[CampaignJobConfiguration, BaseVariables, Campaig
         self._start_interval = 1.0 / starts_per_second if starts_per_second > 0 else 0.0
         self._next_start = 0.0
         self._start_gate = asyncio.Lock()
+        self.stopping = False  # set on SIGTERM: no new runs while the running ones clean up
+        self._context: contextvars.Context | None = None
+        self._poll_soon: asyncio.Task | None = None
+
+    async def get_and_submit_flow_runs(self) -> list[Any]:
+        if self.stopping:
+            return []
+        return await super().get_and_submit_flow_runs()
+
+    def _place_freed(self, flow_run_id: Any) -> None:
+        """A campaign has started its calls: its place goes to the next run now, not at the
+        next poll (up to ``PREFECT_WORKER_QUERY_SECONDS`` later, 10 s by default)."""
+        self._release_limit_slot(flow_run_id)
+        if self._context is not None and (self._poll_soon is None or self._poll_soon.done()):
+            # In the worker's own context: a task made in the campaign's would carry its run.
+            self._poll_soon = asyncio.get_running_loop().create_task(
+                self._poll_after_release(), context=self._context.copy()
+            )
+
+    async def _poll_after_release(self) -> None:
+        await asyncio.sleep(POLL_AFTER_RELEASE_SECONDS)  # places freed close together: one poll
+        try:
+            await self.get_and_submit_flow_runs()
+        except Exception as exc:  # the regular poll tries again
+            logger.debug("poll after a freed place failed: %s", exc)
 
     async def _wait_for_start_slot(self) -> None:
         async with self._start_gate:
@@ -166,13 +194,15 @@ class CampaignWorker(BaseWorker[CampaignJobConfiguration, BaseVariables, Campaig
                 "one run of a shared process; set them in the worker's environment, or use a "
                 "`process` work pool"
             )
+        if self._context is None:  # the worker's own context (its clients), not a run's
+            self._context = contextvars.copy_context()
         flow = await self._flow_for(flow_run)
         await self._wait_for_start_slot()
         flow_run = await self.client.read_flow_run(flow_run.id)  # its state is Submitting by now
         identifier = f"{socket.gethostname()}:{os.getpid()}:{flow_run.id}"
         # run_flow resolves the run's parameters (and defaults) as `prefect flow-run execute` does.
         # The run frees its place in the worker's limit once it has started its calls (or ends).
-        with admitted(partial(self._release_limit_slot, flow_run.id)):
+        with admitted(partial(self._place_freed, flow_run.id)):
             run = asyncio.create_task(
                 run_flow(flow, flow_run=flow_run, return_type="state"), name=f"flow-run-{flow_run.id}"
             )
@@ -240,6 +270,7 @@ async def _serve_with_clients(worker: CampaignWorker, stop: asyncio.Event) -> No
         group.start_soon(partial(worker.start, printer=say))
         group.start_soon(resident_sweep)  # the campaigns of workers that died, within ~70 s
         await stop.wait()
+        worker.stopping = True
         runs = worker.running()
         told = cancel_watch().stop_all(WORKER_STOPPING)
         logger.warning("stopping: %d campaign(s) running here clean up and report (%d told)", len(runs), told)
