@@ -55,8 +55,8 @@ WORKER_TYPE = "daily-sip-inprocess"
 STARTS_PER_SECOND = 2.0
 # Campaigns a worker takes that have not yet started their calls (`flows.supervision.admission`):
 # Daily starts ~one dial-out a second, so more of them only wait in memory, each paying Prefect
-# writes while it waits. 10 keeps the start window busy with a worker poll of up to 10 s between
-# a place freeing and the next run starting (benchmarks/fleet.py, docs/benchmarks.md).
+# writes while it waits. 10 per worker keep Daily's start window busy while the next campaigns
+# start (a run's start takes seconds): benchmarks/fleet.py, docs/benchmarks.md.
 DEFAULT_LIMIT = 10
 # After a place is freed, the next poll waits this long so places freed together share it.
 POLL_AFTER_RELEASE_SECONDS = 0.5
