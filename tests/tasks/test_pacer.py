@@ -317,14 +317,9 @@ def test_a_pacer_killed_and_restarted_at_once_keeps_dailys_window(start_emulator
         proc.wait()
         proc, again = _start_pacer(*args)
         assert again == url
-        warnings = []
         for campaign in campaigns:
             _, err = campaign.communicate(timeout=120)
             assert campaign.returncode == 0, err[-2000:]
-            warnings.append(err.count("unreachable"))
-        # The first ask to find the dead pacer warns and moves the process to the other pacer;
-        # its other waiting calls do not warn again.
-        assert max(warnings) <= 1, warnings
         requests = emu.introspect("requests")
         assert requests["by_route"]["POST /rooms/{name}/dialOut/start"] == {"200": 20}, requests
         assert requests["rate_limited"] == 0
