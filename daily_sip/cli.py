@@ -417,7 +417,7 @@ def worker(
     import logging
 
     require_prefect_server("a worker takes its runs from the Prefect server")
-    from daily_sip.worker import WORKER_TYPE, serve_worker
+    from daily_sip.worker import DEFAULT_LIMIT, WORKER_TYPE, serve_worker
 
     existing = asyncio.run(_pool_type(pool))
     if existing not in (None, WORKER_TYPE):
@@ -430,10 +430,10 @@ def worker(
         raise typer.Exit(2)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("daily_sip").setLevel(logging.INFO)
+    places = "any number of" if limit == 0 else f"up to {limit or DEFAULT_LIMIT}"
     typer.echo(
         f"daily-sip worker: pool {pool!r} (type {WORKER_TYPE}), "
-        f"{'any number of' if limit == 0 else f'up to {limit or 10}'} campaigns starting their calls "
-        "at once; Ctrl-C stops"
+        f"{places} campaigns starting their calls at once; Ctrl-C stops"
     )
     from daily_sip.worker import print_run_logs_from
 
